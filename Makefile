@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make figures` and `make test`.
+# Each creates .venv and installs the project with its test extras first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+TORCH  := torch==2.13.0
+
+.PHONY: figures figures-full test test-all demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, with an exact pin: an unpinned torch resolves to a multi-GB CUDA build.
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+figures: $(STAMP)
+	$(VENV)/bin/lora-asym figures --quick --out figures/out
+
+figures-full: $(STAMP)
+	$(VENV)/bin/lora-asym figures --full --out figures/out
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ''
+
+clean:
+	rm -rf $(VENV) figures/out .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Information-theoretic generalization bounds for every LoRA tuning variant."""

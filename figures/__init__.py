@@ -1,0 +1,1 @@
+"""Every theory figure, one module each, and the ``lora-asym`` command line."""

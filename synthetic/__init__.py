@@ -1,0 +1,1 @@
+"""Monte Carlo experiments that measure the A/B asymmetry and generalization gaps."""

@@ -1,0 +1,128 @@
+"""Input checks shared by the public functions of ``theory``, ``bounds`` and ``synthetic``.
+
+Every public function of the toolkit validates its arguments here, at the boundary, so that a
+user sees a ``ValueError`` that names the argument and its value instead of a NumPy traceback
+from deep inside a solver.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.float64]
+
+#: Relative tolerance (to the largest eigenvalue) below which an eigenvalue counts as zero.
+RANK_RTOL = 1e-10
+#: Relative tolerance for the symmetry of a covariance matrix.
+SYMMETRY_RTOL = 1e-8
+#: Relative tolerance (to the largest eigenvalue) for negative eigenvalues of a PSD matrix.
+PSD_RTOL = 1e-8
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape}"
+    return repr(value)
+
+
+def as_matrix(value: object, name: str, shape: tuple[int | None, int | None] | None = None) -> Array:
+    """Return ``value`` as a finite float64 2-D array, or raise ``ValueError`` naming ``name``."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a real matrix, got {_describe(value)}") from exc
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix, got an array of shape {arr.shape}")
+    if 0 in arr.shape:
+        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
+    if shape is not None:
+        for axis, (want, got) in enumerate(zip(shape, arr.shape)):
+            if want is not None and want != got:
+                raise ValueError(
+                    f"{name} has shape {arr.shape}; axis {axis} must have length {want} "
+                    f"to fit the other arguments"
+                )
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite entries")
+    return arr
+
+
+def as_covariance(value: object, name: str = "sigma", dim: int | None = None) -> Array:
+    """Return a symmetric positive semi-definite (d, d) matrix, or raise ``ValueError``."""
+    arr = as_matrix(value, name, (dim, dim))
+    if arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {arr.shape}")
+    scale = max(float(np.max(np.abs(arr))), np.finfo(np.float64).tiny)
+    asym = float(np.max(np.abs(arr - arr.T)))
+    if asym > SYMMETRY_RTOL * scale:
+        raise ValueError(f"{name} must be symmetric; max |{name} - {name}^T| = {asym:.3g}")
+    eig_min = float(np.linalg.eigvalsh((arr + arr.T) / 2)[0])
+    if eig_min < -PSD_RTOL * scale:
+        raise ValueError(
+            f"{name} must be positive semi-definite; its smallest eigenvalue is {eig_min:.3g}"
+        )
+    return (arr + arr.T) / 2
+
+
+def as_rank(value: object, d_in: int, d_out: int, name: str = "rank") -> int:
+    """Return a LoRA rank ``1 <= r <= min(d_in, d_out)`` or raise ``ValueError``."""
+    r = as_int(value, name, minimum=1)
+    if r > min(d_in, d_out):
+        raise ValueError(f"{name} {r} exceeds min(d_in, d_out) = {min(d_in, d_out)}")
+    return r
+
+
+def as_int(value: object, name: str, minimum: int | None = None) -> int:
+    """Return ``value`` as an int (bools rejected) at least ``minimum``, or raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer, got {_describe(value)}")
+    out = int(value)
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {out}")
+    return out
+
+
+def as_real(
+    value: object,
+    name: str,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    maximum: float | None = None,
+) -> float:
+    """Return ``value`` as a finite float within the stated range, or raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
+        raise ValueError(f"{name} must be a real number, got {_describe(value)}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {out}")
+    if positive and out <= 0:
+        raise ValueError(f"{name} must be > 0, got {out}")
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {out}")
+    if maximum is not None and out > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {out}")
+    return out
+
+
+def as_generator(value: object, name: str = "rng") -> np.random.Generator:
+    """Require a ``numpy.random.Generator``; seeds are chosen by entry points only."""
+    if not isinstance(value, np.random.Generator):
+        raise ValueError(
+            f"{name} must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
+            f"got {_describe(value)}"
+        )
+    return value
+
+
+def numerical_rank(eigenvalues: Array) -> int:
+    """Number of eigenvalues above ``RANK_RTOL`` times the largest one."""
+    top = float(np.max(eigenvalues, initial=0.0))
+    if top <= 0:
+        return 0
+    return int(np.count_nonzero(eigenvalues > RANK_RTOL * top))
