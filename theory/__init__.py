@@ -1,5 +1,39 @@
 """Closed forms of Section 4.1 of Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models"."""
 
+from theory.expectations import (
+    asymmetry_gap,
+    expected_loss_a_only,
+    expected_loss_b_only,
+    loss_b_only_draws,
+)
+from theory.linear import (
+    best_rank_update,
+    loss_a_only,
+    loss_b_only,
+    loss_full,
+    loss_lora,
+    optimal_a,
+    optimal_b,
+    population_loss,
+    sqrtm_psd,
+)
 from theory.random import haar_stiefel
+from theory.similarity import cca_similarity
 
-__all__ = ["haar_stiefel"]
+__all__ = [
+    "asymmetry_gap",
+    "best_rank_update",
+    "cca_similarity",
+    "expected_loss_a_only",
+    "expected_loss_b_only",
+    "haar_stiefel",
+    "loss_a_only",
+    "loss_b_only",
+    "loss_b_only_draws",
+    "loss_full",
+    "loss_lora",
+    "optimal_a",
+    "optimal_b",
+    "population_loss",
+    "sqrtm_psd",
+]

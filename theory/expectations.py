@@ -1,0 +1,122 @@
+r"""Expectations over a random frozen factor and the asymmetry gap (Section 4.1, Theorem 4.3).
+
+Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.1:
+the frozen factor is drawn uniformly from its Stiefel manifold, ``B = U ∈ St(d_out, r)`` for
+``a_only`` and ``A = Qᵀ`` with ``Q ∈ St(d_in, r)`` for ``b_only``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theory.linear import _problem, sqrtm_psd
+from theory.random import haar_stiefel
+from theory.validation import RANK_RTOL, Array, as_generator, as_int, as_rank, numerical_rank
+
+
+def expected_loss_a_only(delta: Array, sigma: Array, rank: int, noise_var: float) -> float:
+    r"""Exact ``E_U[L(U A^*)]`` over a Haar output map ``B = U ∈ St(d_out, r)``.
+
+    Since ``E_U[U Uᵀ] = (r/d_out) I`` (THEORY.md §1), the expected reduction in eq. (3) is
+    ``(r/d_out) Tr[ΔΣΔᵀ]``:
+
+    .. math:: E[L_{a\_only}] = d_{out} s^2 + (1 − r/d_{out}) \operatorname{Tr}[ΔΣΔ^T].
+
+    Parameters
+    ----------
+    delta : (d_out, d_in); sigma : (d_in, d_in); rank : int; noise_var : float.
+    """
+    delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
+    d_out, d_in = delta_.shape
+    r = as_rank(rank, d_in, d_out)
+    energy = float(np.einsum("ij,jk,ik->", delta_, sigma_, delta_))
+    return float(d_out * s2 + (1.0 - r / d_out) * energy)
+
+
+def loss_b_only_draws(delta: Array, sigma: Array, q: Array, noise_var: float) -> Array:
+    r"""Eq. (2) for a stack of frozen ``A = Qᵀ``, vectorised over draws.
+
+    Reduction ``‖Δ Σ^{1/2} P_k‖_F²`` with ``P_k`` the projector onto ``col(Σ^{1/2} Q_k)``.
+
+    Parameters
+    ----------
+    delta : (d_out, d_in); sigma : (d_in, d_in); q : (draws, d_in, r); noise_var : float.
+
+    Returns
+    -------
+    (draws,) the loss for each draw.
+    """
+    delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
+    q_ = np.asarray(q, dtype=np.float64)
+    if q_.ndim != 3 or q_.shape[1] != delta_.shape[1]:
+        raise ValueError(f"q must have shape (draws, d_in={delta_.shape[1]}, r), got {q_.shape}")
+    as_rank(q_.shape[2], delta_.shape[1], delta_.shape[0], name="q.shape[2] (the rank)")
+    root = sqrtm_psd(sigma_)
+    target = delta_ @ root
+    u, s, _ = np.linalg.svd(root @ q_, full_matrices=False)  # (draws, d_in, r), (draws, r)
+    keep = s > RANK_RTOL * s[:, :1]
+    reduction = np.einsum("oi,dij->doj", target, u) ** 2  # (draws, d_out, r)
+    reduction = np.sum(reduction.sum(axis=1) * keep, axis=1)
+    return delta_.shape[0] * s2 + float(np.sum(target**2)) - reduction
+
+
+def expected_loss_b_only(
+    delta: Array,
+    sigma: Array,
+    rank: int,
+    noise_var: float,
+    *,
+    draws: int,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    r"""Monte Carlo estimate of ``E_Q[L(B^* Qᵀ)]`` over a Haar ``A = Qᵀ``, ``Q ∈ St(d_in, r)``.
+
+    Eq. (2) has no closed-form expectation over ``Q`` for general ``Σ`` (THEORY.md §1); this
+    averages the exact loss over ``draws`` independent Haar draws, vectorised.
+
+    Parameters
+    ----------
+    delta : (d_out, d_in); sigma : (d_in, d_in); rank : int; noise_var : float.
+    draws : int, at least 2.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    (mean, stderr) : tuple of float
+        Sample mean and its standard error ``std(ddof=1) / sqrt(draws)``.
+    """
+    delta_, _, _ = _problem(delta, sigma, noise_var)
+    r = as_rank(rank, delta_.shape[1], delta_.shape[0])
+    draws = as_int(draws, "draws", minimum=2)
+    q = haar_stiefel(delta_.shape[1], r, as_generator(rng), draws=draws)
+    losses = loss_b_only_draws(delta_, sigma, q, noise_var)
+    return float(losses.mean()), float(losses.std(ddof=1) / np.sqrt(draws))
+
+
+def asymmetry_gap(delta: Array, sigma: Array, rank: int, noise_var: float) -> float:
+    r"""Exact ``E_U[L_{a\_only}] − L_{b\_only}`` when ``rank Σ <= r``.
+
+    With ``rank Σ <= r`` a Haar ``A = Qᵀ`` sees the whole input range almost surely
+    (``col(Σ^{1/2} Q) = range Σ``), so ``L_{b_only} = d_out s²`` and (THEORY.md eq. 4, the
+    equal-eigenvalue case ``Σ = σ² U_X U_Xᵀ`` of Zhu et al., Section 4.1.1, and its derived
+    extension to any ``Σ`` of rank ``<= r``)
+
+    .. math:: E[L_{a\_only}] − L_{b\_only} = (1 − r/d_{out}) \operatorname{Tr}[ΔΣΔ^T].
+
+    Raises ``ValueError`` when ``rank Σ > r``: then ``L_{b_only}`` depends on the draw; use
+    ``expected_loss_b_only`` (Monte Carlo) with ``expected_loss_a_only``.
+
+    Parameters
+    ----------
+    delta : (d_out, d_in); sigma : (d_in, d_in); rank : int; noise_var : float.
+    """
+    delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
+    d_out, d_in = delta_.shape
+    r = as_rank(rank, d_in, d_out)
+    k = numerical_rank(np.linalg.eigvalsh(sigma_))
+    if k > r:
+        raise ValueError(
+            f"asymmetry_gap is exact only when rank(sigma) <= rank; rank(sigma) = {k} > rank = {r}. "
+            f"Estimate it with expected_loss_a_only(...) - expected_loss_b_only(..., draws=, rng=)"
+        )
+    return expected_loss_a_only(delta_, sigma_, r, s2) - d_out * s2
