@@ -1,0 +1,119 @@
+"""The ``lora-asym`` command line: regenerate the theory figures, list them.
+
+Errors in the arguments or the output folder print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from figures import registry
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _fail(message: str) -> "NoReturn":  # type: ignore[name-defined]
+    print(f"lora-asym: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def _writable_dir(path: str) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        _fail(f"--out {path!r} is not a writable folder ({exc.strerror or exc})")
+    return out
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    names = args.only or list(registry.FIGURES)
+    unknown = [n for n in names if n not in registry.FIGURES]
+    if unknown:
+        _fail(f"unknown figure {unknown[0]!r}; run `lora-asym list` (known: {', '.join(registry.FIGURES)})")
+    out = _writable_dir(args.out)
+    mode = "full" if args.full else "quick"
+    for name in names:
+        start = time.perf_counter()
+        paths = registry.load(name).make(out, quick=not args.full, seed=args.seed)
+        print(f"{name} ({mode}, seed {args.seed}): {paths['png']} [{time.perf_counter() - start:.1f} s]")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    width = max(map(len, registry.FIGURES))
+    for name in registry.FIGURES:
+        print(f"{name:<{width}}  {registry.load(name).DESCRIPTION}")
+    return 0
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``lora-asym`` and its subcommands."""
+    parser = _Parser(
+        prog="lora-asym",
+        description="Verify, measure and teach 'Asymmetry in Low-Rank Adapters of Foundation Models'.",
+        epilog="Example: lora-asym figures --quick --out figures/out",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    fig = sub.add_parser(
+        "figures",
+        help="regenerate the theory figures (PNG, PDF, data JSON, caption)",
+        description="Regenerate the theory figures into --out: PNG, PDF, the numbers (JSON) and a caption.",
+        epilog="Example: lora-asym figures --quick --only asymmetry_vs_rank --out figures/out --seed 0",
+    )
+    speed = fig.add_mutually_exclusive_group()
+    speed.add_argument("--quick", action="store_true", help="small grids, seconds (default)")
+    speed.add_argument("--full", action="store_true", help="paper quality: more draws, finer grids")
+    fig.add_argument("--only", nargs="+", metavar="NAME", help="figures to make (see `lora-asym list`)")
+    fig.add_argument("--out", default="figures/out", help="output folder (default: figures/out)")
+    fig.add_argument("--seed", type=_seed, default=0, help="seed of every random draw (default: 0)")
+    fig.set_defaults(func=_cmd_figures)
+
+    lst = sub.add_parser(
+        "list",
+        help="list the figures with one-line descriptions",
+        description="List the figures that `lora-asym figures` makes.",
+        epilog="Example: lora-asym list",
+    )
+    lst.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lora-asym`` console script."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("lora-asym: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,16 @@
+"""The figures the toolkit can regenerate, in the order ``lora-asym figures`` makes them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+#: Figure name -> module under ``figures`` with ``NAME``, ``DESCRIPTION`` and ``make``.
+FIGURES: tuple[str, ...] = ("asymmetry_vs_rank",)
+
+
+def load(name: str) -> ModuleType:
+    """The module of figure ``name``; ``ValueError`` listing the known names otherwise."""
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; known figures: {', '.join(FIGURES)}")
+    return importlib.import_module(f"figures.{name}")
