@@ -40,6 +40,7 @@ CASES = [
     (lambda: theory.expected_loss_b_only(D, S, 2, 0.1, draws=1, rng=RNG), "draws must be >= 2"),
     (lambda: theory.expected_loss_b_only(D, S, 2, 0.1, draws=10, rng=0), "rng must be a numpy.random.Generator"),
     (lambda: theory.loss_b_only_draws(D, S, np.zeros((3, 4, 2)), 0.1), "q must have shape"),
+    (lambda: theory.loss_a_only_draws(D, S, np.ones((3, 4, 2)), 0.1), "orthonormal columns"),
     (lambda: theory.asymmetry_gap(D, S, 2, 0.1), "rank(sigma) = 5 > rank = 2"),
     (lambda: theory.haar_stiefel(3, 4, RNG), "r 4 exceeds d = 3"),
     (lambda: theory.haar_stiefel(0, 1, RNG), "d must be >= 1"),

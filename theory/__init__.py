@@ -4,6 +4,7 @@ from theory.expectations import (
     asymmetry_gap,
     expected_loss_a_only,
     expected_loss_b_only,
+    loss_a_only_draws,
     loss_b_only_draws,
 )
 from theory.linear import (
@@ -28,6 +29,7 @@ __all__ = [
     "expected_loss_b_only",
     "haar_stiefel",
     "loss_a_only",
+    "loss_a_only_draws",
     "loss_b_only",
     "loss_b_only_draws",
     "loss_full",

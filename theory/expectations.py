@@ -60,6 +60,33 @@ def loss_b_only_draws(delta: Array, sigma: Array, q: Array, noise_var: float) ->
     return delta_.shape[0] * s2 + float(np.sum(target**2)) - reduction
 
 
+def loss_a_only_draws(delta: Array, sigma: Array, u: Array, noise_var: float) -> Array:
+    r"""Eq. (3) for a stack of frozen orthonormal ``B = U``, vectorised over draws.
+
+    Reduction ``‖U_kᵀ Δ Σ^{1/2}‖_F²`` (``P_B = U Uᵀ`` for orthonormal columns).
+
+    Parameters
+    ----------
+    delta : (d_out, d_in); sigma : (d_in, d_in); u : (draws, d_out, r) with orthonormal columns;
+    noise_var : float.
+
+    Returns
+    -------
+    (draws,) the loss for each draw.
+    """
+    delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
+    u_ = np.asarray(u, dtype=np.float64)
+    if u_.ndim != 3 or u_.shape[1] != delta_.shape[0]:
+        raise ValueError(f"u must have shape (draws, d_out={delta_.shape[0]}, r), got {u_.shape}")
+    as_rank(u_.shape[2], delta_.shape[1], delta_.shape[0], name="u.shape[2] (the rank)")
+    gram = np.swapaxes(u_, 1, 2) @ u_
+    if not np.allclose(gram, np.eye(u_.shape[2]), atol=1e-8):
+        raise ValueError("u must have orthonormal columns (draw it with haar_stiefel)")
+    target = delta_ @ sqrtm_psd(sigma_)
+    reduction = np.sum(np.einsum("dor,oi->dri", u_, target) ** 2, axis=(1, 2))
+    return delta_.shape[0] * s2 + float(np.sum(target**2)) - reduction
+
+
 def expected_loss_b_only(
     delta: Array,
     sigma: Array,

@@ -1,0 +1,71 @@
+"""A disk cache for the numbers behind the figures, keyed by the full configuration.
+
+Each entry is one ``.npz`` file (loaded with ``allow_pickle=False``) holding flat float/int
+arrays; its name is the SHA-256 of the canonical JSON of ``(kind, params, toolkit version)``.
+Entries are written atomically (temporary file, fsync, rename), so a run killed at any point
+leaves either a complete entry or none, and a rerun resumes from the entries already written.
+An entry that does not load is reported, deleted and recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from figures.output import _version, write_atomic
+
+Arrays = dict[str, np.ndarray]
+
+
+class CorruptCacheWarning(UserWarning):
+    """A cache entry did not load and is being recomputed."""
+
+
+def cache_key(kind: str, params: Mapping) -> str:
+    """SHA-256 of the canonical JSON of the entry's kind, parameters and the toolkit version."""
+    blob = json.dumps({"kind": kind, "params": params, "version": _version()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def memo(
+    cache_dir: Path | None,
+    kind: str,
+    params: Mapping,
+    compute: Callable[[], Arrays],
+    *,
+    force: bool = False,
+) -> Arrays:
+    """Return ``compute()``'s arrays, from ``cache_dir`` when an entry for ``params`` exists.
+
+    Parameters
+    ----------
+    cache_dir : folder of the entries; ``None`` disables caching.
+    kind : what is computed (e.g. the figure and the grid point's role).
+    params : JSON-serialisable description of everything the result depends on, seed included.
+    compute : returns a dict of name -> array.
+    force : recompute and overwrite even when an entry exists.
+    """
+    if cache_dir is None:
+        return compute()
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{kind}-{cache_key(kind, params)}.npz"
+    if path.exists() and not force:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            warnings.warn(f"cache entry {path} is corrupt ({exc}); recomputing", CorruptCacheWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
+    result = {k: np.asarray(v) for k, v in compute().items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **result)
+    write_atomic(path, buffer.getvalue())
+    return result
