@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import theory
+from figures.cache import memo
 
 NAME = "asymmetry_vs_rank"
 DESCRIPTION = "Excess loss vs rank for full, lora, b_only, a_only; isotropic vs decaying Σ."
@@ -48,34 +49,31 @@ def spectra(config: Config) -> dict[str, np.ndarray]:
     return {"isotropic": np.ones(config.d), f"powerlaw:{config.powerlaw_alpha:g}": decay * config.d / decay.sum()}
 
 
-def compute(config: Config, rng: np.random.Generator) -> dict:
-    """Normalised excess losses ``(L − d s²) / Tr[ΔΣΔᵀ]`` per spectrum, variant and rank.
-
-    Returns
-    -------
-    dict with ``ranks`` (k,) and, per spectrum name, ``{variant: (k,)}`` plus ``b_only_se`` (k,).
-    """
+def panel(config: Config, name: str, eig: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """One spectrum's normalised excess losses ``(L − d s²) / Tr[ΔΣΔᵀ]``, each (len(ranks),)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, list(spectra(config)).index(name)]))
     d = config.d
-    delta = rng.standard_normal((d, d)) / np.sqrt(d)
+    delta = np.random.default_rng(seed).standard_normal((d, d)) / np.sqrt(d)  # same Δ in both panels
+    sigma = np.diag(eig)
+    floor = theory.loss_full(delta, sigma, config.noise_var)
+    energy = theory.population_loss(delta, np.zeros_like(delta), sigma, config.noise_var) - floor
+    rows: dict[str, list[float]] = {v: [] for v in ("full", "lora", "b_only", "b_only_se", "a_only")}
+    for r in config.ranks:
+        mean_b, se_b = theory.expected_loss_b_only(delta, sigma, r, config.noise_var, draws=config.draws, rng=rng)
+        rows["full"].append(0.0)
+        rows["lora"].append(theory.loss_lora(delta, sigma, r, config.noise_var) - floor)
+        rows["b_only"].append(mean_b - floor)
+        rows["b_only_se"].append(se_b)
+        rows["a_only"].append(theory.expected_loss_a_only(delta, sigma, r, config.noise_var) - floor)
+    return {k: np.array(v) / energy for k, v in rows.items()}
+
+
+def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
+    """``ranks`` (k,) and, per spectrum name, ``{variant: (k,)}`` plus ``b_only_se`` (k,)."""
     out: dict = {"ranks": np.array(config.ranks)}
-    jobs = [(name, eig) for name, eig in spectra(config).items()]
-    with tqdm(total=len(jobs) * len(config.ranks), desc=f"{NAME}: Monte Carlo over Haar A", leave=False) as bar:
-        for name, eig in jobs:
-            sigma = np.diag(eig)
-            floor = theory.loss_full(delta, sigma, config.noise_var)
-            energy = theory.population_loss(delta, np.zeros_like(delta), sigma, config.noise_var) - floor
-            rows: dict[str, list[float]] = {v: [] for v in ("full", "lora", "b_only", "b_only_se", "a_only")}
-            for r in config.ranks:
-                mean_b, se_b = theory.expected_loss_b_only(
-                    delta, sigma, r, config.noise_var, draws=config.draws, rng=rng
-                )
-                rows["full"].append(0.0)
-                rows["lora"].append(theory.loss_lora(delta, sigma, r, config.noise_var) - floor)
-                rows["b_only"].append(mean_b - floor)
-                rows["b_only_se"].append(se_b)
-                rows["a_only"].append(theory.expected_loss_a_only(delta, sigma, r, config.noise_var) - floor)
-                bar.update()
-            out[name] = {k: np.array(v) / energy for k, v in rows.items()}
+    for name, eig in tqdm(spectra(config).items(), desc=f"{NAME}: Monte Carlo over Haar A", leave=False):
+        params = {"config": asdict(config), "spectrum": name, "seed": seed}
+        out[name] = memo(cache_dir, NAME, params, lambda: panel(config, name, eig, seed), force=force)
     return out
 
 
@@ -117,15 +115,15 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
-def make(out_dir: Path | str, quick: bool = True, seed: int = 0) -> dict[str, Path]:
-    """Compute and save the figure (PNG, PDF, JSON data, caption) into ``out_dir``."""
+def make(out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False) -> dict[str, Path]:
+    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption."""
     import matplotlib.pyplot as plt
 
     from figures.output import save_figure
     from figures.style import style
 
     config = Config.quick() if quick else Config.full()
-    data = compute(config, np.random.default_rng(seed))
+    data = compute(config, seed, Path(out_dir) / ".cache", force)
     with style():
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
         for ax, name in zip(axes, [k for k in data if k != "ranks"]):

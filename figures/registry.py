@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 
 #: Figure name -> module under ``figures`` with ``NAME``, ``DESCRIPTION`` and ``make``.
-FIGURES: tuple[str, ...] = ("asymmetry_vs_rank", "asymmetry_gap")
+FIGURES: tuple[str, ...] = ("asymmetry_vs_rank", "asymmetry_gap", "asymmetry_map")
 
 
 def load(name: str) -> ModuleType:

@@ -1,1 +1,44 @@
 """Monte Carlo experiments that measure the A/B asymmetry and generalization gaps."""
+
+from synthetic.fit import fit_a_only, fit_b_only, fit_full, fit_lora, frozen_factor, lstsq_batched
+from synthetic.gd import GDConfig, gd_fit, gd_vs_closed_form
+from synthetic.linear import (
+    LinearTask,
+    clipped_test_losses,
+    frozen_factors,
+    linear_trial_losses,
+    population_losses,
+    sample_training_sets,
+)
+from synthetic.mlp import MLPTask, mlp_trial_losses
+from synthetic.montecarlo import GapResult, GapSummary, mean_interval, measure_gap, summarize
+from synthetic.quantize import Quantized, quantize
+from synthetic.similarity import similarity_grid
+
+__all__ = [
+    "GDConfig",
+    "GapResult",
+    "GapSummary",
+    "LinearTask",
+    "MLPTask",
+    "Quantized",
+    "clipped_test_losses",
+    "fit_a_only",
+    "fit_b_only",
+    "fit_full",
+    "fit_lora",
+    "frozen_factor",
+    "frozen_factors",
+    "gd_fit",
+    "gd_vs_closed_form",
+    "linear_trial_losses",
+    "lstsq_batched",
+    "mean_interval",
+    "measure_gap",
+    "mlp_trial_losses",
+    "population_losses",
+    "quantize",
+    "sample_training_sets",
+    "similarity_grid",
+    "summarize",
+]

@@ -75,3 +75,156 @@ def linear_problems(draw, max_dim: int = 8, kinds: tuple[str, ...] = SPECTRA):
         "a": draw(haar_factors(d_in, rank)).T,
         "b": draw(haar_factors(d_out, rank)),
     }
+
+
+# --- synthetic (linear engine): tasks and batched least-squares problems ----------------------
+
+
+@st.composite
+def linear_tasks(draw, max_dim: int = 8, spectra: tuple[str, ...] = ("isotropic", "powerlaw", "lowrank")):
+    """A small ``synthetic.linear.LinearTask``: dims, spectrum, Δ, alignment, noise, init."""
+    from synthetic.linear import LinearTask  # deferred: the strategies module must not need synthetic
+
+    d_in = draw(st.integers(2, max_dim))
+    d_out = draw(st.integers(2, max_dim))
+    kind = draw(st.sampled_from(spectra))
+    spec = {
+        "isotropic": "isotropic",
+        "powerlaw": f"powerlaw:{draw(st.sampled_from((0.5, 1.0, 2.0)))}",
+        "lowrank": f"lowrank:{draw(st.integers(1, d_in))}",
+    }[kind]
+    k = draw(st.integers(1, min(d_in, d_out)))
+    svals = draw(st.one_of(
+        st.floats(0.1, 5.0),
+        st.lists(st.floats(0.1, 5.0), min_size=k, max_size=k).map(tuple),
+    ))
+    return LinearTask(
+        d_in=d_in,
+        d_out=d_out,
+        spectrum=spec,
+        delta_rank=k,
+        delta_singular_values=svals,
+        alignment=draw(st.one_of(st.none(), st.floats(0.0, 1.0))),
+        noise_var=draw(st.floats(0.0, 2.0)),
+        init=draw(st.sampled_from(("haar", "kaiming_uniform", "gaussian", "w0_top_singular"))),
+        clip=draw(st.floats(0.5, 20.0)),
+        n_test=256,
+        task_seed=draw(seeds),
+    )
+
+
+@st.composite
+def batched_designs(draw, max_trials: int = 3, max_dim: int = 6, max_n: int = 14):
+    """Stacks ``x`` (T, n, d_in), ``y`` (T, n, d_out) of least-squares problems, plus a rank.
+
+    ``design`` says how ``x`` was made: ``"gaussian"`` (full rank when ``n >= d_in``),
+    ``"wide"`` (``n < d_in``) or ``"deficient"`` (rank ``deficient_rank < min(n, d_in)``, exact
+    duplicate directions: singular sample systems).
+    """
+    trials = draw(st.integers(1, max_trials))
+    d_in = draw(st.integers(2, max_dim))
+    d_out = draw(st.integers(2, max_dim))
+    design = draw(st.sampled_from(("gaussian", "wide", "deficient")))
+    n = draw(st.integers(1, d_in - 1)) if design == "wide" else draw(st.integers(d_in + 2, max_n + d_in))
+    rng = np.random.default_rng(draw(seeds))
+    x = rng.standard_normal((trials, n, d_in))
+    deficient_rank = None
+    if design == "deficient":
+        deficient_rank = draw(st.integers(1, d_in - 1))
+        x = x[:, :, :deficient_rank] @ rng.standard_normal((deficient_rank, d_in))
+    y = rng.standard_normal((trials, n, d_out))
+    return {
+        "x": x,
+        "y": y,
+        "design": design,
+        "deficient_rank": deficient_rank,
+        "rank": draw(st.integers(1, min(d_in, d_out))),
+        "ridge": draw(st.sampled_from((0.0, 0.0, 0.05, 1.0))),
+    }
+
+
+# --- synthetic (small-MLP engine): tiny teacher tasks ------------------------------------------
+
+
+@st.composite
+def mlp_tasks(draw, max_width: int = 8, max_layers: int = 3, kinds: tuple[str, ...] = ("classification", "regression")):
+    """A tiny valid ``synthetic.mlp.MLPTask``: widths, adapted and perturbed layers, k, rho, kind.
+
+    ``test_size`` and ``steps`` are small so that a training run takes milliseconds.
+    """
+    from synthetic.mlp import MLPTask  # deferred: the strategies module must not need synthetic
+
+    n_layers = draw(st.integers(1, max_layers))
+    widths = tuple(draw(st.lists(st.integers(2, max_width), min_size=n_layers + 1, max_size=n_layers + 1)))
+    layer_sets = st.sets(st.integers(0, n_layers - 1), min_size=1).map(lambda s: tuple(sorted(s)))
+    adapted = draw(layer_sets)
+    perturbed = draw(layer_sets)
+    k_max = min(min(widths[l], widths[l + 1]) for l in perturbed)
+    return MLPTask(
+        widths=widths,
+        adapted_layers=adapted,
+        perturbed_layers=perturbed,
+        teacher_seed=draw(seeds),
+        task_seed=draw(seeds),
+        perturbation_rank=draw(st.integers(1, k_max)),
+        perturbation_scale=draw(st.one_of(st.just(0.0), st.floats(0.05, 2.0))),
+        logit_scale=draw(st.floats(0.5, 8.0)),
+        kind=draw(st.sampled_from(kinds)),
+        label_noise=draw(st.floats(0.0, 1.0)),
+        noise_std=draw(st.floats(0.0, 1.0)),
+        input_dist=draw(st.sampled_from(("isotropic", "powerlaw:1.0", "powerlaw:2.5"))),
+        test_size=64,
+        steps=draw(st.integers(1, 5)),
+        lr=draw(st.sampled_from((1e-3, 1e-2))),
+        init=draw(st.sampled_from(("haar", "kaiming_uniform", "gaussian", "w0_top_singular"))),
+        clip=draw(st.floats(0.5, 10.0)),
+    )
+
+
+# --- bounds: layer lists, LoRA settings and information quantities (issue 3) ----------------
+
+BOUND_VARIANTS = ("full", "lora", "b_only", "a_only")
+
+
+@st.composite
+def layer_lists(draw, max_layers: int = 4, max_dim: int = 256, square: bool = False):
+    """A non-empty list of ``(d_out, d_in)`` layers, each dimension in ``[1, max_dim]``."""
+    count = draw(st.integers(1, max_layers))
+    dims = st.integers(1, max_dim)
+    if square:
+        return [(d, d) for d in draw(st.lists(dims, min_size=count, max_size=count))]
+    return [(draw(dims), draw(dims)) for _ in range(count)]
+
+
+@st.composite
+def lora_settings(draw, max_layers: int = 4, max_dim: int = 256, square: bool = False):
+    """Arguments of ``lora_mi_bound``: layers, a rank valid for every layer, q_bits, sigma, n."""
+    layers = draw(layer_lists(max_layers, max_dim, square))
+    max_rank = min(min(d_out, d_in) for d_out, d_in in layers)
+    return {
+        "layers": layers,
+        "rank": draw(st.integers(1, max_rank)),
+        "q_bits": draw(st.integers(1, 32)),
+        "sigma": draw(st.floats(1e-3, 1e3)),
+        "n": draw(st.integers(1, 10**7)),
+    }
+
+
+mi_nats_values = st.floats(0.0, 1e6, allow_nan=False, allow_infinity=False)
+
+probabilities = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@st.composite
+def mi_vectors(draw, max_size: int = 50):
+    """A (n,) array of non-negative per-sample mutual informations in nats."""
+    size = draw(st.integers(1, max_size))
+    return np.array(draw(st.lists(mi_nats_values, min_size=size, max_size=size)))
+
+
+@st.composite
+def symbol_arrays(draw, max_size: int = 64, max_abs: int = 2**15):
+    """A (size,) int64 array of quantized symbols within ``[-max_abs, max_abs - 1]``."""
+    size = draw(st.integers(1, max_size))
+    levels = draw(st.lists(st.integers(-max_abs, max_abs - 1), min_size=1, max_size=6, unique=True))
+    return np.array(draw(st.lists(st.sampled_from(levels), min_size=size, max_size=size)), dtype=np.int64)

@@ -1,0 +1,315 @@
+r"""Batched closed-form fits of the four tuning variants, and the paper's frozen-factor inits.
+
+Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.1
+(THEORY.md §1, "Finite samples"): on ``n`` samples every variant has an exact solution.
+All fits here take a leading trial axis ``T`` and solve every trial at once (batched SVD /
+eigendecomposition, no Python loop over trials).
+
+Data convention: ``x`` (T, n, d_in) are the inputs and ``y`` (T, n, d_out) the targets the
+adapter must explain, ``y − W0 x`` (``W0`` is frozen and known, the bias is fixed to
+``b_t``, THEORY.md §1). The fitted update is ``M`` (d_out, d_in), the adapted weight
+``W0 + M``. The objective of every variant is
+
+.. math:: \frac1n \|Y − X M^T\|_F^2 + λ \|\text{trained}\|_F^2 ,
+
+the squared error summed over the ``d_out`` outputs and averaged over samples, with an
+optional ridge ``λ >= 0`` on the trained factor (on ``M`` itself for ``full`` and ``lora``).
+
+Singular or ill-conditioned sample systems (``n < d_in``, a low-rank ``Σ``) never produce NaN:
+every solve is a pseudo-inverse through the SVD, with singular values below
+``max(n, p) · eps · s_max`` treated as zero, the cut-off ``numpy.linalg.lstsq`` uses; the
+result is the minimum-norm least-squares solution. With ``λ > 0`` the filter
+``s / (s² + nλ)`` is finite for every ``s`` and no cut-off is needed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theory.random import haar_stiefel
+from theory.validation import Array, as_generator, as_int, as_rank, as_real
+
+VARIANTS = ("b_only", "a_only", "lora", "full")
+INITS = ("haar", "kaiming_uniform", "gaussian", "w0_top_singular")
+
+
+def check_variant(variant: object) -> str:
+    """Return ``variant`` if it is one of ``VARIANTS``, else raise ``ValueError`` naming it."""
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r} is not one of {', '.join(map(repr, VARIANTS))}")
+    return variant
+
+
+def check_init(init: object, name: str = "init") -> str:
+    """Return ``init`` if it is one of ``INITS``, else raise ``ValueError`` naming it."""
+    if not isinstance(init, str) or init not in INITS:
+        raise ValueError(f"{name} {init!r} is not one of {', '.join(map(repr, INITS))}")
+    return init
+
+
+def as_stack(value: object, name: str, shape: tuple[int | None, ...]) -> Array:
+    """Return a finite float64 array with ``len(shape)`` axes matching ``shape`` (None: any)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a real array, got {type(value).__name__}") from exc
+    if arr.ndim != len(shape):
+        raise ValueError(f"{name} must have {len(shape)} axes, got shape {arr.shape}")
+    for axis, (want, got) in enumerate(zip(shape, arr.shape)):
+        if got == 0 or (want is not None and want != got):
+            expect = "non-zero length" if want is None else f"length {want}"
+            raise ValueError(f"{name} has shape {arr.shape}; axis {axis} must have {expect}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    return arr
+
+
+def _xy(x: object, y: object) -> tuple[Array, Array]:
+    x_ = as_stack(x, "x", (None, None, None))
+    y_ = as_stack(y, "y", (x_.shape[0], x_.shape[1], None))
+    return x_, y_
+
+
+def _svd_filter(s: Array, n_rows: int, n_cols: int, ridge: float) -> Array:
+    """``1/s`` above the lstsq cut-off (0 below) when ``ridge == 0``; ``s/(s² + nλ)`` otherwise."""
+    if ridge > 0:
+        return s / (s**2 + n_rows * ridge)
+    cutoff = max(n_rows, n_cols) * np.finfo(np.float64).eps * s[..., :1]
+    keep = s > cutoff
+    return np.divide(1.0, s, out=np.zeros_like(s), where=keep)
+
+
+def lstsq_batched(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T, n, p), (T, n, q) -> (T, p, q)
+    r"""Minimum-norm least squares (or ridge) for every trial: ``argmin_G ‖Y − X G‖²/n + λ‖G‖²``.
+
+    .. math:: G = V \,\mathrm{diag}(f(s))\, U^T Y, \qquad X = U\,\mathrm{diag}(s)\,V^T,
+
+    with ``f(s) = 1/s`` (zero below the cut-off of ``numpy.linalg.lstsq``) for ``λ = 0``, the
+    pseudo-inverse solution, and ``f(s) = s/(s² + nλ)`` for ridge.
+
+    Parameters
+    ----------
+    x : (T, n, p) design; y : (T, n, q) targets; ridge : float, ``λ >= 0``.
+
+    Returns
+    -------
+    (T, p, q)
+    """
+    x_, y_ = _xy(x, y)
+    ridge = as_real(ridge, "ridge", minimum=0.0)
+    u, s, vt = np.linalg.svd(x_, full_matrices=False)
+    f = _svd_filter(s, x_.shape[1], x_.shape[2], ridge)
+    return np.swapaxes(vt, 1, 2) @ (f[..., None] * (np.swapaxes(u, 1, 2) @ y_))
+
+
+def fit_full(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T,n,d_in), (T,n,d_out) -> (T,d_out,d_in)
+    r"""``full``: ordinary least squares for ``M``, minimum-norm when ``n < d_in`` (or ridge).
+
+    .. math:: M^T = X^+ Y \quad (λ = 0), \qquad M^T = (X^TX + nλI)^{-1} X^T Y \quad (λ > 0).
+
+    Returns
+    -------
+    (T, d_out, d_in) the update ``M``.
+    """
+    return np.swapaxes(lstsq_batched(x, y, ridge=ridge), 1, 2)
+
+
+def fit_b_only(x: Array, y: Array, a: Array, *, ridge: float = 0.0) -> Array:  # a (T, r, d_in) -> (T, d_out, r)
+    r"""``b_only``: least squares of ``Y`` on the projected features ``X Aᵀ`` (Lemma 4.1, sample).
+
+    The empirical version of Zhu et al., Lemma 4.1: with ``A`` frozen, ``B`` is ordinary least
+    squares on the ``r`` features ``A x``,
+
+    .. math:: B^T = (X A^T)^+ Y ,
+
+    minimum-norm when ``X Aᵀ`` is rank deficient; ridge penalises ``‖B‖_F²``. The update
+    ``B A`` depends on ``A`` only through its row space.
+
+    Parameters
+    ----------
+    x : (T, n, d_in); y : (T, n, d_out); a : (T, r, d_in) frozen feature extractors.
+
+    Returns
+    -------
+    (T, d_out, r) the trained ``B``.
+    """
+    x_, y_ = _xy(x, y)
+    a_ = as_stack(a, "a", (x_.shape[0], None, x_.shape[2]))
+    return np.swapaxes(lstsq_batched(x_ @ np.swapaxes(a_, 1, 2), y_, ridge=ridge), 1, 2)
+
+
+def fit_a_only(x: Array, y: Array, b: Array, *, ridge: float = 0.0) -> Array:  # b (T, d_out, r) -> (T, r, d_in)
+    r"""``a_only``: the least-squares ``A`` for a frozen output map ``B`` (Lemma 4.2, sample).
+
+    Minimises ``‖Y − X Aᵀ Bᵀ‖²/n + λ‖A‖²``. With ``X = U diag(s) Vᵀ`` and
+    ``BᵀB = P diag(β) Pᵀ`` the normal equations ``XᵀX Aᵀ BᵀB + nλ Aᵀ = XᵀY B`` decouple:
+
+    .. math::
+        A^T = V\, G\, P^T,\qquad G_{ij} = \frac{s_i\,(U^T Y B P)_{ij}}{s_i^2 β_j + nλ},
+
+    which for ``λ = 0`` is ``Aᵀ = X⁺ Y B (BᵀB)⁻¹``: ordinary least squares of the projected
+    outputs ``Y B (BᵀB)⁻¹`` on ``x``. As ``n → ∞`` it tends to Lemma 4.2's
+    ``A* = (BᵀB)⁻¹BᵀΔ`` (tested). ``B`` must have full column rank (every init does, almost
+    surely).
+
+    Parameters
+    ----------
+    x : (T, n, d_in); y : (T, n, d_out); b : (T, d_out, r) frozen output maps.
+
+    Returns
+    -------
+    (T, r, d_in) the trained ``A``.
+    """
+    x_, y_ = _xy(x, y)
+    b_ = as_stack(b, "b", (x_.shape[0], y_.shape[2], None))
+    ridge = as_real(ridge, "ridge", minimum=0.0)
+    beta, p = np.linalg.eigh(np.swapaxes(b_, 1, 2) @ b_)  # (T, r), (T, r, r)
+    if np.any(beta[:, 0] <= 1e-12 * beta[:, -1]):
+        raise ValueError("b must have full column rank: Bᵀ B is singular for some trial")
+    u, s, vt = np.linalg.svd(x_, full_matrices=False)
+    c = np.swapaxes(u, 1, 2) @ y_ @ b_ @ p  # (T, k, r)
+    if ridge > 0:
+        denom = s[:, :, None] ** 2 * beta[:, None, :] + x_.shape[1] * ridge
+        g = s[:, :, None] * c / denom
+    else:
+        f = _svd_filter(s, x_.shape[1], x_.shape[2], 0.0)
+        g = f[:, :, None] * c / beta[:, None, :]
+    return np.swapaxes(np.swapaxes(vt, 1, 2) @ g @ np.swapaxes(p, 1, 2), 1, 2)
+
+
+def fit_lora(
+    x: Array, y: Array, rank: int, *, ridge: float = 0.0
+) -> tuple[Array, Array]:  # -> (T, d_out, r), (T, r, d_in)
+    r"""``lora``: reduced-rank regression, the exact best rank-``r`` fit on the sample.
+
+    With ``M̂`` the least-squares (or ridge) fit and ``Ŷ = X M̂ᵀ``, the training error splits as
+    ``‖Y − Ŷ‖² + ‖Ŷ − X Mᵀ‖²``, so the best ``M`` of rank ``<= r`` projects ``M̂`` onto the top-r
+    eigenvectors ``V_r`` of ``ŶᵀŶ`` (Eckart–Young for the fitted values, i.e. truncation in the
+    metric of their sample covariance):
+
+    .. math:: B = V_r,\qquad A = V_r^T \hat M,\qquad M = V_r V_r^T \hat M .
+
+    With ridge ``λ > 0`` (penalty ``λ‖M‖_F²``) the same holds with ``ŶᵀŶ + nλ M̂M̂ᵀ`` (reduced-rank
+    ridge regression; Mukherjee and Zhu, "Reduced rank ridge regression and its kernel
+    extensions", 2011). Ties among eigenvalues make the minimiser non-unique; any choice is one.
+    The factorisation returned has ``B`` with orthonormal columns.
+
+    Parameters
+    ----------
+    x : (T, n, d_in); y : (T, n, d_out); rank : int, ``1 <= r <= min(d_in, d_out)``.
+
+    Returns
+    -------
+    b : (T, d_out, r); a : (T, r, d_in)
+    """
+    x_, y_ = _xy(x, y)
+    r = as_rank(rank, x_.shape[2], y_.shape[2])
+    ridge = as_real(ridge, "ridge", minimum=0.0)
+    m_hat = fit_full(x_, y_, ridge=ridge)  # (T, d_out, d_in)
+    fitted = x_ @ np.swapaxes(m_hat, 1, 2)  # (T, n, d_out)
+    gram = np.swapaxes(fitted, 1, 2) @ fitted
+    if ridge > 0:
+        gram = gram + x_.shape[1] * ridge * (m_hat @ np.swapaxes(m_hat, 1, 2))
+    _, evecs = np.linalg.eigh((gram + np.swapaxes(gram, 1, 2)) / 2)
+    b = evecs[:, :, ::-1][:, :, :r]
+    return b, np.swapaxes(b, 1, 2) @ m_hat
+
+
+def frozen_factor(
+    init: str,
+    side: str,
+    d_in: int,
+    d_out: int,
+    rank: int,
+    rng: np.random.Generator,
+    *,
+    w0: Array | None = None,
+) -> Array:  # side "a": (r, d_in); side "b": (d_out, r)
+    r"""One frozen factor drawn from one of the paper's inits.
+
+    ``side="a"`` gives a feature extractor ``A`` (r, d_in), ``side="b"`` an output map ``B``
+    (d_out, r). Inits (THEORY.md §0):
+
+    - ``haar``: uniform on the Stiefel manifold, ``A = Qᵀ``, ``Q ∈ St(d_in, r)``, ``B = U ∈
+      St(d_out, r)`` (Zhu et al., Section 4.1).
+    - ``kaiming_uniform``: i.i.d. ``U(−1/√fan_in, 1/√fan_in)`` with ``fan_in`` the factor's input
+      width (``d_in`` for A, ``r`` for B): PyTorch's ``kaiming_uniform_(a=√5)``, the default of
+      ``nn.Linear`` and of common LoRA code for A.
+    - ``gaussian``: i.i.d. ``N(0, 1/fan_in)``.
+    - ``w0_top_singular``: the top-r singular vectors of ``W0 = U S Vᵀ``: ``A = V_rᵀ``,
+      ``B = U_r``; deterministic (``rng`` unused), needs ``w0``.
+
+    Scaling convention: the closed-form fits depend on a frozen ``A`` only through its row
+    space and on a frozen ``B`` only through its column space, so the scale of an init
+    changes nothing there; it matters for gradient descent.
+
+    Parameters
+    ----------
+    init : one of ``INITS``; side : {"a", "b"}; d_in, d_out, rank : int.
+    rng : numpy.random.Generator
+    w0 : (d_out, d_in), required for ``w0_top_singular``.
+    """
+    init = check_init(init)
+    if side not in ("a", "b"):
+        raise ValueError(f"side {side!r} is not one of 'a', 'b'")
+    d_in = as_int(d_in, "d_in", minimum=1)
+    d_out = as_int(d_out, "d_out", minimum=1)
+    r = as_rank(rank, d_in, d_out)
+    rng = as_generator(rng)
+    width = d_in if side == "a" else d_out
+    fan_in = d_in if side == "a" else r
+    if init == "haar":
+        q = haar_stiefel(width, r, rng)
+        return q.T if side == "a" else q
+    if init == "w0_top_singular":
+        if w0 is None:
+            raise ValueError("init 'w0_top_singular' needs w0, the (d_out, d_in) pretrained W0")
+        w0_ = as_stack(w0, "w0", (d_out, d_in))
+        u, _, vt = np.linalg.svd(w0_)
+        return vt[:r] if side == "a" else u[:, :r]
+    shape = (r, d_in) if side == "a" else (d_out, r)
+    if init == "kaiming_uniform":
+        bound = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, size=shape)
+    return rng.standard_normal(shape) / np.sqrt(fan_in)
+
+
+def fit_variant(
+    variant: str, rank: int | None, x: Array, y: Array, frozen: Array | None, *, ridge: float = 0.0
+) -> dict[str, Array]:
+    """The trained tensors of ``variant`` fitted in closed form, by name.
+
+    ``b_only`` -> ``{"b"}`` (T, d_out, r); ``a_only`` -> ``{"a"}`` (T, r, d_in); ``lora`` ->
+    ``{"a", "b"}``; ``full`` -> ``{"m"}`` (T, d_out, d_in). ``frozen`` is A (T, r, d_in) for
+    ``b_only``, B (T, d_out, r) for ``a_only``, unused otherwise; ``rank`` is used by ``lora``.
+    """
+    variant = check_variant(variant)
+    if variant == "b_only":
+        return {"b": fit_b_only(x, y, frozen, ridge=ridge)}
+    if variant == "a_only":
+        return {"a": fit_a_only(x, y, frozen, ridge=ridge)}
+    if variant == "lora":
+        b, a = fit_lora(x, y, rank, ridge=ridge)
+        return {"a": a, "b": b}
+    return {"m": fit_full(x, y, ridge=ridge)}
+
+
+def update_from(variant: str, tensors: dict[str, Array], frozen: Array | None) -> Array:  # -> (T, d_out, d_in)
+    """The update ``M`` of each trial from its trained tensors (``fit_variant``) and frozen factor."""
+    variant = check_variant(variant)
+    if variant == "b_only":
+        return tensors["b"] @ frozen
+    if variant == "a_only":
+        return frozen @ tensors["a"]
+    if variant == "lora":
+        return tensors["b"] @ tensors["a"]
+    return tensors["m"]
+
+
+def trained_param_count(variant: str, rank: int | None, d_in: int, d_out: int) -> int:
+    """``N`` of Lemma 4.5 for one layer: ``r d_out``, ``r d_in``, ``r(d_in + d_out)`` or ``d_in d_out``."""
+    variant = check_variant(variant)
+    if variant == "full":
+        return d_in * d_out
+    r = as_rank(rank, d_in, d_out)
+    return {"b_only": r * d_out, "a_only": r * d_in, "lora": r * (d_in + d_out)}[variant]

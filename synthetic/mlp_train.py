@@ -1,0 +1,332 @@
+r"""Batched LoRA training of a small tanh MLP: all trials in one torch program.
+
+A trial is one independent training run (its own dataset, frozen factor and minibatch order).
+Every tensor carries a leading trial axis ``T``; the frozen pretrained weights ``W0_l`` are
+shared. Layer ``l`` of the adapted network computes (Zhu et al., ICML 2024, Section 2, with the
+``alpha / r`` scaling of common LoRA code)
+
+.. math:: h_{l+1} = \phi\big(W0_l h_l + \tfrac{\alpha}{r} B_l A_l h_l\big),
+          \qquad \phi = \tanh \text{ on hidden layers, identity on the last},
+
+or ``h_{l+1} = phi(W_l h_l)`` with the whole ``W_l`` trained (variant ``full``). The network has
+no biases: THEORY.md fixes the bias, so no variant may train one.
+
+Variants and initial values (THEORY.md §0):
+
+========  ====================  =====================  =======================
+variant   trained               A starts at            B starts at
+========  ====================  =====================  =======================
+lora      A and B               ``init``               0
+b_only    B                     ``init`` (frozen)      0
+a_only    A                     0                      ``init`` (frozen)
+full      W                     --                     -- (W starts at W0)
+========  ====================  =====================  =======================
+
+``a_only`` starts A at zero so that, like every other variant, training starts exactly at the
+pretrained model; its gradient ``B^T G h^T`` is non-zero there because B is not.
+
+One ``torch.optim.Adam`` over the stacked tensors equals one Adam per trial exactly: the
+objective is the *sum* over trials of each trial's mean loss, so each trial's gradient is its
+own, and Adam's update is elementwise. All randomness (frozen factors, minibatch order) comes
+from ``numpy.random.Generator`` objects passed in, one per trial; no global torch seed is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from theory.random import haar_stiefel
+from theory.validation import Array, as_generator, as_int, as_real
+
+VARIANTS = ("lora", "b_only", "a_only", "full")
+INITS = ("haar", "kaiming_uniform", "gaussian", "w0_top_singular")
+KINDS = ("classification", "regression")
+#: Evaluation losses per task kind; ``zero_one`` has range [0, 1], ``clipped`` [0, clip].
+LOSSES = {"classification": ("cross_entropy", "zero_one"), "regression": ("squared", "clipped")}
+#: Samples per chunk when a large evaluation set is pushed through the network.
+EVAL_CHUNK = 4096
+
+
+def factor_names(variant: str, layers: Sequence[int]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Names of the (trained, frozen) tensors of ``variant``, e.g. ``"layer1.A"``, in storage order."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    trained: list[str] = []
+    frozen: list[str] = []
+    for l in layers:
+        a, b, w = f"layer{l}.A", f"layer{l}.B", f"layer{l}.W"
+        if variant == "lora":
+            trained += [a, b]
+        elif variant == "b_only":
+            trained.append(b)
+            frozen.append(a)
+        elif variant == "a_only":
+            trained.append(a)
+            frozen.append(b)
+        else:
+            trained.append(w)
+    return tuple(trained), tuple(frozen)
+
+
+def init_factor(init: str, side: str, w0: Array, rank: int, rng: np.random.Generator) -> Array:
+    r"""A random (or W0-derived) initial factor: ``side="A"`` gives (r, d_in), ``"B"`` (d_out, r).
+
+    ``haar``: ``A = Q^T``, ``B = U`` with Q, U Haar on their Stiefel manifolds (THEORY.md §0).
+    ``kaiming_uniform``: PyTorch's ``kaiming_uniform_(a=sqrt(5))`` as LoRA code uses it, i.e.
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with fan_in = d_in for A and r for B.
+    ``gaussian``: ``N(0, 1/d_in)`` for A, ``N(0, 1/d_out)`` for B, so rows of A (columns of B)
+    have unit expected norm like the Haar factor (PEFT's "gaussian" uses std 1/r instead).
+    ``w0_top_singular``: the top-r singular vectors of W0 (``V_r^T`` for A, ``U_r`` for B),
+    deterministic.
+
+    Parameters
+    ----------
+    init : one of ``INITS``
+    side : ``"A"`` or ``"B"``
+    w0 : (d_out, d_in) pretrained weight of the layer
+    rank : int, ``1 <= rank <= min(d_in, d_out)`` (checked by the caller)
+    rng : numpy.random.Generator
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if side not in ("A", "B"):
+        raise ValueError(f"side must be 'A' or 'B', got {side!r}")
+    rng = as_generator(rng)
+    d_out, d_in = w0.shape
+    if init == "haar":
+        return haar_stiefel(d_in, rank, rng).T if side == "A" else haar_stiefel(d_out, rank, rng)
+    if init == "kaiming_uniform":
+        bound = 1.0 / np.sqrt(d_in if side == "A" else rank)
+        shape = (rank, d_in) if side == "A" else (d_out, rank)
+        return rng.uniform(-bound, bound, size=shape)
+    if init == "gaussian":
+        if side == "A":
+            return rng.standard_normal((rank, d_in)) / np.sqrt(d_in)
+        return rng.standard_normal((d_out, rank)) / np.sqrt(d_out)
+    u, _, vt = np.linalg.svd(w0, full_matrices=False)
+    return vt[:rank].copy() if side == "A" else u[:, :rank].copy()
+
+
+def init_adapters(
+    variant: str,
+    init: str,
+    weights: Sequence[Array],
+    layers: Sequence[int],
+    rank: int,
+    rng: np.random.Generator,
+) -> dict[str, Array]:
+    """Initial adapter tensors of one trial, keyed by ``factor_names`` (table in the module doc).
+
+    ``weights`` are the pretrained (d_out, d_in) matrices of every layer; ``layers`` the adapted
+    ones. Returns A (r, d_in), B (d_out, r) or W (d_out, d_in) per adapted layer, float64.
+    """
+    factor_names(variant, layers)  # validates variant
+    out: dict[str, Array] = {}
+    for l in layers:
+        w0 = weights[l]
+        d_out, d_in = w0.shape
+        if variant == "full":
+            out[f"layer{l}.W"] = w0.copy()
+        elif variant == "a_only":
+            out[f"layer{l}.A"] = np.zeros((rank, d_in))
+            out[f"layer{l}.B"] = init_factor(init, "B", w0, rank, rng)
+        else:
+            out[f"layer{l}.A"] = init_factor(init, "A", w0, rank, rng)
+            out[f"layer{l}.B"] = np.zeros((d_out, rank))
+    return out
+
+
+def apply_layer(
+    l: int, h: torch.Tensor, w0: torch.Tensor, state: Mapping[str, torch.Tensor], scaling: float, last: bool
+) -> torch.Tensor:  # (T, m, d_in) -> (T, m, d_out)
+    """One layer of the adapted network for all trials; base layer where ``state`` has no adapter."""
+    if f"layer{l}.W" in state:
+        z = torch.bmm(h, state[f"layer{l}.W"].transpose(1, 2))
+    else:
+        z = h @ w0.T
+        if f"layer{l}.A" in state:
+            low = torch.bmm(h, state[f"layer{l}.A"].transpose(1, 2))
+            z = z + scaling * torch.bmm(low, state[f"layer{l}.B"].transpose(1, 2))
+    return z if last else torch.tanh(z)
+
+
+def forward(
+    weights: Sequence[torch.Tensor], state: Mapping[str, torch.Tensor], x: torch.Tensor, scaling: float
+) -> torch.Tensor:  # (T, m, d_0) -> (T, m, d_L)
+    """Outputs (logits or regression values) of the adapted network for all trials."""
+    h = x
+    for l, w0 in enumerate(weights):
+        h = apply_layer(l, h, w0, state, scaling, last=l == len(weights) - 1)
+    return h
+
+
+def sample_losses(out: torch.Tensor, target: torch.Tensor, kind: str, clip: float) -> dict[str, torch.Tensor]:
+    r"""Per-sample losses (T, m) of every evaluation loss of ``kind``.
+
+    Classification (``target`` (T, m) int64 labels): ``cross_entropy`` (nats, unbounded) and
+    ``zero_one`` (argmax error, range [0, 1]). Regression (``target`` (T, m, d_L)): ``squared``
+    :math:`\|f(x) - y\|^2` summed over outputs as in THEORY.md eq. (1), and ``clipped``
+    :math:`\min(\ell, c)` with range [0, clip] (sub-Gaussian with parameter c/2, Lemma 4.4).
+    """
+    if kind == "classification":
+        ce = torch.nn.functional.cross_entropy(out.transpose(1, 2), target, reduction="none")
+        return {"cross_entropy": ce, "zero_one": (out.argmax(dim=-1) != target).to(out.dtype)}
+    sq = ((out - target) ** 2).sum(dim=-1)
+    return {"squared": sq, "clipped": torch.clamp(sq, max=clip)}
+
+
+def objective(out: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:  # (T,)
+    """Training objective per trial: mean cross-entropy, or mean squared loss for regression."""
+    if kind == "classification":
+        ce = torch.nn.functional.cross_entropy(out.transpose(1, 2), target, reduction="none")
+        return ce.mean(dim=1)
+    return ((out - target) ** 2).sum(dim=-1).mean(dim=1)
+
+
+def _to_torch(arrays: Mapping[str, Array], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(np.asarray(v), dtype=dtype) for k, v in arrays.items()}
+
+
+def _target_tensor(target: np.ndarray, kind: str, dtype: torch.dtype) -> torch.Tensor:
+    if kind == "classification":
+        return torch.as_tensor(np.asarray(target), dtype=torch.int64)
+    return torch.as_tensor(np.asarray(target), dtype=dtype)
+
+
+def train_adapters(
+    weights: Sequence[Array],
+    state: Mapping[str, Array],
+    trained: Sequence[str],
+    x: np.ndarray,
+    target: np.ndarray,
+    *,
+    kind: str,
+    steps: int,
+    lr: float,
+    scaling: float,
+    batch_size: int | None = None,
+    order_rngs: Sequence[np.random.Generator] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[dict[str, Array], Array]:
+    r"""Train the tensors named in ``trained`` with Adam for ``steps`` steps, all trials at once.
+
+    The network is frozen below the first adapted layer, so its activations there, and that
+    layer's base pre-activation ``W0 h``, are computed once. For ``b_only`` the projected
+    features ``A h`` of the frozen A at that layer are constant too and are also computed once.
+    Minibatches (``batch_size`` < n) follow a fresh permutation of each trial's samples every
+    epoch, drawn from that trial's ``order_rngs`` entry; the last batch of an epoch may be
+    smaller.
+
+    Parameters
+    ----------
+    weights : pretrained (d_out, d_in) matrices, one per layer
+    state : initial adapters, name -> (T, ...) arrays (``init_adapters`` stacked over trials)
+    trained : names in ``state`` that Adam updates; the rest stay frozen
+    x : (T, n, d_0) inputs; target : (T, n) int labels or (T, n, d_L) regression targets
+    kind, steps, lr, scaling : task kind, Adam steps, Adam step size, LoRA scaling alpha / r
+    batch_size : minibatch size, or None for full-batch training
+    order_rngs : one numpy Generator per trial; required when ``batch_size`` < n
+    dtype : torch dtype of the computation (float32 for speed, float64 for reference checks)
+
+    Returns
+    -------
+    (state, train_objective) : trained adapters, name -> (T, ...) float64 arrays, and the final
+    full-training-set objective per trial (T,). Raises ``ValueError`` if training diverged.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    steps = as_int(steps, "steps", minimum=1)
+    lr = as_real(lr, "lr", positive=True)
+    scaling = as_real(scaling, "scaling", positive=True)
+    if not trained or any(k not in state for k in trained):
+        raise ValueError(f"trained must name tensors of state {sorted(state)}, got {list(trained)}")
+    w = [torch.tensor(np.array(m), dtype=dtype) for m in weights]
+    xs = torch.as_tensor(np.asarray(x), dtype=dtype)
+    ys = _target_tensor(target, kind, dtype)
+    params = _to_torch(state, dtype)
+    for name in trained:
+        params[name].requires_grad_(True)
+    n_trials, n = xs.shape[0], xs.shape[1]
+    minibatch = batch_size is not None and batch_size < n
+    if minibatch and (order_rngs is None or len(order_rngs) != n_trials):
+        raise ValueError("order_rngs must hold one Generator per trial for minibatch training")
+    first = min(int(k.split(".")[0][5:]) for k in params)
+    last_layer = len(w) - 1
+    with torch.no_grad():
+        h = xs
+        for l in range(first):
+            h = apply_layer(l, h, w[l], {}, scaling, last=False)
+        base = h @ w[first].T
+        frozen_a = f"layer{first}.A" in params and f"layer{first}.A" not in trained  # b_only
+        feats = torch.bmm(h, params[f"layer{first}.A"].transpose(1, 2)) if frozen_a else None
+
+    def run(idx: torch.Tensor | None) -> torch.Tensor:
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            return t if idx is None else t[torch.arange(n_trials)[:, None], idx]
+
+        if f"layer{first}.W" in params:
+            z = torch.bmm(pick(h), params[f"layer{first}.W"].transpose(1, 2))
+        elif feats is not None:
+            z = pick(base) + scaling * torch.bmm(pick(feats), params[f"layer{first}.B"].transpose(1, 2))
+        else:
+            low = torch.bmm(pick(h), params[f"layer{first}.A"].transpose(1, 2))
+            z = pick(base) + scaling * torch.bmm(low, params[f"layer{first}.B"].transpose(1, 2))
+        out = z if first == last_layer else torch.tanh(z)
+        for l in range(first + 1, len(w)):
+            out = apply_layer(l, out, w[l], params, scaling, last=l == last_layer)
+        return objective(out, pick(ys), kind)
+
+    opt = torch.optim.Adam([params[k] for k in trained], lr=lr)
+    order: list[torch.Tensor] = []
+    for _ in range(steps):
+        idx = None
+        if minibatch:
+            if not order:
+                perms = np.stack([rng.permutation(n) for rng in order_rngs])  # (T, n)
+                order = list(torch.as_tensor(perms).split(batch_size, dim=1))
+            idx = order.pop(0)
+        opt.zero_grad(set_to_none=True)
+        run(idx).sum().backward()
+        opt.step()
+    with torch.no_grad():
+        final = run(None)
+    out_state = {k: np.array(state[k], dtype=np.float64) for k in params}  # frozen: exactly as given
+    out_state.update({k: params[k].detach().to(torch.float64).numpy().copy() for k in trained})
+    if not torch.all(torch.isfinite(final)) or not all(np.all(np.isfinite(v)) for v in out_state.values()):
+        raise ValueError(
+            f"training diverged (non-finite loss or parameters) with lr={lr}, steps={steps}, "
+            f"scaling={scaling}, batch_size={batch_size}, trained={list(trained)}; lower lr"
+        )
+    return out_state, final.to(torch.float64).numpy().copy()
+
+
+def evaluate(
+    weights: Sequence[Array],
+    state: Mapping[str, Array],
+    x: np.ndarray,
+    target: np.ndarray,
+    *,
+    kind: str,
+    scaling: float,
+    clip: float,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, Array]:
+    """Mean evaluation losses (T,) of the adapted networks on (T, m, d_0) inputs, in chunks of samples."""
+    w = [torch.tensor(np.array(m), dtype=dtype) for m in weights]
+    params = _to_torch(state, dtype)
+    m = np.asarray(x).shape[1]
+    sums: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for start in range(0, m, EVAL_CHUNK):
+            xs = torch.as_tensor(np.asarray(x[:, start : start + EVAL_CHUNK]), dtype=dtype)
+            ys = _target_tensor(target[:, start : start + EVAL_CHUNK], kind, dtype)
+            losses = sample_losses(forward(w, params, xs, scaling), ys, kind, clip)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0) + v.to(torch.float64).sum(dim=1)
+    out = {k: (v / m).numpy().copy() for k, v in sums.items()}
+    if not all(np.all(np.isfinite(v)) for v in out.values()):
+        raise ValueError("evaluation produced non-finite losses; the trained model diverged")
+    return out

@@ -1,0 +1,231 @@
+r"""Monte Carlo over training sets: the generalization gap of a tuning variant, with intervals.
+
+Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.2
+(THEORY.md §2): ``gen(μ, 𝒜) = E[L_μ(W) − L_S(W)]``, the expectation over the training set
+``S`` and the algorithm's randomness (here: the frozen factor). ``measure_gap`` draws
+``trials`` independent training sets, trains on each, and averages ``test − train``.
+
+The two engines — ``synthetic.linear.linear_trial_losses`` (``LinearTask``) and
+``synthetic.mlp.mlp_trial_losses`` (``MLPTask``, imported lazily) — share one signature and
+return at least per-trial ``train_loss`` and ``test_loss``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from synthetic.linear import LinearTask, linear_trial_losses
+from theory.validation import as_int, as_real
+
+#: Confidence level of the reported intervals.
+LEVEL = 0.95
+
+
+def mean_interval(values: object, level: float = LEVEL) -> tuple[float, float, float, float]:  # (trials,)
+    r"""Sample mean, its standard error and a Student-t confidence interval.
+
+    .. math:: \bar v \pm t_{(1+level)/2,\; m-1}\; \frac{s}{\sqrt m},
+
+    ``s`` the sample standard deviation (``ddof=1``) of the ``m`` values. Assumes independent
+    values; the t quantile (rather than the normal one) is exact for Gaussian values and
+    conservative otherwise at small ``m``.
+
+    Parameters
+    ----------
+    values : (m,) finite numbers, ``m >= 2``.
+    level : float in (0, 1).
+
+    Returns
+    -------
+    (mean, stderr, low, high)
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError(f"values must be a 1-D array of at least 2 numbers, got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("values contains NaN or infinite entries")
+    level = as_real(level, "level", positive=True, maximum=1.0 - 1e-12)
+    mean = float(v.mean())
+    stderr = float(v.std(ddof=1) / math.sqrt(v.size))
+    half = float(stats.t.ppf(0.5 + level / 2, df=v.size - 1)) * stderr
+    return mean, stderr, mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class GapSummary:
+    """Means over trials with standard errors and 95 % Student-t intervals (``mean_interval``)."""
+
+    trials: int
+    mean_gap: float
+    stderr_gap: float
+    ci95_gap: tuple[float, float]
+    mean_train_loss: float
+    stderr_train_loss: float
+    ci95_train_loss: tuple[float, float]
+    mean_test_loss: float
+    stderr_test_loss: float
+    ci95_test_loss: tuple[float, float]
+    interval: str = "student-t, 95%, df = trials - 1"
+
+
+def summarize(train_loss: object, test_loss: object) -> GapSummary:  # (trials,), (trials,)
+    """Summary of per-trial train and test losses and their gap ``test − train``."""
+    train = np.asarray(train_loss, dtype=np.float64)
+    test = np.asarray(test_loss, dtype=np.float64)
+    if train.shape != test.shape:
+        raise ValueError(f"train_loss {train.shape} and test_loss {test.shape} must have one shape")
+    parts = {}
+    for name, values in (("gap", test - train), ("train_loss", train), ("test_loss", test)):
+        mean, stderr, low, high = mean_interval(values)
+        parts.update({f"mean_{name}": mean, f"stderr_{name}": stderr, f"ci95_{name}": (low, high)})
+    return GapSummary(trials=int(train.size), **parts)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON/CSV-friendly copy: numpy scalars to Python, tuples and arrays to lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _task_fields(task: object) -> dict[str, Any]:
+    return {f.name: _plain(getattr(task, f.name)) for f in fields(task)}
+
+
+@dataclass(frozen=True)
+class GapResult:
+    """Per-trial records and their summary for one ``measure_gap`` call.
+
+    Attributes
+    ----------
+    task : LinearTask or MLPTask
+    call : dict
+        ``variant``, ``rank``, ``n``, ``trials``, ``loss``, ``q_bits``, ``seed``.
+    records : list of dict
+        One tidy row per trial: ``trial`` and the call fields, ``train_loss``, ``test_loss``,
+        ``gap``, every other per-trial number of the engine (e.g. ``n_params``,
+        ``storage_bits``) and the task's fields prefixed ``task_``.
+    summary : GapSummary
+    arrays : dict
+        With ``return_params``: ``params`` (trials, N) and the engine's other per-trial arrays
+        (e.g. ``frozen``, ``update``); empty otherwise. Not written to CSV/JSON.
+    """
+
+    task: Any
+    call: dict[str, Any]
+    records: list[dict[str, Any]]
+    summary: GapSummary
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the records as CSV (one row per trial); returns the path."""
+        path = Path(path)
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(self.records[0]))
+            writer.writeheader()
+            writer.writerows(self.records)
+        return path
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write task config, call (with the seed), summary and records as JSON; returns the path."""
+        path = Path(path)
+        doc = {
+            "task": {"type": type(self.task).__name__, **_task_fields(self.task)},
+            "call": self.call,
+            "summary": _plain(asdict(self.summary)),
+            "records": self.records,
+        }
+        path.write_text(json.dumps(doc, indent=1))
+        return path
+
+
+def _engine(task: object):
+    if isinstance(task, LinearTask):
+        return linear_trial_losses
+    try:
+        from synthetic.mlp import MLPTask, mlp_trial_losses
+    except ImportError as exc:  # the MLP engine is optional for the linear half
+        raise ValueError(f"task must be a LinearTask or an MLPTask, got {type(task).__name__}") from exc
+    if not isinstance(task, MLPTask):
+        raise ValueError(f"task must be a LinearTask or an MLPTask, got {type(task).__name__}")
+    return mlp_trial_losses
+
+
+def measure_gap(
+    task: Any,
+    variant: str,
+    rank: int | None,
+    n: int,
+    trials: int,
+    *,
+    loss: str,
+    q_bits: int | None = None,
+    seed: int,
+    return_params: bool = False,
+) -> GapResult:
+    r"""Measure ``gen = E[L_μ(W) − L_S(W)]`` of ``variant`` by Monte Carlo over training sets.
+
+    Each of the ``trials`` trials draws an independent training set of ``n`` samples (and, for
+    ``b_only``/``a_only``, a frozen factor), trains, and evaluates train and test loss
+    (THEORY.md §2, "Measured gaps"). The summary's 95 % intervals are Student-t intervals over
+    trials (``mean_interval``). A bound is only comparable with the gap of the loss it is about:
+    a bounded loss (``clipped``, ``zero_one``) and, for Lemma 4.5, ``q_bits``.
+
+    Parameters
+    ----------
+    task : LinearTask or MLPTask
+    variant : {"b_only", "a_only", "lora", "full"}
+    rank : int (None allowed for ``full`` on a ``LinearTask``)
+    n : int, training-set size, ``>= 1``.
+    trials : int, ``>= 2`` (a standard error needs two).
+    loss : str
+        ``LinearTask``: ``"population"`` or ``"clipped"``; ``MLPTask``: see ``synthetic.mlp``.
+    q_bits : int or None
+        Quantize the trained parameters to ``q_bits`` bits (per-tensor float32 scale counted in
+        ``storage_bits``) and evaluate the quantized model.
+    seed : int
+        Seeds every random stream; the same seed gives identical numbers.
+    return_params : bool
+        Keep the trained parameters (``GapResult.arrays["params"]``, (trials, N)).
+
+    Returns
+    -------
+    GapResult
+    """
+    engine = _engine(task)
+    trials = as_int(trials, "trials", minimum=2)
+    seed = as_int(seed, "seed", minimum=0)
+    out = engine(
+        task, variant, rank, n, trials, loss=loss, q_bits=q_bits, seed=seed, return_params=return_params,
+    )
+    train, test = np.asarray(out["train_loss"]), np.asarray(out["test_loss"])
+    if not (np.all(np.isfinite(train)) and np.all(np.isfinite(test))):
+        raise ValueError(f"the {variant} fit produced non-finite losses; this is a bug, please report it")
+    call = {
+        "variant": variant, "rank": rank, "n": n, "trials": trials, "loss": loss, "q_bits": q_bits, "seed": seed,
+    }
+    per_trial = {
+        k: np.asarray(v)
+        for k, v in out.items()
+        if k not in ("train_loss", "test_loss", "gap", "params") and np.ndim(v) == 1 and len(v) == trials
+    }
+    task_cols = {f"task_{k}": v for k, v in _task_fields(task).items()}
+    records = []
+    for t in range(trials):
+        row = {"trial": t, **{k: v for k, v in call.items() if k != "trials"}}
+        row.update(train_loss=float(train[t]), test_loss=float(test[t]), gap=float(test[t] - train[t]))
+        row.update({k: _plain(v[t]) for k, v in per_trial.items()})
+        row.update(task_cols)
+        records.append(row)
+    arrays = {k: np.asarray(v) for k, v in out.items() if return_params and np.ndim(v) > 1}
+    return GapResult(task=task, call=call, records=records, summary=summarize(train, test), arrays=arrays)

@@ -1,0 +1,173 @@
+r"""Similarity of learned LoRA factors across target tasks and initialisation seeds.
+
+A miniature of Figure 1 of Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models"
+(ICML 2024): train ``lora`` (A from a random init, B from zero, both trained) on every pair
+(target task, init seed) and compare, per adapted layer, all learned A's by their row spaces
+and all learned B's by their column spaces with the CCA goodness of fit of THEORY.md §3,
+
+.. math:: \rho(M_1, M_2) = \|U_1^T U_2\|_F^2 / \min(r_1, r_2) \in [0, 1].
+
+The paper reports (on RoBERTa) that learned A are similar whenever the initialisation is
+shared, whatever the task, and learned B are similar across seeds on the same task and
+dissimilar across tasks. ``verdict`` states what this grid shows instead of assuming it.
+
+All cells share the pretrained model and the training inputs (one ``data_seed``); a cell's
+labels come from its task, its A init from its init seed. For reference, two independent
+uniformly random r-dimensional subspaces of R^d have expected similarity ``r / d``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from itertools import product
+
+import numpy as np
+
+from synthetic.mlp import MLPTask, sample_data
+from synthetic.mlp_train import factor_names, init_adapters, train_adapters
+from theory.similarity import cca_similarity
+from theory.validation import Array, as_int
+
+
+@dataclass(frozen=True)
+class SimilarityGrid:
+    """Result of ``similarity_grid``.
+
+    Attributes
+    ----------
+    cells : ((task_seed, init_seed), ...) in row-major order (task outer, init inner).
+    a_similarity, b_similarity : layer -> (cells, cells) matrix of CCA similarities of the
+        learned A (row spaces) and B (column spaces).
+    verdict : layer -> summary (see ``similarity_verdict``).
+    train_objective : (cells,) final training objective of each cell.
+    """
+
+    cells: tuple[tuple[int, int], ...]
+    a_similarity: dict[int, Array]
+    b_similarity: dict[int, Array]
+    verdict: dict[int, dict[str, float | bool]]
+    train_objective: Array
+
+
+def similarity_verdict(a_sim: Array, b_sim: Array, cells: tuple[tuple[int, int], ...],
+                       d_in: int, d_out: int, rank: int) -> dict[str, float | bool]:
+    r"""Mean similarities over off-diagonal pairs grouped by shared task or shared init.
+
+    Keys: ``a_same_init`` (pairs with the same init seed and different tasks), ``a_same_task``
+    (same task, different init), ``a_different_both``, and the same three for B, each a mean
+    of the (cells, cells) matrices over those pairs (NaN when the grid has no such pair); the
+    random-subspace baselines ``a_random = r / d_in`` and ``b_random = r / d_out``; and
+    ``a_clusters_by_init = a_same_init > a_same_task``,
+    ``b_clusters_by_task = b_same_task > b_same_init`` (the paper's finding when both hold).
+    """
+    tasks = np.array([c[0] for c in cells])
+    inits = np.array([c[1] for c in cells])
+    same_task = tasks[:, None] == tasks[None, :]
+    same_init = inits[:, None] == inits[None, :]
+    groups = {
+        "same_init": same_init & ~same_task,
+        "same_task": same_task & ~same_init,
+        "different_both": ~same_task & ~same_init,
+    }
+    out: dict[str, float | bool] = {}
+    for factor, sim in (("a", a_sim), ("b", b_sim)):
+        for name, mask in groups.items():
+            out[f"{factor}_{name}"] = float(sim[mask].mean()) if mask.any() else float("nan")
+    out["a_random"] = rank / d_in
+    out["b_random"] = rank / d_out
+    out["a_clusters_by_init"] = bool(out["a_same_init"] > out["a_same_task"])
+    out["b_clusters_by_task"] = bool(out["b_same_task"] > out["b_same_init"])
+    return out
+
+
+def similarity_grid(
+    task_seeds: tuple[int, ...],
+    init_seeds: tuple[int, ...],
+    *,
+    task: MLPTask | None = None,
+    rank: int = 4,
+    n: int = 2048,
+    data_seed: int = 0,
+) -> SimilarityGrid:
+    """Train ``lora`` on every (task seed, init seed) pair, all cells in one batched program.
+
+    Parameters
+    ----------
+    task_seeds : target tasks, each ``replace(task, task_seed=s)``; at least one.
+    init_seeds : seeds of the random A init (``task.init``); at least one.
+    task : the base configuration (default ``MLPTask.quick()``); its ``task_seed`` is ignored.
+    rank : LoRA rank r, at most every adapted layer's ``min(d_in, d_out)``.
+    n : training samples (shared inputs, task-specific labels).
+    data_seed : seed of the shared training inputs and label noise.
+
+    Returns
+    -------
+    SimilarityGrid
+    """
+    task = MLPTask.quick() if task is None else task
+    if not isinstance(task, MLPTask):
+        raise ValueError(f"task must be an MLPTask, got {type(task).__name__}")
+    task_seeds = _seeds(task_seeds, "task_seeds")
+    init_seeds = _seeds(init_seeds, "init_seeds")
+    rank = as_int(rank, "rank", minimum=1)
+    for l in task.adapted_layers:
+        d_out, d_in = task.layer_shapes[l]
+        if rank > min(d_in, d_out):
+            raise ValueError(
+                f"rank {rank} exceeds min(d_in, d_out) = {min(d_in, d_out)} of adapted layer {l}"
+            )
+    n = as_int(n, "n", minimum=1)
+    data_seed = as_int(data_seed, "data_seed", minimum=0)
+    if task.batch_size is not None and task.batch_size > n:
+        raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
+
+    cells = tuple(product(task_seeds, init_seeds))
+    weights = task.base_weights()
+    data = {}
+    for s in task_seeds:
+        rng = np.random.default_rng(np.random.SeedSequence(data_seed, spawn_key=(0,)))
+        data[s] = sample_data(replace(task, task_seed=s), n, rng)
+    inits = [
+        init_adapters("lora", task.init, weights, task.adapted_layers, rank,
+                      np.random.default_rng(np.random.SeedSequence(i, spawn_key=(1,))))
+        for _, i in cells
+    ]
+    state = {k: np.stack([c[k] for c in inits]) for k in inits[0]}
+    orders = [np.random.default_rng(np.random.SeedSequence([data_seed, t, i], spawn_key=(2,)))
+              for t, i in cells]
+    trained, _ = factor_names("lora", task.adapted_layers)
+    state, objective = train_adapters(
+        weights, state, trained,
+        np.stack([data[t][0] for t, _ in cells]), np.stack([data[t][1] for t, _ in cells]),
+        kind=task.kind, steps=task.steps, lr=task.lr, scaling=task.scaling(rank),
+        batch_size=task.batch_size, order_rngs=orders,
+    )
+    a_sim, b_sim, verdict = {}, {}, {}
+    for l in task.adapted_layers:
+        a_sim[l] = _pairwise(state[f"layer{l}.A"], "row")
+        b_sim[l] = _pairwise(state[f"layer{l}.B"], "col")
+        d_out, d_in = task.layer_shapes[l]
+        verdict[l] = similarity_verdict(a_sim[l], b_sim[l], cells, d_in, d_out, rank)
+    return SimilarityGrid(cells, a_sim, b_sim, verdict, objective)
+
+
+def _seeds(value: object, name: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(value)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ValueError(f"{name} must be a tuple of seeds, got {value!r}") from exc
+    if not seeds:
+        raise ValueError(f"{name} must hold at least one seed, got {value!r}")
+    seeds = tuple(as_int(s, name, minimum=0) for s in seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{name} has repeated seeds: {value!r}")
+    return seeds
+
+
+def _pairwise(factors: Array, side: str) -> Array:  # (cells, ...) -> (cells, cells)
+    m = factors.shape[0]
+    out = np.eye(m)
+    for i in range(m):
+        for j in range(i + 1, m):
+            out[i, j] = out[j, i] = cca_similarity(factors[i], factors[j], side)
+    return out
