@@ -49,7 +49,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     mode = "full" if args.full else "quick"
     for name in names:
         start = time.perf_counter()
-        paths = registry.load(name).make(out, quick=not args.full, seed=args.seed)
+        paths = registry.load(name).make(out, quick=not args.full, seed=args.seed, force=args.force)
         print(f"{name} ({mode}, seed {args.seed}): {paths['png']} [{time.perf_counter() - start:.1f} s]")
     return 0
 
@@ -58,6 +58,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     width = max(map(len, registry.FIGURES))
     for name in registry.FIGURES:
         print(f"{name:<{width}}  {registry.load(name).DESCRIPTION}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from figures.demo import render
+
+    print(render(args.seed))
     return 0
 
 
@@ -92,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--only", nargs="+", metavar="NAME", help="figures to make (see `lora-asym list`)")
     fig.add_argument("--out", default="figures/out", help="output folder (default: figures/out)")
     fig.add_argument("--seed", type=_seed, default=0, help="seed of every random draw (default: 0)")
+    fig.add_argument("--force", action="store_true", help="recompute even what is cached under OUT/.cache")
     fig.set_defaults(func=_cmd_figures)
 
     lst = sub.add_parser(
@@ -101,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: lora-asym list",
     )
     lst.set_defaults(func=_cmd_list)
+
+    demo = sub.add_parser(
+        "demo",
+        help="print a small table showing the asymmetry and the bound ratio (seconds)",
+        description="A classroom demonstration: the asymmetry on linear regression and the Lemma 4.5 bound ratio.",
+        epilog="Example: lora-asym demo --seed 1",
+    )
+    demo.add_argument("--seed", type=_seed, default=0, help="seed of the Monte Carlo draws (default: 0)")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -6,7 +6,14 @@ import importlib
 from types import ModuleType
 
 #: Figure name -> module under ``figures`` with ``NAME``, ``DESCRIPTION`` and ``make``.
-FIGURES: tuple[str, ...] = ("asymmetry_vs_rank", "asymmetry_gap", "asymmetry_map")
+FIGURES: tuple[str, ...] = (
+    "asymmetry_vs_rank",
+    "asymmetry_gap",
+    "asymmetry_map",
+    "bound_ratios",
+    "similarity",
+    "rank_doubling",
+)
 
 
 def load(name: str) -> ModuleType:

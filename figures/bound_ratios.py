@@ -1,0 +1,168 @@
+r"""Figure 6: how much the Lemma 4.5 bound favours b_only, and how much the measured gap does.
+
+Left: the Lemma 4.5 bound ratios ``lora / b_only = sqrt((d_in + d_out)/d_out)`` (``√2`` for square
+layers) and ``a_only / b_only = sqrt(d_in/d_out)`` against ``d_out/d_in``, computed with
+``bounds.lora_mi_bound`` (Zhu et al., ICML 2024, Lemma 4.5 and Section 4.2.1). Right, beside it:
+the ratios of the *measured* expected generalization gaps of the same variants on the linear task
+(clipped squared loss, trained parameters quantized to ``q_bits``, Monte Carlo over training sets,
+95 % paired-bootstrap intervals), with the trained-parameter-count ratios for reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import bounds
+from figures.cache import memo
+from synthetic.linear import LinearTask
+from synthetic.montecarlo import measure_gap
+
+NAME = "bound_ratios"
+DESCRIPTION = "Lemma 4.5 bound ratio lora/b_only vs d_out/d_in (√2 at square) beside the measured gap ratio."
+VARIANTS = ("lora", "b_only", "a_only")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Layers ``d_out × d_in`` with ``d_in`` fixed; linear task, clipped loss, quantized fits."""
+
+    d_in: int = 16
+    d_outs: tuple[int, ...] = (4, 8, 16, 32, 64)
+    rank: int = 2
+    n: int = 64
+    trials: int = 200
+    q_bits: int = 8
+    noise_var: float = 1.0
+    clip_per_output: float = 4.0
+    spectrum: str = "powerlaw:1"
+    bootstrap: int = 2000
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls()
+
+    @classmethod
+    def full(cls) -> "Config":
+        return cls(d_outs=(2, 4, 8, 16, 32, 64, 128), trials=1000)
+
+
+def task(config: Config, d_out: int) -> LinearTask:
+    """The linear task at one layer shape; the clip level scales with ``d_out`` (summed outputs)."""
+    return LinearTask(
+        d_in=config.d_in, d_out=d_out, spectrum=config.spectrum, delta_rank=config.rank,
+        noise_var=config.noise_var, clip=config.clip_per_output * d_out, n_test=4000,
+    )
+
+
+def point(config: Config, d_out: int, seed: int) -> dict[str, np.ndarray]:
+    """Per-trial gaps of each variant at one ``d_out`` (same training sets for every variant)."""
+    t = task(config, d_out)
+    return {
+        v: np.array([row["gap"] for row in measure_gap(
+            t, v, config.rank, config.n, config.trials, loss="clipped", q_bits=config.q_bits, seed=seed
+        ).records])
+        for v in VARIANTS
+    }
+
+
+def ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float, float]:
+    """Ratio of mean gaps and its 95 % paired-bootstrap percentile interval (trials resampled jointly)."""
+    idx = rng.integers(0, num.size, size=(resamples, num.size))
+    boot = num[idx].mean(axis=1) / den[idx].mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return float(num.mean() / den.mean()), float(low), float(high)
+
+
+def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
+    """Bound ratios, measured gap ratios with intervals, parameter ratios; each (len(d_outs),)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 6]))
+    rows: dict[str, list[float]] = {}
+    for d_out in tqdm(config.d_outs, desc=f"{NAME}: measuring gaps per layer shape", leave=False):
+        params = {"config": asdict(config), "d_out": d_out, "seed": seed}
+        gaps = memo(cache_dir, NAME, params, lambda: point(config, d_out, seed), force=force)
+        layer = [(d_out, config.d_in)]
+        bound = {v: bounds.lora_mi_bound(v, layer, config.rank, config.q_bits, 0.5, config.n) for v in VARIANTS}
+        count = {v: bounds.trainable_params(v, layer, config.rank) for v in VARIANTS}
+        for v in ("lora", "a_only"):
+            ratio, low, high = ratio_interval(gaps[v], gaps["b_only"], config.bootstrap, rng)
+            values = {
+                f"bound_{v}": bound[v] / bound["b_only"],
+                f"params_{v}": count[v] / count["b_only"],
+                f"gap_{v}": ratio, f"gap_{v}_low": low, f"gap_{v}_high": high,
+            }
+            for key, value in values.items():
+                rows.setdefault(key, []).append(value)
+        for v in VARIANTS:
+            rows.setdefault(f"mean_gap_{v}", []).append(float(gaps[v].mean()))
+    out = {k: np.array(v) for k, v in rows.items()}
+    out["d_out_over_d_in"] = np.array(config.d_outs) / config.d_in
+    return out
+
+
+def plot(data: dict, axes=None):
+    """Left: bound ratios; right: measured gap ratios with intervals and parameter ratios."""
+    import matplotlib.pyplot as plt
+
+    from figures.style import VARIANT_STYLE
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, sharey=True)
+    left, right = axes
+    x = data["d_out_over_d_in"]
+    for v in ("lora", "a_only"):
+        style = {k: VARIANT_STYLE[v][k] for k in ("color", "marker")}
+        left.plot(x, data[f"bound_{v}"], label=f"{v} / b_only", **style)
+        yerr = [data[f"gap_{v}"] - data[f"gap_{v}_low"], data[f"gap_{v}_high"] - data[f"gap_{v}"]]
+        right.errorbar(x, data[f"gap_{v}"], yerr=yerr, capsize=3, label=f"measured gap {v} / b_only", **style)
+        right.plot(x, data[f"params_{v}"], ls=":", color=style["color"], label=f"parameter count {v} / b_only")
+    left.axhline(np.sqrt(2), color="gray", lw=0.8, ls="--")
+    left.annotate("√2", (1.0, np.sqrt(2)), textcoords="offset points", xytext=(4, 4), color="gray")
+    for ax, title in ((left, "Lemma 4.5 bound ratio"), (right, "measured gap ratio")):
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("d_out / d_in")
+        ax.set_title(title)
+        ax.legend(loc="best")
+    left.set_ylabel("ratio to b_only")
+    return axes
+
+
+def caption(config: Config, data: dict) -> str:
+    """The setting, then the measured ratio at the square layer and which reference it is nearer."""
+    i = int(np.argmin(np.abs(data["d_out_over_d_in"] - 1.0)))
+    log_gap = np.log(data["gap_lora"])
+    near_params = np.mean(np.abs(log_gap - np.log(data["params_lora"])))
+    near_bound = np.mean(np.abs(log_gap - np.log(data["bound_lora"])))
+    nearer = "parameter-count ratio" if near_params < near_bound else "bound ratio"
+    return (
+        f"Layers d_out x {config.d_in} at rank {config.rank}; linear task ({config.spectrum} Σ), n = {config.n}, "
+        f"{config.trials} training sets per point, squared loss clipped at {config.clip_per_output:g}·d_out, "
+        f"parameters quantized to {config.q_bits} bits. At d_out/d_in = {data['d_out_over_d_in'][i]:g} the bound ratio "
+        f"lora/b_only is {data['bound_lora'][i]:.3f} while the measured gap ratio is {data['gap_lora'][i]:.2f} "
+        f"(95% CI {data['gap_lora_low'][i]:.2f}-{data['gap_lora_high'][i]:.2f}); across shapes the measured lora/b_only "
+        f"ratio is nearer (in log scale) to the {nearer} (mean |log| distance {min(near_params, near_bound):.2f} "
+        f"vs {max(near_params, near_bound):.2f})."
+    )
+
+
+def make(out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False) -> dict[str, Path]:
+    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption."""
+    import matplotlib.pyplot as plt
+
+    from figures.output import save_figure
+    from figures.style import style
+
+    config = Config.quick() if quick else Config.full()
+    data = compute(config, seed, Path(out_dir) / ".cache", force)
+    with style():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+        plot(data, axes)
+        text = caption(config, data)
+        paths = save_figure(fig, Path(out_dir), NAME, {"config": asdict(config), "seed": seed, "data": data}, text)
+        plt.close(fig)
+    return paths

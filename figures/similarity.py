@@ -1,0 +1,114 @@
+r"""Figure 7: CCA similarity of learned A's and B's over a task × init-seed grid.
+
+A miniature of Figure 1 of Zhu et al. (ICML 2024): ``lora`` is trained on the MLP task of
+``synthetic.MLPTask`` for every pair (target task, init seed of A), and the learned factors are
+compared with ``theory.cca_similarity`` (row spaces for A, column spaces for B). The paper found
+B similar across seeds on the same task, and A similar whenever the init is shared. The grid is
+run at two Adam step sizes, because how far A travels from its init decides what A clusters by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from figures.cache import memo
+from synthetic.mlp import MLPTask
+from synthetic.similarity import similarity_grid
+
+NAME = "similarity"
+DESCRIPTION = "CCA similarity heatmaps of learned A's and B's over tasks x init seeds (Figure 1 in miniature)."
+
+
+@dataclass(frozen=True)
+class Config:
+    """Grid of target tasks × init seeds, LoRA rank, samples, and the step sizes compared."""
+
+    tasks: tuple[int, ...] = (0, 1, 2)
+    inits: tuple[int, ...] = (0, 1, 2)
+    rank: int = 4
+    n: int = 1024
+    steps: int = 300
+    lrs: tuple[float, ...] = (3e-4, 3e-3)
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls()
+
+    @classmethod
+    def full(cls) -> "Config":
+        return cls(tasks=(0, 1, 2, 3), inits=(0, 1, 2, 3), n=2048, steps=1000)
+
+
+def grid(config: Config, lr: float, seed: int) -> dict[str, np.ndarray]:
+    """One grid's similarity matrices and verdict numbers (layer 1, the adapted square layer)."""
+    task = replace(MLPTask.quick(), steps=config.steps, lr=lr)
+    out = similarity_grid(config.tasks, config.inits, task=task, rank=config.rank, n=config.n, data_seed=seed)
+    layer = task.adapted_layers[0]
+    verdict = {k: np.array(float(v)) for k, v in out.verdict[layer].items()}
+    return {"a": out.a_similarity[layer], "b": out.b_similarity[layer], "objective": out.train_objective, **verdict}
+
+
+def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
+    """Per step size: ``a`` and ``b`` (cells, cells) similarities and the grouped means."""
+    out: dict = {"cells": np.array([(t, i) for t in config.tasks for i in config.inits])}
+    for lr in tqdm(config.lrs, desc=f"{NAME}: training the task x init grid", leave=False):
+        params = {"config": asdict(config), "lr": lr, "seed": seed}
+        out[f"lr={lr:g}"] = memo(cache_dir, NAME, params, lambda: grid(config, lr, seed), force=force)
+    return out
+
+
+def plot(sim: np.ndarray, cells: np.ndarray, ax=None, title: str = ""):
+    """One (cells, cells) similarity heatmap with (task, init) labels."""
+    import matplotlib.pyplot as plt
+
+    ax = ax if ax is not None else plt.gca()
+    image = ax.imshow(sim, vmin=0, vmax=1, cmap="viridis")
+    labels = [f"t{t} i{i}" for t, i in cells]
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.grid(False)
+    ax.set_title(title)
+    return ax, image
+
+
+def caption(config: Config, data: dict) -> str:
+    """The setting, then the grouped mean similarities at each step size."""
+    parts = []
+    for lr in config.lrs:
+        d = data[f"lr={lr:g}"]
+        parts.append(
+            f"at lr {lr:g}, A: same init {float(d['a_same_init']):.2f} vs same task {float(d['a_same_task']):.2f}, "
+            f"B: same task {float(d['b_same_task']):.2f} vs same init {float(d['b_same_init']):.2f}"
+        )
+    return (
+        f"lora at rank {config.rank} on the MLP task (adapted 64x64 layer), {len(config.tasks)} target tasks x "
+        f"{len(config.inits)} init seeds, n = {config.n}, {config.steps} full-batch Adam steps; CCA similarity of "
+        f"learned A (row spaces) and B (column spaces), random-subspace level r/d = {config.rank / 64:.3f}. "
+        + "; ".join(parts) + "."
+    )
+
+
+def make(out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False) -> dict[str, Path]:
+    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption."""
+    import matplotlib.pyplot as plt
+
+    from figures.output import save_figure
+    from figures.style import style
+
+    config = Config.quick() if quick else Config.full()
+    data = compute(config, seed, Path(out_dir) / ".cache", force)
+    with style():
+        fig, axes = plt.subplots(len(config.lrs), 2, figsize=(8.5, 4.2 * len(config.lrs)), squeeze=False)
+        for row, lr in zip(axes, config.lrs):
+            d = data[f"lr={lr:g}"]
+            plot(d["a"], data["cells"], ax=row[0], title=f"learned A, lr {lr:g}")
+            _, image = plot(d["b"], data["cells"], ax=row[1], title=f"learned B, lr {lr:g}")
+        fig.colorbar(image, ax=axes, shrink=0.6, label="CCA similarity")
+        text = caption(config, data)
+        paths = save_figure(fig, Path(out_dir), NAME, {"config": asdict(config), "seed": seed, "data": data}, text)
+        plt.close(fig)
+    return paths
