@@ -39,6 +39,11 @@ class Config:
         return cls()
 
     @classmethod
+    def tiny(cls) -> "Config":
+        """Seconds-sized, for smoke tests."""
+        return cls(rank=2, dims=(4, 8), draws=16)
+
+    @classmethod
     def full(cls) -> "Config":
         return cls(dims=(8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256), draws=4000)
 
@@ -147,14 +152,19 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
-def make(out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption."""
+def make(
+    out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
+) -> dict[str, Path]:
+    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+
+    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    """
     import matplotlib.pyplot as plt
 
     from figures.output import save_figure
     from figures.style import style
 
-    config = Config.quick() if quick else Config.full()
+    config = config or (Config.quick() if quick else Config.full())
     data = compute(config, seed, Path(out_dir) / ".cache", force)
     with style():
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -40,6 +40,11 @@ class Config:
         return cls()
 
     @classmethod
+    def tiny(cls) -> "Config":
+        """Seconds-sized, for smoke tests."""
+        return cls(d=8, rank=2, delta_rank=2, alphas=(0.0, 2.0), alignments=(0.0, 1.0), draws=8)
+
+    @classmethod
     def full(cls) -> "Config":
         return cls(
             d=64,
@@ -121,14 +126,19 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
-def make(out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption."""
+def make(
+    out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
+) -> dict[str, Path]:
+    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+
+    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    """
     import matplotlib.pyplot as plt
 
     from figures.output import save_figure
     from figures.style import style
 
-    config = Config.quick() if quick else Config.full()
+    config = config or (Config.quick() if quick else Config.full())
     data = compute(config, seed, Path(out_dir) / ".cache", force)
     with style():
         fig, ax = plt.subplots(figsize=(7, 4.8))

@@ -46,6 +46,11 @@ class Config:
         return cls()
 
     @classmethod
+    def tiny(cls) -> "Config":
+        """Seconds-sized, for smoke tests."""
+        return cls(d_in=4, d_outs=(2, 4, 8), rank=1, n=16, trials=8, bootstrap=50)
+
+    @classmethod
     def full(cls) -> "Config":
         return cls(d_outs=(2, 4, 8, 16, 32, 64, 128), trials=1000)
 
@@ -150,14 +155,19 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
-def make(out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption."""
+def make(
+    out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
+) -> dict[str, Path]:
+    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+
+    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    """
     import matplotlib.pyplot as plt
 
     from figures.output import save_figure
     from figures.style import style
 
-    config = Config.quick() if quick else Config.full()
+    config = config or (Config.quick() if quick else Config.full())
     data = compute(config, seed, Path(out_dir) / ".cache", force)
     with style():
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)

@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from figures.output import _version, write_atomic
+from synthetic.provenance import toolkit_version, write_atomic
 
 Arrays = dict[str, np.ndarray]
 
@@ -30,7 +30,7 @@ class CorruptCacheWarning(UserWarning):
 
 def cache_key(kind: str, params: Mapping) -> str:
     """SHA-256 of the canonical JSON of the entry's kind, parameters and the toolkit version."""
-    blob = json.dumps({"kind": kind, "params": params, "version": _version()}, sort_keys=True, default=str)
+    blob = json.dumps({"kind": kind, "params": params, "version": toolkit_version()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -1,44 +1,15 @@
-"""Writing a figure's files: PNG and PDF, the numbers behind it (JSON) and its caption."""
+"""Writing a figure's files: PNG and PDF, the numbers behind it (JSON) and its caption.
+
+Every file is replaced atomically; the JSON records the versions of the toolkit and libraries.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one.
-
-    Writes a temporary file in the same folder, fsyncs it and renames it over ``path``.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+from synthetic.provenance import environment, plain, write_atomic
 
 
 def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict[str, Path]:
@@ -50,17 +21,7 @@ def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict
         tmp = out_dir / f".{name}.tmp.{ext}"
         fig.savefig(tmp)
         os.replace(tmp, paths[ext])
-    payload = {"figure": name, "toolkit_version": _version(), "caption": caption, **_jsonable(data)}
+    payload = {"figure": name, "environment": environment(), "caption": caption, **plain(data)}
     write_atomic(paths["json"], json.dumps(payload, indent=1).encode())
     write_atomic(paths["txt"], (caption.strip() + "\n").encode())
     return paths
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("lora-asymmetry")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"
-

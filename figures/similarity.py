@@ -39,6 +39,11 @@ class Config:
         return cls()
 
     @classmethod
+    def tiny(cls) -> "Config":
+        """Seconds-sized, for smoke tests."""
+        return cls(tasks=(0, 1), inits=(0, 1), rank=2, n=64, steps=5)
+
+    @classmethod
     def full(cls) -> "Config":
         return cls(tasks=(0, 1, 2, 3), inits=(0, 1, 2, 3), n=2048, steps=1000)
 
@@ -92,14 +97,19 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
-def make(out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption."""
+def make(
+    out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
+) -> dict[str, Path]:
+    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+
+    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    """
     import matplotlib.pyplot as plt
 
     from figures.output import save_figure
     from figures.style import style
 
-    config = Config.quick() if quick else Config.full()
+    config = config or (Config.quick() if quick else Config.full())
     data = compute(config, seed, Path(out_dir) / ".cache", force)
     with style():
         fig, axes = plt.subplots(len(config.lrs), 2, figsize=(8.5, 4.2 * len(config.lrs)), squeeze=False)

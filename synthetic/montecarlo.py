@@ -13,6 +13,7 @@ return at least per-trial ``train_loss`` and ``test_loss``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -23,6 +24,7 @@ import numpy as np
 from scipy import stats
 
 from synthetic.linear import LinearTask, linear_trial_losses
+from synthetic.provenance import environment, plain, write_atomic
 from theory.validation import as_int, as_real
 
 #: Confidence level of the reported intervals.
@@ -89,17 +91,8 @@ def summarize(train_loss: object, test_loss: object) -> GapSummary:  # (trials,)
     return GapSummary(trials=int(train.size), **parts)
 
 
-def _plain(value: Any) -> Any:
-    """A JSON/CSV-friendly copy: numpy scalars to Python, tuples and arrays to lists."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (tuple, list, np.ndarray)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _task_fields(task: object) -> dict[str, Any]:
-    return {f.name: _plain(getattr(task, f.name)) for f in fields(task)}
+    return {f.name: plain(getattr(task, f.name)) for f in fields(task)}
 
 
 @dataclass(frozen=True)
@@ -129,24 +122,22 @@ class GapResult:
 
     def to_csv(self, path: str | Path) -> Path:
         """Write the records as CSV (one row per trial); returns the path."""
-        path = Path(path)
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(self.records[0]))
-            writer.writeheader()
-            writer.writerows(self.records)
-        return path
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=list(self.records[0]))
+        writer.writeheader()
+        writer.writerows(self.records)
+        return write_atomic(path, buffer.getvalue().encode())
 
     def to_json(self, path: str | Path) -> Path:
-        """Write task config, call (with the seed), summary and records as JSON; returns the path."""
-        path = Path(path)
+        """Write task config, call (with the seed), summary, records and versions as JSON; returns the path."""
         doc = {
+            "environment": environment(),
             "task": {"type": type(self.task).__name__, **_task_fields(self.task)},
             "call": self.call,
-            "summary": _plain(asdict(self.summary)),
+            "summary": plain(asdict(self.summary)),
             "records": self.records,
         }
-        path.write_text(json.dumps(doc, indent=1))
-        return path
+        return write_atomic(path, json.dumps(doc, indent=1).encode())
 
 
 def _engine(task: object):
@@ -224,7 +215,7 @@ def measure_gap(
     for t in range(trials):
         row = {"trial": t, **{k: v for k, v in call.items() if k != "trials"}}
         row.update(train_loss=float(train[t]), test_loss=float(test[t]), gap=float(test[t] - train[t]))
-        row.update({k: _plain(v[t]) for k, v in per_trial.items()})
+        row.update({k: plain(v[t]) for k, v in per_trial.items()})
         row.update(task_cols)
         records.append(row)
     arrays = {k: np.asarray(v) for k, v in out.items() if return_params and np.ndim(v) > 1}
