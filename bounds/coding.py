@@ -92,7 +92,10 @@ def code_length_bits(quantized_params: np.ndarray, *, q_bits: int | None = None)
     int
         Code length in bits.
     """
-    arr = np.asarray(quantized_params)
+    try:
+        arr = np.asarray(quantized_params)
+    except (TypeError, ValueError) as exc:  # a ragged nested sequence
+        raise ValueError(f"quantized_params must be an integer array of symbols, got {quantized_params!r}") from exc
     if arr.dtype.kind not in "iu":
         raise ValueError(f"quantized_params must be an integer array of symbols, got dtype {arr.dtype}")
     if arr.size == 0:

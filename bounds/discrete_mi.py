@@ -45,12 +45,15 @@ def as_confidence(confidence: object) -> float:
 
 def symbol_codes(values: np.ndarray, name: str) -> tuple[np.ndarray, int]:  # (N,) or (N, k) -> (N,)
     """Integer codes ``0 .. m-1`` of the distinct values (or rows) of ``values``, and ``m``."""
-    if values.ndim == 1:
-        _, codes = np.unique(values, return_inverse=True)
-    elif values.ndim == 2:
-        _, codes = np.unique(values, axis=0, return_inverse=True)
-    else:
-        raise ValueError(f"{name} must be 1-D (N,) or 2-D (N, k), got shape {values.shape}")
+    try:
+        if values.ndim == 1:
+            _, codes = np.unique(values, return_inverse=True)
+        elif values.ndim == 2:
+            _, codes = np.unique(values, axis=0, return_inverse=True)
+        else:
+            raise ValueError(f"{name} must be 1-D (N,) or 2-D (N, k), got shape {values.shape}")
+    except TypeError as exc:  # values that cannot be compared, e.g. an object array of dicts
+        raise ValueError(f"{name} must hold comparable discrete values, got dtype {values.dtype}") from exc
     codes = codes.reshape(-1)
     return codes.astype(np.int64), int(codes.max()) + 1
 
@@ -123,7 +126,13 @@ def discrete_mi(
     correction = as_correction(correction)
     n_boot = as_int(n_boot, "n_boot", minimum=1)
     level = as_confidence(confidence)
-    x_arr, y_arr = np.asarray(x), np.asarray(y)
+    arrays = {}
+    for name, value in (("x", x), ("y", y)):
+        try:
+            arrays[name] = np.asarray(value)
+        except (TypeError, ValueError) as exc:  # a ragged nested sequence
+            raise ValueError(f"{name} must be a (N,) or (N, k) array of discrete values, got {value!r}") from exc
+    x_arr, y_arr = arrays["x"], arrays["y"]
     for name, arr in (("x", x_arr), ("y", y_arr)):
         if arr.ndim not in (1, 2) or arr.shape[0] == 0:
             raise ValueError(f"{name} must be a non-empty (N,) or (N, k) array, got shape {arr.shape}")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bounds.params import trainable_params
-from theory.validation import as_int, as_real
+from theory.validation import as_array, as_int, as_real
 
 
 def subgaussian_sigma(low: float, high: float) -> float:
@@ -89,17 +89,16 @@ def individual_sample_bound(mi_nats_per_sample: Sequence[float] | float, sigma: 
     """
     sigma = as_real(sigma, "sigma", positive=True)
     n = as_int(n, "n", minimum=1)
-    if np.ndim(mi_nats_per_sample) == 0:
+    try:
+        scalar = np.ndim(mi_nats_per_sample) == 0
+    except ValueError:  # a ragged nested sequence: as_array below names it
+        scalar = False
+    if scalar:
         mi = np.full(n, as_real(mi_nats_per_sample, "mi_nats_per_sample", minimum=0.0))
     else:
-        try:
-            mi = np.asarray(mi_nats_per_sample, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"mi_nats_per_sample must be real numbers, got {mi_nats_per_sample!r}") from exc
-        if mi.ndim != 1 or mi.size != n:
+        mi = as_array(mi_nats_per_sample, "mi_nats_per_sample")
+        if mi.shape != (n,):
             raise ValueError(f"mi_nats_per_sample must have shape ({n},) to match n = {n}, got {mi.shape}")
-        if not np.all(np.isfinite(mi)):
-            raise ValueError("mi_nats_per_sample contains NaN or infinite entries")
         if np.any(mi < 0):
             raise ValueError(f"mi_nats_per_sample must be >= 0, got minimum {float(mi.min())}")
     return sigma * math.sqrt(2.0) * float(np.mean(np.sqrt(mi)))

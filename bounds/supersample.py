@@ -28,7 +28,7 @@ import numpy as np
 
 from bounds.discrete_mi import as_confidence
 from bounds.results import Estimate, basic_bootstrap_interval
-from theory.validation import as_generator, as_int
+from theory.validation import as_array, as_generator, as_int
 
 #: Most distinct loss values a supersample may hold; plug-in MI needs a small alphabet.
 MAX_LOSS_LEVELS = 32
@@ -89,13 +89,11 @@ class Supersample:
     selectors: np.ndarray
 
     def __post_init__(self) -> None:
-        losses = np.asarray(self.losses, dtype=np.float64)
-        if losses.ndim != 4 or losses.shape[-1] != 2 or 0 in losses.shape:
+        losses = as_array(self.losses, "losses")
+        if losses.ndim != 4 or losses.shape[-1] != 2:
             raise ValueError(f"losses must have shape (k_z, k_u, n, 2), got {losses.shape}")
         if losses.shape[0] < 2:
             raise ValueError(f"losses must hold k_z >= 2 supersamples, got k_z = {losses.shape[0]}")
-        if not np.all(np.isfinite(losses)):
-            raise ValueError("losses contains NaN or infinite entries")
         if losses.min() < 0.0 or losses.max() > 1.0:
             raise ValueError(
                 f"losses must lie in [0, 1] for a CMI bound, got range [{losses.min():.6g}, {losses.max():.6g}]"
@@ -107,7 +105,10 @@ class Supersample:
                 f"plug-in MI estimate. Round the loss to a grid (e.g. np.ceil(loss * k) / k) and compare "
                 f"the bound with the gap of that same rounded loss"
             )
-        selectors = np.asarray(self.selectors)
+        try:
+            selectors = np.asarray(self.selectors)
+        except (TypeError, ValueError) as exc:  # a ragged nested sequence
+            raise ValueError(f"selectors must be an array of shape {losses.shape[:3]}, got {self.selectors!r}") from exc
         if selectors.shape != losses.shape[:3]:
             raise ValueError(f"selectors must have shape {losses.shape[:3]} to match losses, got {selectors.shape}")
         if not np.all((selectors == 0) | (selectors == 1)):

@@ -24,10 +24,21 @@ result is the minimum-norm least-squares solution. With ``λ > 0`` the filter
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from theory.random import haar_stiefel
-from theory.validation import Array, as_generator, as_int, as_rank, as_real
+from theory.validation import (
+    COND_WARN,
+    Array,
+    IllConditionedWarning,
+    as_array,
+    as_generator,
+    as_int,
+    as_rank,
+    as_real,
+)
 
 VARIANTS = ("b_only", "a_only", "lora", "full")
 INITS = ("haar", "kaiming_uniform", "gaussian", "w0_top_singular")
@@ -47,27 +58,26 @@ def check_init(init: object, name: str = "init") -> str:
     return init
 
 
-def as_stack(value: object, name: str, shape: tuple[int | None, ...]) -> Array:
-    """Return a finite float64 array with ``len(shape)`` axes matching ``shape`` (None: any)."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a real array, got {type(value).__name__}") from exc
-    if arr.ndim != len(shape):
-        raise ValueError(f"{name} must have {len(shape)} axes, got shape {arr.shape}")
-    for axis, (want, got) in enumerate(zip(shape, arr.shape)):
-        if got == 0 or (want is not None and want != got):
-            expect = "non-zero length" if want is None else f"length {want}"
-            raise ValueError(f"{name} has shape {arr.shape}; axis {axis} must have {expect}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    return arr
-
-
 def _xy(x: object, y: object) -> tuple[Array, Array]:
-    x_ = as_stack(x, "x", (None, None, None))
-    y_ = as_stack(y, "y", (x_.shape[0], x_.shape[1], None))
+    x_ = as_array(x, "x", (None, None, None))
+    y_ = as_array(y, "y", (x_.shape[0], x_.shape[1], None))
     return x_, y_
+
+
+def _warn_if_ill_conditioned(s: Array, n_rows: int, n_cols: int, name: str) -> None:
+    """Warn when, in some trial, the singular values ``s`` (T, k) kept by the lstsq cut-off span
+    a condition number of ``name``ᵀ``name`` above ``COND_WARN``."""
+    top = s[:, 0]
+    kept = np.where(s > max(n_rows, n_cols) * np.finfo(np.float64).eps * top[:, None], s, np.inf)
+    ratio = np.divide(top, kept.min(axis=1), out=np.zeros_like(top), where=np.isfinite(kept.min(axis=1)))
+    if np.any(ratio**2 > COND_WARN):
+        warnings.warn(
+            f"{name} is ill-conditioned in some trial (condition number of its Gram matrix above "
+            f"{COND_WARN:.0e}): the fit is the least-squares solution through the SVD pseudo-inverse, "
+            f"which amplifies noise along the weak directions; ridge > 0 regularises it",
+            IllConditionedWarning,
+            stacklevel=3,
+        )
 
 
 def _svd_filter(s: Array, n_rows: int, n_cols: int, ridge: float) -> Array:
@@ -85,7 +95,9 @@ def lstsq_batched(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T, n,
     .. math:: G = V \,\mathrm{diag}(f(s))\, U^T Y, \qquad X = U\,\mathrm{diag}(s)\,V^T,
 
     with ``f(s) = 1/s`` (zero below the cut-off of ``numpy.linalg.lstsq``) for ``λ = 0``, the
-    pseudo-inverse solution, and ``f(s) = s/(s² + nλ)`` for ridge.
+    pseudo-inverse solution, and ``f(s) = s/(s² + nλ)`` for ridge. With ``λ = 0``, a design whose
+    kept singular values give ``XᵀX`` a condition number above ``COND_WARN`` in some trial
+    raises an ``IllConditionedWarning`` (the solution is still the least-squares one).
 
     Parameters
     ----------
@@ -97,9 +109,16 @@ def lstsq_batched(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T, n,
     """
     x_, y_ = _xy(x, y)
     ridge = as_real(ridge, "ridge", minimum=0.0)
-    u, s, vt = np.linalg.svd(x_, full_matrices=False)
-    f = _svd_filter(s, x_.shape[1], x_.shape[2], ridge)
-    return np.swapaxes(vt, 1, 2) @ (f[..., None] * (np.swapaxes(u, 1, 2) @ y_))
+    return _lstsq(x_, y_, ridge, "x")
+
+
+def _lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
+    """``lstsq_batched`` on validated arrays; ``name`` is the design's name in warnings."""
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    if ridge == 0:
+        _warn_if_ill_conditioned(s, x.shape[1], x.shape[2], name)
+    f = _svd_filter(s, x.shape[1], x.shape[2], ridge)
+    return np.swapaxes(vt, 1, 2) @ (f[..., None] * (np.swapaxes(u, 1, 2) @ y))
 
 
 def fit_full(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T,n,d_in), (T,n,d_out) -> (T,d_out,d_in)
@@ -134,23 +153,27 @@ def fit_b_only(x: Array, y: Array, a: Array, *, ridge: float = 0.0) -> Array:  #
     (T, d_out, r) the trained ``B``.
     """
     x_, y_ = _xy(x, y)
-    a_ = as_stack(a, "a", (x_.shape[0], None, x_.shape[2]))
-    return np.swapaxes(lstsq_batched(x_ @ np.swapaxes(a_, 1, 2), y_, ridge=ridge), 1, 2)
+    a_ = as_array(a, "a", (x_.shape[0], None, x_.shape[2]))
+    ridge = as_real(ridge, "ridge", minimum=0.0)
+    return np.swapaxes(_lstsq(x_ @ np.swapaxes(a_, 1, 2), y_, ridge, "x Aᵀ"), 1, 2)
 
 
 def fit_a_only(x: Array, y: Array, b: Array, *, ridge: float = 0.0) -> Array:  # b (T, d_out, r) -> (T, r, d_in)
     r"""``a_only``: the least-squares ``A`` for a frozen output map ``B`` (Lemma 4.2, sample).
 
     Minimises ``‖Y − X Aᵀ Bᵀ‖²/n + λ‖A‖²``. With ``X = U diag(s) Vᵀ`` and
-    ``BᵀB = P diag(β) Pᵀ`` the normal equations ``XᵀX Aᵀ BᵀB + nλ Aᵀ = XᵀY B`` decouple:
+    ``B = U_B diag(b) Pᵀ`` (so ``BᵀB = P diag(b²) Pᵀ``) the normal equations
+    ``XᵀX Aᵀ BᵀB + nλ Aᵀ = XᵀY B`` decouple:
 
     .. math::
-        A^T = V\, G\, P^T,\qquad G_{ij} = \frac{s_i\,(U^T Y B P)_{ij}}{s_i^2 β_j + nλ},
+        A^T = V\, G\, P^T,\qquad G_{ij} = \frac{s_i\, b_j\,(U^T Y U_B)_{ij}}{s_i^2 b_j^2 + nλ},
 
-    which for ``λ = 0`` is ``Aᵀ = X⁺ Y B (BᵀB)⁻¹``: ordinary least squares of the projected
-    outputs ``Y B (BᵀB)⁻¹`` on ``x``. As ``n → ∞`` it tends to Lemma 4.2's
-    ``A* = (BᵀB)⁻¹BᵀΔ`` (tested). ``B`` must have full column rank (every init does, almost
-    surely).
+    which for ``λ = 0`` is ``Aᵀ = X⁺ Y (B⁺)ᵀ = X⁺ Y B (BᵀB)⁻¹``: ordinary least squares of the
+    projected outputs ``Y B (BᵀB)⁻¹`` on ``x``, computed from the SVD of ``B`` (never from
+    ``BᵀB``, whose condition number is the square of ``B``'s). As ``n → ∞`` it tends to Lemma
+    4.2's ``A* = (BᵀB)⁻¹BᵀΔ`` (tested). ``B`` must have full column rank (every init does, almost
+    surely): ``ValueError`` when ``cond(BᵀB) >= 1e12`` in some trial, ``IllConditionedWarning``
+    above ``COND_WARN`` (as for an ill-conditioned ``x`` with ``λ = 0``).
 
     Parameters
     ----------
@@ -161,20 +184,28 @@ def fit_a_only(x: Array, y: Array, b: Array, *, ridge: float = 0.0) -> Array:  #
     (T, r, d_in) the trained ``A``.
     """
     x_, y_ = _xy(x, y)
-    b_ = as_stack(b, "b", (x_.shape[0], y_.shape[2], None))
+    b_ = as_array(b, "b", (x_.shape[0], y_.shape[2], None))
     ridge = as_real(ridge, "ridge", minimum=0.0)
-    beta, p = np.linalg.eigh(np.swapaxes(b_, 1, 2) @ b_)  # (T, r), (T, r, r)
-    if np.any(beta[:, 0] <= 1e-12 * beta[:, -1]):
+    u_b, b_sv, p_t = np.linalg.svd(b_, full_matrices=False)  # (T, d_out, r), (T, r), (T, r, r)
+    if np.any(b_sv[:, -1] ** 2 <= 1e-12 * b_sv[:, 0] ** 2):
         raise ValueError("b must have full column rank: Bᵀ B is singular for some trial")
+    if np.any(b_sv[:, 0] ** 2 > COND_WARN * b_sv[:, -1] ** 2):
+        warnings.warn(
+            f"b is ill-conditioned in some trial (condition number of Bᵀ B above {COND_WARN:.0e}): A is "
+            f"the least-squares solution computed from the SVD of B",
+            IllConditionedWarning,
+            stacklevel=2,
+        )
     u, s, vt = np.linalg.svd(x_, full_matrices=False)
-    c = np.swapaxes(u, 1, 2) @ y_ @ b_ @ p  # (T, k, r)
+    c = np.swapaxes(u, 1, 2) @ y_ @ u_b  # (T, k, r)
     if ridge > 0:
-        denom = s[:, :, None] ** 2 * beta[:, None, :] + x_.shape[1] * ridge
-        g = s[:, :, None] * c / denom
+        s_ = s[:, :, None]
+        g = s_ * b_sv[:, None, :] * c / (s_**2 * b_sv[:, None, :] ** 2 + x_.shape[1] * ridge)
     else:
+        _warn_if_ill_conditioned(s, x_.shape[1], x_.shape[2], "x")
         f = _svd_filter(s, x_.shape[1], x_.shape[2], 0.0)
-        g = f[:, :, None] * c / beta[:, None, :]
-    return np.swapaxes(np.swapaxes(vt, 1, 2) @ g @ np.swapaxes(p, 1, 2), 1, 2)
+        g = f[:, :, None] * c / b_sv[:, None, :]
+    return np.swapaxes(np.swapaxes(vt, 1, 2) @ g @ p_t, 1, 2)
 
 
 def fit_lora(
@@ -264,7 +295,7 @@ def frozen_factor(
     if init == "w0_top_singular":
         if w0 is None:
             raise ValueError("init 'w0_top_singular' needs w0, the (d_out, d_in) pretrained W0")
-        w0_ = as_stack(w0, "w0", (d_out, d_in))
+        w0_ = as_array(w0, "w0", (d_out, d_in))
         u, _, vt = np.linalg.svd(w0_)
         return vt[:r] if side == "a" else u[:, :r]
     shape = (r, d_in) if side == "a" else (d_out, r)

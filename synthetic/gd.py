@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from synthetic.fit import as_stack, check_variant, fit_variant, frozen_factor, update_from
+from synthetic.fit import check_variant, fit_variant, frozen_factor, update_from
 from synthetic.linear import (
     STREAM_FROZEN,
     LinearTask,
@@ -36,7 +36,7 @@ from synthetic.linear import (
     sample_training_sets,
     stream_rng,
 )
-from theory.validation import Array, as_int, as_rank, as_real
+from theory.validation import Array, as_array, as_int, as_rank, as_real
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,9 @@ class GDConfig:
     def __post_init__(self) -> None:
         as_int(self.steps, "steps", minimum=1)
         as_real(self.lr, "lr", positive=True)
-        if len(self.betas) != 2:
-            raise ValueError(f"betas must be a pair, got {self.betas!r}")
+        if isinstance(self.betas, (str, bytes)) or not hasattr(self.betas, "__len__") or len(self.betas) != 2:
+            raise ValueError(f"betas must be a pair of decay rates in [0, 1), got {self.betas!r}")
+        object.__setattr__(self, "betas", tuple(self.betas))
         for i, beta in enumerate(self.betas):
             as_real(beta, f"betas[{i}]", minimum=0.0, maximum=1.0 - 1e-12)
         as_int(self.threads, "threads", minimum=1)
@@ -116,9 +117,9 @@ def gd_fit(
     if not isinstance(config, GDConfig):
         raise ValueError(f"config must be a GDConfig, got {type(config).__name__}")
     ridge = as_real(ridge, "ridge", minimum=0.0)
-    x_ = as_stack(x, "x", (None, None, None))
+    x_ = as_array(x, "x", (None, None, None))
     trials, n, d_in = x_.shape
-    y_ = as_stack(y, "y", (trials, n, None))
+    y_ = as_array(y, "y", (trials, n, None))
     d_out = y_.shape[2]
     names = {"b_only": ("b",), "a_only": ("a",), "lora": ("a", "b"), "full": ("m",)}[variant]
     if not isinstance(start, dict) or sorted(start) != sorted(names):
@@ -127,15 +128,15 @@ def gd_fit(
         raise ValueError(f"frozen is None; {variant} needs its frozen factor")
     rank = None
     if variant == "b_only":
-        frozen = as_stack(frozen, "frozen", (trials, None, d_in))
+        frozen = as_array(frozen, "frozen", (trials, None, d_in))
         rank = frozen.shape[1]
     elif variant == "a_only":
-        frozen = as_stack(frozen, "frozen", (trials, d_out, None))
+        frozen = as_array(frozen, "frozen", (trials, d_out, None))
         rank = frozen.shape[2]
     elif variant == "lora":
-        rank = as_stack(start["a"], "start['a']", (trials, None, d_in)).shape[1]
+        rank = as_array(start["a"], "start['a']", (trials, None, d_in)).shape[1]
     shapes = {"a": (trials, rank, d_in), "b": (trials, d_out, rank), "m": (trials, d_out, d_in)}
-    start = {k: as_stack(v, f"start[{k!r}]", shapes[k]) for k, v in start.items()}
+    start = {k: as_array(v, f"start[{k!r}]", shapes[k]) for k, v in start.items()}
     xt, yt = torch.as_tensor(x_), torch.as_tensor(y_)
     ft = None if variant in ("lora", "full") else torch.as_tensor(frozen)
     params = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}

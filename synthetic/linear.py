@@ -36,7 +36,7 @@ from synthetic.fit import (
 )
 from synthetic.quantize import SCALE_BITS, quantize
 from theory.random import haar_stiefel
-from theory.validation import Array, as_int, as_rank, as_real
+from theory.validation import Array, as_array, as_int, as_rank, as_real
 
 LOSSES = ("population", "clipped")
 FROZEN_MODES = ("per_trial", "shared")
@@ -234,7 +234,10 @@ def _readonly(arr: Array) -> Array:
 
 
 def _trial_ids(trial_ids: object) -> np.ndarray:
-    ids = np.asarray(trial_ids)
+    try:
+        ids = np.asarray(trial_ids)
+    except (TypeError, ValueError):  # a ragged nested sequence
+        ids = np.empty(0)
     integers = np.issubdtype(ids.dtype, np.integer)
     if ids.ndim != 1 or ids.size == 0 or not integers or np.any(ids < 0):
         raise ValueError(
@@ -305,7 +308,7 @@ def population_losses(task: LinearTask, m: Array) -> Array:  # (T, d_out, d_in) 
     against it).
     """
     task = as_linear_task(task)
-    resid = task.delta - np.asarray(m, dtype=np.float64)
+    resid = task.delta - as_array(m, "m", (None, task.d_out, task.d_in))
     return task.d_out * task.noise_var + np.einsum("tij,j->t", resid**2, task.sigma_eigenvalues)
 
 
@@ -323,7 +326,10 @@ def clipped_test_losses(
     ids = _trial_ids(trial_ids)
     seed = as_int(seed, "seed", minimum=0)
     clip = as_real(clip, "clip", positive=True)
-    resid = task.delta - np.asarray(m, dtype=np.float64)
+    m_ = as_array(m, "m", (None, task.d_out, task.d_in))
+    if m_.shape[0] != ids.size:
+        raise ValueError(f"m holds {m_.shape[0]} updates but trial_ids names {ids.size} trials; they must match")
+    resid = task.delta - m_
     cov = (resid * task.sigma_eigenvalues) @ np.swapaxes(resid, 1, 2)
     mu = np.clip(np.linalg.eigvalsh(cov), 0.0, None) + task.noise_var  # (T, d_out)
     out = np.empty(ids.size)

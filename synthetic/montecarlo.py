@@ -25,7 +25,7 @@ from scipy import stats
 
 from synthetic.linear import LinearTask, linear_trial_losses
 from synthetic.provenance import environment, plain, write_atomic
-from theory.validation import as_int, as_real
+from theory.validation import as_array, as_int, as_real
 
 #: Confidence level of the reported intervals.
 LEVEL = 0.95
@@ -49,11 +49,9 @@ def mean_interval(values: object, level: float = LEVEL) -> tuple[float, float, f
     -------
     (mean, stderr, low, high)
     """
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1 or v.size < 2:
+    v = as_array(values, "values", (None,))
+    if v.size < 2:
         raise ValueError(f"values must be a 1-D array of at least 2 numbers, got shape {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("values contains NaN or infinite entries")
     level = as_real(level, "level", positive=True, maximum=1.0 - 1e-12)
     mean = float(v.mean())
     stderr = float(v.std(ddof=1) / math.sqrt(v.size))
@@ -79,11 +77,16 @@ class GapSummary:
 
 
 def summarize(train_loss: object, test_loss: object) -> GapSummary:  # (trials,), (trials,)
-    """Summary of per-trial train and test losses and their gap ``test − train``."""
-    train = np.asarray(train_loss, dtype=np.float64)
-    test = np.asarray(test_loss, dtype=np.float64)
+    """Summary of per-trial train and test losses and their gap ``test − train``.
+
+    Both must be finite 1-D arrays of the same length, at least 2 (``ValueError`` otherwise).
+    """
+    train = as_array(train_loss, "train_loss", (None,))
+    test = as_array(test_loss, "test_loss", (None,))
     if train.shape != test.shape:
         raise ValueError(f"train_loss {train.shape} and test_loss {test.shape} must have one shape")
+    if train.size < 2:
+        raise ValueError(f"train_loss and test_loss must hold at least 2 trials for an interval, got {train.size}")
     parts = {}
     for name, values in (("gap", test - train), ("train_loss", train), ("test_loss", test)):
         mean, stderr, low, high = mean_interval(values)
@@ -172,6 +175,10 @@ def measure_gap(
     trials (``mean_interval``). A bound is only comparable with the gap of the loss it is about:
     a bounded loss (``clipped``, ``zero_one``) and, for Lemma 4.5, ``q_bits``.
 
+    A run that diverges (non-finite losses or parameters, e.g. float32 MLP training at too large
+    a step size) raises ``ValueError`` whose message ends with the whole configuration (task
+    fields, variant, rank, n, trials, loss, q_bits, seed) that produced it.
+
     Parameters
     ----------
     task : LinearTask or MLPTask
@@ -196,12 +203,22 @@ def measure_gap(
     engine = _engine(task)
     trials = as_int(trials, "trials", minimum=2)
     seed = as_int(seed, "seed", minimum=0)
-    out = engine(
-        task, variant, rank, n, trials, loss=loss, q_bits=q_bits, seed=seed, return_params=return_params,
+    config = (
+        f"variant={variant!r}, rank={rank}, n={n}, trials={trials}, loss={loss!r}, q_bits={q_bits}, "
+        f"seed={seed}, task={task!r}"
     )
+    try:
+        out = engine(
+            task, variant, rank, n, trials, loss=loss, q_bits=q_bits, seed=seed, return_params=return_params,
+        )
+    except ValueError as exc:
+        if "diverged" not in str(exc):  # a bad argument: the engine's message names it
+            raise
+        raise ValueError(f"{exc}; configuration: {config}") from exc
     train, test = np.asarray(out["train_loss"]), np.asarray(out["test_loss"])
     if not (np.all(np.isfinite(train)) and np.all(np.isfinite(test))):
-        raise ValueError(f"the {variant} fit produced non-finite losses; this is a bug, please report it")
+        bad = int(np.count_nonzero(~(np.isfinite(train) & np.isfinite(test))))
+        raise ValueError(f"training diverged: non-finite losses in {bad} of {trials} trials; configuration: {config}")
     call = {
         "variant": variant, "rank": rank, "n": n, "trials": trials, "loss": loss, "q_bits": q_bits, "seed": seed,
     }

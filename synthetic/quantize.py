@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.validation import as_int
+from theory.validation import as_array, as_int
 
 #: Bits spent on each tensor's scale (stored as float32).
 SCALE_BITS = 32
@@ -65,11 +65,7 @@ def quantize(params: np.ndarray, q_bits: int) -> Quantized:
     q_bits = as_int(q_bits, "q_bits", minimum=2)
     if q_bits > 32:
         raise ValueError(f"q_bits must be <= 32, got {q_bits}")
-    arr = np.asarray(params, dtype=np.float64)
-    if arr.ndim < 1 or arr.shape[0] == 0:
-        raise ValueError(f"params must have a leading trial axis, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("params contains NaN or infinite entries")
+    arr = as_array(params, "params")  # (trials, *shape), every axis non-empty
     levels = 2 ** (q_bits - 1) - 1
     flat = arr.reshape(arr.shape[0], -1)
     peak = np.max(np.abs(flat), axis=1)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.linear import _problem, sqrtm_psd
+from theory.linear import _problem, _sqrtm
 from theory.random import haar_stiefel
-from theory.validation import RANK_RTOL, Array, as_generator, as_int, as_rank, numerical_rank
+from theory.validation import RANK_RTOL, Array, as_array, as_generator, as_int, as_rank, numerical_rank
 
 
 def expected_loss_a_only(delta: Array, sigma: Array, rank: int, noise_var: float) -> float:
@@ -47,11 +47,11 @@ def loss_b_only_draws(delta: Array, sigma: Array, q: Array, noise_var: float) ->
     (draws,) the loss for each draw.
     """
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
-    q_ = np.asarray(q, dtype=np.float64)
-    if q_.ndim != 3 or q_.shape[1] != delta_.shape[1]:
+    q_ = as_array(q, "q", (None, None, None))
+    if q_.shape[1] != delta_.shape[1]:
         raise ValueError(f"q must have shape (draws, d_in={delta_.shape[1]}, r), got {q_.shape}")
     as_rank(q_.shape[2], delta_.shape[1], delta_.shape[0], name="q.shape[2] (the rank)")
-    root = sqrtm_psd(sigma_)
+    root = _sqrtm(sigma_)
     target = delta_ @ root
     u, s, _ = np.linalg.svd(root @ q_, full_matrices=False)  # (draws, d_in, r), (draws, r)
     keep = s > RANK_RTOL * s[:, :1]
@@ -75,14 +75,14 @@ def loss_a_only_draws(delta: Array, sigma: Array, u: Array, noise_var: float) ->
     (draws,) the loss for each draw.
     """
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
-    u_ = np.asarray(u, dtype=np.float64)
-    if u_.ndim != 3 or u_.shape[1] != delta_.shape[0]:
+    u_ = as_array(u, "u", (None, None, None))
+    if u_.shape[1] != delta_.shape[0]:
         raise ValueError(f"u must have shape (draws, d_out={delta_.shape[0]}, r), got {u_.shape}")
     as_rank(u_.shape[2], delta_.shape[1], delta_.shape[0], name="u.shape[2] (the rank)")
     gram = np.swapaxes(u_, 1, 2) @ u_
     if not np.allclose(gram, np.eye(u_.shape[2]), atol=1e-8):
         raise ValueError("u must have orthonormal columns (draw it with haar_stiefel)")
-    target = delta_ @ sqrtm_psd(sigma_)
+    target = delta_ @ _sqrtm(sigma_)
     reduction = np.sum(np.einsum("dor,oi->dri", u_, target) ** 2, axis=(1, 2))
     return delta_.shape[0] * s2 + float(np.sum(target**2)) - reduction
 

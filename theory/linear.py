@@ -13,11 +13,15 @@ the adapted weight ``W0 + M`` is
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from theory.validation import (
+    COND_WARN,
     RANK_RTOL,
     Array,
+    IllConditionedWarning,
     as_covariance,
     as_matrix,
     as_rank,
@@ -31,8 +35,17 @@ def _problem(delta: object, sigma: object, noise_var: object) -> tuple[Array, Ar
     return delta_, sigma_, as_real(noise_var, "noise_var", minimum=0.0)
 
 
-def sqrtm_psd(sigma: Array) -> Array:
-    r"""Symmetric square root ``Σ^{1/2}`` of a PSD matrix (eigenvalues clipped at 0).  # (d, d)"""
+def sqrtm_psd(sigma: Array) -> Array:  # (d, d) -> (d, d)
+    r"""Symmetric square root ``Σ^{1/2}`` of a PSD matrix (eigenvalues clipped at 0).
+
+    ``sigma`` must be symmetric positive semi-definite (``ValueError`` otherwise); eigenvalues
+    within round-off below zero are clipped to 0.
+    """
+    return _sqrtm(as_covariance(sigma, "sigma"))
+
+
+def _sqrtm(sigma: Array) -> Array:
+    """``sqrtm_psd`` of an already validated covariance."""
     evals, evecs = np.linalg.eigh(sigma)
     return (evecs * np.sqrt(np.clip(evals, 0.0, None))) @ evecs.T
 
@@ -68,8 +81,12 @@ def optimal_b(delta: Array, a: Array, sigma: Array) -> Array:
 
     .. math:: B^* = Δ Σ A^T (A Σ A^T)^{-1}
 
-    Zhu et al. (ICML 2024), Lemma 4.1. Requires ``A Σ A^T`` invertible (otherwise ``B*`` is
-    not unique; ``loss_b_only`` still gives the minimum).
+    Zhu et al. (ICML 2024), Lemma 4.1. Requires ``A Σ A^T`` invertible: ``ValueError`` when it
+    is singular (eigenvalues below ``RANK_RTOL`` times the largest; ``B*`` is then not unique and
+    ``loss_b_only`` still gives the minimum). When its condition number exceeds ``COND_WARN``
+    the normal equations are not trusted: an ``IllConditionedWarning`` says so and ``B*`` is
+    computed as the least-squares solution of ``Σ^{1/2} Aᵀ Bᵀ ≈ Σ^{1/2} Δᵀ``
+    (``numpy.linalg.lstsq``), whose condition number is the square root of ``A Σ Aᵀ``'s.
 
     Parameters
     ----------
@@ -83,7 +100,9 @@ def optimal_b(delta: Array, a: Array, sigma: Array) -> Array:
     a_ = as_matrix(a, "a", (None, delta_.shape[1]))
     as_rank(a_.shape[0], delta_.shape[1], delta_.shape[0], name="a.shape[0] (the rank)")
     gram = a_ @ sigma_ @ a_.T
-    _require_invertible(gram, "A Σ Aᵀ", "a", "loss_b_only")
+    if _ill_conditioned(gram, "A Σ Aᵀ", "a", "loss_b_only"):
+        root = _sqrtm(sigma_)
+        return np.linalg.lstsq(root @ a_.T, root @ delta_.T, rcond=None)[0].T
     return np.linalg.solve(gram, a_ @ sigma_ @ delta_.T).T
 
 
@@ -93,7 +112,10 @@ def optimal_a(delta: Array, b: Array, sigma: Array) -> Array:
     .. math:: A^* = (B^T B)^{-1} B^T Δ
 
     Zhu et al. (ICML 2024), Lemma 4.2. ``A*`` does not depend on ``Σ``; with ``Σ`` singular it
-    is one minimiser among many, all with the loss (3). Requires ``B`` of full column rank.
+    is one minimiser among many, all with the loss (3). Requires ``B`` of full column rank
+    (``ValueError`` when ``BᵀB`` is singular at ``RANK_RTOL``); when ``cond(BᵀB) > COND_WARN`` an
+    ``IllConditionedWarning`` says so and ``A*`` is the least-squares solution of ``B A ≈ Δ``
+    (``numpy.linalg.lstsq``) instead of the normal equations.
 
     Parameters
     ----------
@@ -107,11 +129,14 @@ def optimal_a(delta: Array, b: Array, sigma: Array) -> Array:
     b_ = as_matrix(b, "b", (delta_.shape[0], None))
     as_rank(b_.shape[1], delta_.shape[1], delta_.shape[0], name="b.shape[1] (the rank)")
     gram = b_.T @ b_
-    _require_invertible(gram, "Bᵀ B", "b", "loss_a_only")
+    if _ill_conditioned(gram, "Bᵀ B", "b", "loss_a_only"):
+        return np.linalg.lstsq(b_, delta_, rcond=None)[0]
     return np.linalg.solve(gram, b_.T @ delta_)
 
 
-def _require_invertible(gram: Array, label: str, arg: str, fallback: str) -> None:
+def _ill_conditioned(gram: Array, label: str, arg: str, fallback: str) -> bool:
+    """Raise ``ValueError`` if the Gram matrix is singular at ``RANK_RTOL``; warn and return True
+    if its condition number exceeds ``COND_WARN`` (the caller then solves by least squares)."""
     evals = np.linalg.eigvalsh(gram)
     top = float(evals[-1])
     if top <= 0 or float(evals[0]) <= RANK_RTOL * top:
@@ -120,6 +145,16 @@ def _require_invertible(gram: Array, label: str, arg: str, fallback: str) -> Non
             f"{label} is singular (rank {rank} < {gram.shape[0]}) for this {arg}: the optimum "
             f"is not unique; {fallback} gives the minimum loss"
         )
+    cond = top / float(evals[0])
+    if cond <= COND_WARN:
+        return False
+    warnings.warn(
+        f"{label} is ill-conditioned for this {arg} (condition number {cond:.3g} > {COND_WARN:.0e}): "
+        f"solving the least-squares problem with numpy.linalg.lstsq instead of the normal equations",
+        IllConditionedWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 def loss_b_only(delta: Array, a: Array, sigma: Array, noise_var: float) -> float:
@@ -140,7 +175,7 @@ def loss_b_only(delta: Array, a: Array, sigma: Array, noise_var: float) -> float
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
     a_ = as_matrix(a, "a", (None, delta_.shape[1]))
     as_rank(a_.shape[0], delta_.shape[1], delta_.shape[0], name="a.shape[0] (the rank)")
-    root = sqrtm_psd(sigma_)
+    root = _sqrtm(sigma_)
     target = delta_ @ root
     basis = _orthonormal_basis(root @ a_.T)
     reduction = float(np.sum((target @ basis) ** 2))
@@ -163,7 +198,7 @@ def loss_a_only(delta: Array, b: Array, sigma: Array, noise_var: float) -> float
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
     b_ = as_matrix(b, "b", (delta_.shape[0], None))
     as_rank(b_.shape[1], delta_.shape[1], delta_.shape[0], name="b.shape[1] (the rank)")
-    target = delta_ @ sqrtm_psd(sigma_)
+    target = delta_ @ _sqrtm(sigma_)
     basis = _orthonormal_basis(b_)
     reduction = float(np.sum((basis.T @ target) ** 2))
     return float(delta_.shape[0] * s2 + np.sum(target**2) - reduction)
@@ -189,7 +224,7 @@ def best_rank_update(delta: Array, sigma: Array, rank: int) -> Array:
     """
     delta_, sigma_, _ = _problem(delta, sigma, 0.0)
     r = as_rank(rank, delta_.shape[1], delta_.shape[0])
-    root = sqrtm_psd(sigma_)
+    root = _sqrtm(sigma_)
     u, s, vt = np.linalg.svd(delta_ @ root, full_matrices=False)
     return (u[:, :r] * s[:r]) @ vt[:r] @ np.linalg.pinv(root, rcond=RANK_RTOL, hermitian=True)
 
@@ -208,7 +243,7 @@ def loss_lora(delta: Array, sigma: Array, rank: int, noise_var: float) -> float:
     """
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
     r = as_rank(rank, delta_.shape[1], delta_.shape[0])
-    s = np.linalg.svd(delta_ @ sqrtm_psd(sigma_), compute_uv=False)
+    s = np.linalg.svd(delta_ @ _sqrtm(sigma_), compute_uv=False)
     return float(delta_.shape[0] * s2 + np.sum(s[r:] ** 2))
 
 

@@ -23,18 +23,70 @@ SYMMETRY_RTOL = 1e-8
 PSD_RTOL = 1e-8
 
 
+#: Condition number above which a linear solve warns (``IllConditionedWarning``): about half of
+#: the float64 digits of its solution are lost.
+COND_WARN = 1e8
+
+
+class IllConditionedWarning(UserWarning):
+    """A linear system was nearly singular; the result comes from a least-squares solve.
+
+    Filter it like any warning, e.g. ``warnings.simplefilter("ignore", IllConditionedWarning)``.
+    """
+
+
 def _describe(value: object) -> str:
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape}"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _float_array(value: object, name: str, what: str) -> Array:
+    """``value`` as a float64 array without losing information (no complex parts, no strings)."""
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # e.g. a ragged nested list
+        raise ValueError(f"{name} must be a real {what}, got {_describe(value)}") from exc
+    if raw.dtype.kind == "c":
+        raise ValueError(f"{name} must be real, got complex entries ({_describe(value)})")
+    if raw.dtype.kind in "biuf":
+        return raw.astype(np.float64, copy=False)
+    if raw.dtype.kind == "O":
+        try:
+            return raw.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a real {what}, got {_describe(value)}") from exc
+    raise ValueError(f"{name} must be a real {what}, got {_describe(value)} of dtype {raw.dtype}")
+
+
+def as_array(value: object, name: str, shape: tuple[int | None, ...] | None = None) -> Array:
+    """Return a finite float64 array with ``len(shape)`` non-empty axes matching ``shape``.
+
+    ``None`` in ``shape`` accepts any (non-zero) length on that axis; ``shape=None`` accepts any
+    number of axes, at least one. Raises ``ValueError`` naming ``name`` otherwise (ragged,
+    complex or non-numeric input included).
+    """
+    arr = _float_array(value, name, "array")
+    if shape is None:
+        if arr.ndim == 0:
+            raise ValueError(f"{name} must have at least 1 axis, got {_describe(value)}")
+        shape = (None,) * arr.ndim
+    if arr.ndim != len(shape):
+        axes = "1 axis" if len(shape) == 1 else f"{len(shape)} axes"
+        raise ValueError(f"{name} must have {axes}, got shape {arr.shape}")
+    for axis, (want, got) in enumerate(zip(shape, arr.shape)):
+        if got == 0 or (want is not None and want != got):
+            expect = "non-zero length" if want is None else f"length {want}"
+            raise ValueError(f"{name} has shape {arr.shape}; axis {axis} must have {expect}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    return arr
 
 
 def as_matrix(value: object, name: str, shape: tuple[int | None, int | None] | None = None) -> Array:
     """Return ``value`` as a finite float64 2-D array, or raise ``ValueError`` naming ``name``."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a real matrix, got {_describe(value)}") from exc
+    arr = _float_array(value, name, "matrix")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D matrix, got an array of shape {arr.shape}")
     if 0 in arr.shape:
