@@ -5,6 +5,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 TORCH  := torch==2.13.0
+# Many small matrices: one BLAS thread per process beats competing threads (see README, Performance).
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: figures figures-full test test-all demo bench clean
 

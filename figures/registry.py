@@ -10,6 +10,8 @@ FIGURES: tuple[str, ...] = (
     "asymmetry_vs_rank",
     "asymmetry_gap",
     "asymmetry_map",
+    "bounds_vs_n_linear",
+    "bounds_vs_n_mlp",
     "bound_ratios",
     "similarity",
     "rank_doubling",

@@ -1,7 +1,9 @@
 """Monte Carlo experiments that measure the A/B asymmetry and generalization gaps."""
 
+from synthetic.channel import adapted_shift_rms, perturbed_trial_losses
 from synthetic.fit import fit_a_only, fit_b_only, fit_full, fit_lora, frozen_factor, lstsq_batched
 from synthetic.gd import GDConfig, gd_fit, gd_vs_closed_form
+from synthetic.learners import discretize, linear_supersample, mlp_fit, mlp_supersample
 from synthetic.linear import (
     LinearTask,
     clipped_test_losses,
@@ -22,7 +24,9 @@ __all__ = [
     "LinearTask",
     "MLPTask",
     "Quantized",
+    "adapted_shift_rms",
     "clipped_test_losses",
+    "discretize",
     "fit_a_only",
     "fit_b_only",
     "fit_full",
@@ -31,11 +35,15 @@ __all__ = [
     "frozen_factors",
     "gd_fit",
     "gd_vs_closed_form",
+    "linear_supersample",
     "linear_trial_losses",
     "lstsq_batched",
     "mean_interval",
     "measure_gap",
+    "mlp_fit",
+    "mlp_supersample",
     "mlp_trial_losses",
+    "perturbed_trial_losses",
     "population_losses",
     "quantize",
     "sample_training_sets",

@@ -1,6 +1,7 @@
 r"""Small-MLP teacher tasks and the per-trial losses of LoRA variants trained on them.
 
-The pretrained model is a random tanh MLP without biases, the *teacher base*; its layer ``l``
+The pretrained model is a random MLP without biases, the *teacher base*, with tanh (default)
+or ReLU hidden activations; its layer ``l``
 has weight ``W0_l ~ N(0, g^2 / d_in)`` with gain ``g = TEACHER_GAIN`` (tanh keeps the classes
 balanced, which ReLU's positive mean does not), and the last layer is further multiplied by
 ``logit_scale``. A sharp teacher (large logits) matters for classification: the labels are the
@@ -30,6 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 from synthetic.mlp_train import (
+    ACTIVATIONS,
     INITS,
     KINDS,
     LOSSES,
@@ -48,6 +50,10 @@ TEACHER_GAIN = 1.5
 #: Test samples generated and evaluated at a time per trial (bounds memory; part of the
 #: definition of the test stream, so changing it changes which test samples are drawn).
 TEST_CHUNK = 8192
+#: Floats of activations a chunk of trials may hold at once (training and evaluation).
+TRAIN_FLOATS = 1 << 22
+#: At most this many trials are trained together (larger chunks leave the CPU caches).
+MAX_TRIAL_CHUNK = 16
 
 
 def _layer_tuple(value: object, name: str, n_layers: int) -> tuple[int, ...]:
@@ -93,6 +99,8 @@ class MLPTask:
     perturbation_rank : rank ``k`` of each ``Delta_l``.
     perturbation_scale : ``rho = ||Delta_l||_F / ||W0_l||_F`` (dimensionless, >= 0).
     kind : ``"classification"`` (argmax labels) or ``"regression"`` (outputs plus noise).
+    activation : hidden-layer activation of the teacher and of the adapted network, ``"tanh"``
+        or ``"relu"``.
     logit_scale : multiplier of the teacher's last layer (sharper logits; labels unchanged).
     label_noise : probability that a label is replaced by a uniform random class.
     noise_std : standard deviation of the regression output noise.
@@ -115,6 +123,7 @@ class MLPTask:
     perturbation_scale: float = 0.5
     logit_scale: float = 4.0
     kind: str = "classification"
+    activation: str = "tanh"
     label_noise: float = 0.0
     noise_std: float = 0.1
     input_dist: str = "isotropic"
@@ -145,6 +154,8 @@ class MLPTask:
         as_real(self.logit_scale, "logit_scale", positive=True)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         as_real(self.label_noise, "label_noise", minimum=0.0, maximum=1.0)
         as_real(self.noise_std, "noise_std", minimum=0.0)
         _parse_input_dist(self.input_dist)
@@ -217,13 +228,15 @@ def _target(widths: tuple[int, ...], teacher_seed: int, logit_scale: float, task
     return tuple(out)
 
 
-def network_outputs(weights: tuple[Array, ...], x: Array) -> Array:  # (..., d_0) -> (..., d_L)
-    """Outputs of the bias-free tanh MLP with the given weights, in float64."""
+def network_outputs(weights: tuple[Array, ...], x: Array, activation: str = "tanh") -> Array:  # (..., d_0) -> (..., d_L)
+    """Outputs of the bias-free MLP with the given weights and hidden ``activation``, in float64."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     h = x
     for l, w in enumerate(weights):
         h = h @ w.T
         if l < len(weights) - 1:
-            h = np.tanh(h)
+            h = np.tanh(h) if activation == "tanh" else np.maximum(h, 0.0)
     return h
 
 
@@ -239,7 +252,7 @@ def sample_data(task: MLPTask, n: int, rng: np.random.Generator, *,
     exponent = _parse_input_dist(task.input_dist)
     var = np.arange(1, d0 + 1, dtype=np.float64) ** -exponent
     x = rng.standard_normal((n, d0)) * np.sqrt(var * d0 / var.sum())
-    out = network_outputs(task.target_weights() if target is None else target, x)
+    out = network_outputs(task.target_weights() if target is None else target, x, task.activation)
     if task.kind == "regression":
         return x, out + task.noise_std * rng.standard_normal(out.shape)
     labels = out.argmax(axis=1)
@@ -296,6 +309,9 @@ def mlp_trial_losses(
     evaluation loss: ``cross_entropy`` (nats, unbounded), ``zero_one`` (range [0, 1]),
     ``squared`` (unbounded) or ``clipped`` (``min(l, task.clip)``, range [0, clip]).
 
+    Trials run in chunks of ``trial_chunk(task, n)`` (memory stays flat in ``trials``); a trial's
+    numbers do not depend on the chunk it falls in.
+
     With ``q_bits`` every trained tensor is quantized after training (``synthetic.quantize``,
     one float32 scale per tensor and trial) and the quantized model is evaluated on both sets,
     so the gap is that of the model Lemma 4.5 (Zhu et al., ICML 2024) bounds. For ``full`` the
@@ -339,9 +355,32 @@ def mlp_trial_losses(
     if task.batch_size is not None and task.batch_size > n:
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
 
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, trials, trial_chunk(task, n)):
+        stop = min(trials, start + trial_chunk(task, n))
+        chunk = _chunk_losses(task, variant, rank, n, range(start, stop), loss=loss, q_bits=q_bits, seed=seed,
+                              return_params=return_params)
+        for k, v in chunk.items():
+            parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def trial_chunk(task: MLPTask, n: int) -> int:
+    """Trials trained together: as many as keep ``T n sum(widths)`` floats under ``TRAIN_FLOATS``.
+
+    Chunking keeps memory flat in the number of trials; each trial's numbers do not depend on
+    the chunk it falls in (its streams are its own and Adam is elementwise).
+    """
+    return max(1, min(MAX_TRIAL_CHUNK, TRAIN_FLOATS // (n * sum(task.widths))))
+
+
+def _chunk_losses(task: MLPTask, variant: str, rank: int, n: int, ids: range, *, loss: str,
+                  q_bits: int | None, seed: int, return_params: bool) -> dict[str, np.ndarray]:
+    """``mlp_trial_losses`` for the trials ``ids`` (arguments already validated)."""
     weights = task.base_weights()
     target = task.target_weights()
-    streams = [trial_streams(seed, t) for t in range(trials)]
+    streams = [trial_streams(seed, t) for t in ids]
+    trials = len(streams)
     data = [sample_data(task, n, s["data"], target=target) for s in streams]
     x = np.stack([d[0] for d in data])
     y = np.stack([d[1] for d in data])
@@ -353,13 +392,14 @@ def mlp_trial_losses(
     state, objective = train_adapters(
         weights, state, trained, x, y, kind=task.kind, steps=task.steps, lr=task.lr,
         scaling=scaling, batch_size=task.batch_size, order_rngs=[s["order"] for s in streams],
+        activation=task.activation,
     )
     n_params = sum(int(np.prod(state[k].shape[1:])) for k in trained)
     out: dict[str, np.ndarray] = {"n_params": np.full(trials, float(n_params))}
     if q_bits is not None:
         state, bits = _quantize_state(state, trained, weights, q_bits)
         out["storage_bits"] = np.full(trials, float(bits))
-    kw = {"kind": task.kind, "scaling": scaling, "clip": float(task.clip)}
+    kw = {"kind": task.kind, "scaling": scaling, "clip": float(task.clip), "activation": task.activation}
     train = evaluate(weights, state, x, y, **kw)
     test = _test_losses(task, weights, target, state, streams, kw)
     for name in LOSSES[task.kind]:
@@ -377,13 +417,25 @@ def mlp_trial_losses(
 def _test_losses(task: MLPTask, weights: tuple[Array, ...], target: tuple[Array, ...],
                  state: dict[str, Array], streams: list[dict[str, np.random.Generator]],
                  kw: dict[str, object]) -> dict[str, Array]:
-    """Mean losses on ``task.test_size`` fresh samples per trial, generated chunk by chunk."""
-    totals: dict[str, Array] = {}
-    for start in range(0, task.test_size, TEST_CHUNK):
-        m = min(TEST_CHUNK, task.test_size - start)
-        chunk = [sample_data(task, m, s["test"], target=target) for s in streams]
-        losses = evaluate(weights, state, np.stack([c[0] for c in chunk]),
-                          np.stack([c[1] for c in chunk]), **kw)  # type: ignore[arg-type]
-        for k, v in losses.items():
-            totals[k] = totals.get(k, 0.0) + v * m
-    return {k: v / task.test_size for k, v in totals.items()}
+    """Mean losses on ``task.test_size`` fresh samples per trial, generated chunk by chunk.
+
+    Trials are evaluated in blocks of at most ``TRAIN_FLOATS / (TEST_CHUNK sum(widths))`` so that
+    memory does not grow with the number of trials; each trial draws its test samples from its
+    own stream, so the blocking does not change them.
+    """
+    block = max(1, TRAIN_FLOATS // (min(task.test_size, TEST_CHUNK) * sum(task.widths)))
+    parts: dict[str, list[Array]] = {}
+    for first in range(0, len(streams), block):
+        sub = slice(first, first + block)
+        sub_state = {k: v[sub] for k, v in state.items()}
+        totals: dict[str, Array] = {}
+        for start in range(0, task.test_size, TEST_CHUNK):
+            m = min(TEST_CHUNK, task.test_size - start)
+            chunk = [sample_data(task, m, s["test"], target=target) for s in streams[sub]]
+            losses = evaluate(weights, sub_state, np.stack([c[0] for c in chunk]),
+                              np.stack([c[1] for c in chunk]), **kw)  # type: ignore[arg-type]
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + v * m
+        for k, v in totals.items():
+            parts.setdefault(k, []).append(v / task.test_size)
+    return {k: np.concatenate(v) for k, v in parts.items()}

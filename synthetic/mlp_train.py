@@ -1,4 +1,4 @@
-r"""Batched LoRA training of a small tanh MLP: all trials in one torch program.
+r"""Batched LoRA training of a small MLP (tanh or ReLU): all trials in one torch program.
 
 A trial is one independent training run (its own dataset, frozen factor and minibatch order).
 Every tensor carries a leading trial axis ``T``; the frozen pretrained weights ``W0_l`` are
@@ -6,7 +6,7 @@ shared. Layer ``l`` of the adapted network computes (Zhu et al., ICML 2024, Sect
 ``alpha / r`` scaling of common LoRA code)
 
 .. math:: h_{l+1} = \phi\big(W0_l h_l + \tfrac{\alpha}{r} B_l A_l h_l\big),
-          \qquad \phi = \tanh \text{ on hidden layers, identity on the last},
+          \qquad \phi = \tanh \text{ or relu on hidden layers, identity on the last},
 
 or ``h_{l+1} = phi(W_l h_l)`` with the whole ``W_l`` trained (variant ``full``). The network has
 no biases: THEORY.md fixes the bias, so no variant may train one.
@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from synthetic.mlp_backprop import ACTIVATIONS, AdapterNet, FlatAdam, output_gradient
 from theory.random import haar_stiefel
 from theory.validation import Array, as_generator, as_int, as_real
 
@@ -140,7 +141,8 @@ def init_adapters(
 
 
 def apply_layer(
-    l: int, h: torch.Tensor, w0: torch.Tensor, state: Mapping[str, torch.Tensor], scaling: float, last: bool
+    l: int, h: torch.Tensor, w0: torch.Tensor, state: Mapping[str, torch.Tensor], scaling: float, last: bool,
+    activation: str = "tanh",
 ) -> torch.Tensor:  # (T, m, d_in) -> (T, m, d_out)
     """One layer of the adapted network for all trials; base layer where ``state`` has no adapter."""
     if f"layer{l}.W" in state:
@@ -150,16 +152,19 @@ def apply_layer(
         if f"layer{l}.A" in state:
             low = torch.bmm(h, state[f"layer{l}.A"].transpose(1, 2))
             z = z + scaling * torch.bmm(low, state[f"layer{l}.B"].transpose(1, 2))
-    return z if last else torch.tanh(z)
+    if last:
+        return z
+    return torch.tanh(z) if activation == "tanh" else torch.relu(z)
 
 
 def forward(
-    weights: Sequence[torch.Tensor], state: Mapping[str, torch.Tensor], x: torch.Tensor, scaling: float
+    weights: Sequence[torch.Tensor], state: Mapping[str, torch.Tensor], x: torch.Tensor, scaling: float,
+    activation: str = "tanh",
 ) -> torch.Tensor:  # (T, m, d_0) -> (T, m, d_L)
     """Outputs (logits or regression values) of the adapted network for all trials."""
     h = x
     for l, w0 in enumerate(weights):
-        h = apply_layer(l, h, w0, state, scaling, last=l == len(weights) - 1)
+        h = apply_layer(l, h, w0, state, scaling, last=l == len(weights) - 1, activation=activation)
     return h
 
 
@@ -196,6 +201,14 @@ def _target_tensor(target: np.ndarray, kind: str, dtype: torch.dtype) -> torch.T
     return torch.as_tensor(np.asarray(target), dtype=dtype)
 
 
+def _pick_rows(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    """Rows ``idx`` (T, m) of each trial of ``t`` (T, n, ...); all of ``t`` when ``idx`` is None."""
+    if idx is None:
+        return t
+    index = idx if t.ndim == 2 else idx[..., None].expand(-1, -1, t.shape[2])
+    return torch.gather(t, 1, index)
+
+
 def train_adapters(
     weights: Sequence[Array],
     state: Mapping[str, Array],
@@ -210,12 +223,16 @@ def train_adapters(
     batch_size: int | None = None,
     order_rngs: Sequence[np.random.Generator] | None = None,
     dtype: torch.dtype = torch.float32,
+    activation: str = "tanh",
 ) -> tuple[dict[str, Array], Array]:
     r"""Train the tensors named in ``trained`` with Adam for ``steps`` steps, all trials at once.
 
     The network is frozen below the first adapted layer, so its activations there, and that
     layer's base pre-activation ``W0 h``, are computed once. For ``b_only`` the projected
     features ``A h`` of the frozen A at that layer are constant too and are also computed once.
+    The gradients are hand-written (``synthetic.mlp_backprop``, tested against autograd) and
+    every step reuses buffers allocated once; Adam is ``synthetic.mlp_backprop.FlatAdam``,
+    ``torch.optim.Adam``'s update on one flat buffer.
     Minibatches (``batch_size`` < n) follow a fresh permutation of each trial's samples every
     epoch, drawn from that trial's ``order_rngs`` entry; the last batch of an epoch may be
     smaller.
@@ -230,6 +247,7 @@ def train_adapters(
     batch_size : minibatch size, or None for full-batch training
     order_rngs : one numpy Generator per trial; required when ``batch_size`` < n
     dtype : torch dtype of the computation (float32 for speed, float64 for reference checks)
+    activation : hidden-layer activation, ``"tanh"`` or ``"relu"``
 
     Returns
     -------
@@ -243,56 +261,33 @@ def train_adapters(
     scaling = as_real(scaling, "scaling", positive=True)
     if not trained or any(k not in state for k in trained):
         raise ValueError(f"trained must name tensors of state {sorted(state)}, got {list(trained)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     w = [torch.tensor(np.array(m), dtype=dtype) for m in weights]
     xs = torch.as_tensor(np.asarray(x), dtype=dtype)
     ys = _target_tensor(target, kind, dtype)
     params = _to_torch(state, dtype)
-    for name in trained:
-        params[name].requires_grad_(True)
+    # One Adam over the stacked tensors; the update is elementwise, so it is one Adam per trial.
+    opt = FlatAdam({k: params[k] for k in trained}, lr=lr)
+    params.update(opt.params)
     n_trials, n = xs.shape[0], xs.shape[1]
     minibatch = batch_size is not None and batch_size < n
     if minibatch and (order_rngs is None or len(order_rngs) != n_trials):
         raise ValueError("order_rngs must hold one Generator per trial for minibatch training")
-    first = min(int(k.split(".")[0][5:]) for k in params)
-    last_layer = len(w) - 1
-    with torch.no_grad():
-        h = xs
-        for l in range(first):
-            h = apply_layer(l, h, w[l], {}, scaling, last=False)
-        base = h @ w[first].T
-        frozen_a = f"layer{first}.A" in params and f"layer{first}.A" not in trained  # b_only
-        feats = torch.bmm(h, params[f"layer{first}.A"].transpose(1, 2)) if frozen_a else None
-
-    def run(idx: torch.Tensor | None) -> torch.Tensor:
-        def pick(t: torch.Tensor) -> torch.Tensor:
-            return t if idx is None else t[torch.arange(n_trials)[:, None], idx]
-
-        if f"layer{first}.W" in params:
-            z = torch.bmm(pick(h), params[f"layer{first}.W"].transpose(1, 2))
-        elif feats is not None:
-            z = pick(base) + scaling * torch.bmm(pick(feats), params[f"layer{first}.B"].transpose(1, 2))
-        else:
-            low = torch.bmm(pick(h), params[f"layer{first}.A"].transpose(1, 2))
-            z = pick(base) + scaling * torch.bmm(low, params[f"layer{first}.B"].transpose(1, 2))
-        out = z if first == last_layer else torch.tanh(z)
-        for l in range(first + 1, len(w)):
-            out = apply_layer(l, out, w[l], params, scaling, last=l == last_layer)
-        return objective(out, pick(ys), kind)
-
-    opt = torch.optim.Adam([params[k] for k in trained], lr=lr)
+    net = AdapterNet(w, params, opt.grads, xs, scaling, activation)
     order: list[torch.Tensor] = []
-    for _ in range(steps):
-        idx = None
-        if minibatch:
-            if not order:
-                perms = np.stack([rng.permutation(n) for rng in order_rngs])  # (T, n)
-                order = list(torch.as_tensor(perms).split(batch_size, dim=1))
-            idx = order.pop(0)
-        opt.zero_grad(set_to_none=True)
-        run(idx).sum().backward()
-        opt.step()
     with torch.no_grad():
-        final = run(None)
+        for _ in range(steps):
+            idx = None
+            if minibatch:
+                if not order:
+                    perms = np.stack([rng.permutation(n) for rng in order_rngs])  # (T, n)
+                    order = [b.contiguous() for b in torch.as_tensor(perms).split(batch_size, dim=1)]
+                idx = order.pop(0)
+            out = net.forward(idx)
+            net.backward(output_gradient(out, _pick_rows(ys, idx), kind))
+            opt.step()
+        final = objective(net.forward(None), ys, kind)
     out_state = {k: np.array(state[k], dtype=np.float64) for k in params}  # frozen: exactly as given
     out_state.update({k: params[k].detach().to(torch.float64).numpy().copy() for k in trained})
     if not torch.all(torch.isfinite(final)) or not all(np.all(np.isfinite(v)) for v in out_state.values()):
@@ -313,8 +308,11 @@ def evaluate(
     scaling: float,
     clip: float,
     dtype: torch.dtype = torch.float32,
+    activation: str = "tanh",
 ) -> dict[str, Array]:
     """Mean evaluation losses (T,) of the adapted networks on (T, m, d_0) inputs, in chunks of samples."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     w = [torch.tensor(np.array(m), dtype=dtype) for m in weights]
     params = _to_torch(state, dtype)
     m = np.asarray(x).shape[1]
@@ -323,7 +321,7 @@ def evaluate(
         for start in range(0, m, EVAL_CHUNK):
             xs = torch.as_tensor(np.asarray(x[:, start : start + EVAL_CHUNK]), dtype=dtype)
             ys = _target_tensor(target[:, start : start + EVAL_CHUNK], kind, dtype)
-            losses = sample_losses(forward(w, params, xs, scaling), ys, kind, clip)
+            losses = sample_losses(forward(w, params, xs, scaling, activation), ys, kind, clip)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v.to(torch.float64).sum(dim=1)
     out = {k: (v / m).numpy().copy() for k, v in sums.items()}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given
 
-from synthetic.mlp import MLPTask, mlp_trial_losses, network_outputs, sample_data
+from synthetic.mlp import MLPTask, mlp_trial_losses, network_outputs, sample_data, trial_streams
 from synthetic.quantize import SCALE_BITS
 from tests.strategies import mlp_tasks
 from tests.tolerances import MC_SIGMAS, tol
@@ -224,3 +226,37 @@ def test_fine_tuning_beats_pretrained_at_large_n():
     pretrained = np.mean(network_outputs(task.base_weights(), x).argmax(axis=1) != y)
     out = mlp_trial_losses(task, "lora", 4, 4096, 2, loss="zero_one", seed=0)
     assert np.all(out["test_loss"] < pretrained), (out["test_loss"], pretrained)
+
+
+def test_activation_field_makes_a_relu_network():
+    """``activation="relu"``: teacher outputs are ``W1 max(W0 x, 0)`` (no noise); tanh is the default.
+
+    The adapted network uses the same activation: at the pretrained start (no training step
+    can be skipped, so one step at a negligible learning rate) the relu model's training loss
+    is the squared distance between the relu base and the relu target, not the tanh one.
+    """
+    assert MLPTask().activation == "tanh"
+    task = MLPTask(**{**TINY_REG.__dict__, "activation": "relu", "noise_std": 0.0})
+    x, y = sample_data(task, 40, np.random.default_rng(5))
+    w0, w1 = task.target_weights()
+    np.testing.assert_allclose(y, np.maximum(x @ w0.T, 0.0) @ w1.T, **tol(np.float64))
+    assert not np.allclose(y, network_outputs(task.target_weights(), x))  # the tanh network differs
+    start = replace(task, steps=1, lr=1e-12)
+    out = mlp_trial_losses(start, "b_only", 2, 40, 1, loss="squared", seed=0)
+    x, y = sample_data(start, 40, trial_streams(0, 0)["data"])
+    want = np.mean(np.sum((network_outputs(start.base_weights(), x, "relu") - y) ** 2, axis=1))
+    np.testing.assert_allclose(out["train_loss"][0], want, **tol(np.float32))
+    with pytest.raises(ValueError, match="activation"):
+        MLPTask(activation="gelu")
+    with pytest.raises(ValueError, match="activation"):
+        network_outputs(task.base_weights(), x, "gelu")
+
+
+def test_trial_chunks_do_not_change_the_numbers(monkeypatch):
+    """Trials are trained and evaluated in chunks (flat memory); a trial's numbers do not depend on its chunk."""
+    whole = mlp_trial_losses(TINY_REG, "lora", 2, 12, 5, loss="clipped", seed=4, return_params=True)
+    monkeypatch.setattr("synthetic.mlp.MAX_TRIAL_CHUNK", 2)
+    monkeypatch.setattr("synthetic.mlp.TRAIN_FLOATS", 1)  # evaluation blocks of one trial
+    chunked = mlp_trial_losses(TINY_REG, "lora", 2, 12, 5, loss="clipped", seed=4, return_params=True)
+    for k in ("params", "train_loss", "test_loss", "train_objective"):
+        np.testing.assert_allclose(chunked[k], whole[k], **tol(np.float32), err_msg=k)

@@ -1,0 +1,219 @@
+r"""Side-by-side timings of the toolkit's engines and the per-run loops, with an equality check.
+
+Two reference configurations (issue 6), kept fixed so numbers can be compared across machines:
+
+* ``MLPBenchConfig.full()``: a 64 -> 128 -> 10 ReLU MLP with a fixed pretrained base, LoRA on both
+  layers at rank 4 (scaling 1), regression to a teacher = base + a rank-2 change of each layer,
+  n = 256, full-batch Adam (lr 1e-2, 300 steps), 64 trials per variant (lora, b_only, a_only),
+  test loss on 2048 fresh samples per trial.
+* ``LinearBenchConfig.full()``: Section 4.1 regression, d_in = d_out = 64, adapter rank 4,
+  n = 256, 1000 trials per variant, all four variants, against Adam (lr 3e-2) per trial until
+  its training loss is within 1e-3 of the exact minimum.
+
+Both engines of a comparison see the same trials (same streams, so the same data, frozen
+factors and test samples). A faster engine only counts if it computes the same thing:
+``gap_check`` requires the mean gaps to agree within 2 standard errors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from bench.linear_loop import loop_trial
+from bench.mlp_loop import loop_step_flops, loop_trial_flops, loop_trial_losses
+from synthetic.linear import LinearTask, linear_trial_losses
+from synthetic.mlp import MLPTask, mlp_trial_losses, sample_data, trial_chunk, trial_streams
+from synthetic.mlp_train import factor_names, init_adapters, train_adapters
+from theory.validation import as_int, as_real
+
+#: Mean gaps agree when they differ by at most this many (combined) standard errors.
+GAP_SIGMAS = 2.0
+
+Engine = Callable[..., dict]
+
+
+def reference_mlp_task() -> MLPTask:
+    """The MLP task of the reference configuration (module docstring)."""
+    return MLPTask(widths=(64, 128, 10), adapted_layers=(0, 1), perturbed_layers=(0, 1), perturbation_rank=2,
+                   perturbation_scale=0.5, kind="regression", activation="relu", logit_scale=1.0, noise_std=0.1,
+                   test_size=2048, steps=300, lr=1e-2)
+
+
+@dataclass(frozen=True)
+class MLPBenchConfig:
+    """What the MLP comparison runs; ``loop_trials`` (the first trials) go through the per-run loop."""
+
+    task: MLPTask = field(default_factory=reference_mlp_task)
+    variants: tuple[str, ...] = ("lora", "b_only", "a_only")
+    rank: int = 4
+    n: int = 256
+    trials: int = 64
+    loop_trials: int = 64
+    loss: str = "squared"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        as_int(self.trials, "trials", minimum=2)
+        as_int(self.loop_trials, "loop_trials", minimum=2)
+        if self.loop_trials > self.trials:
+            raise ValueError(f"loop_trials {self.loop_trials} exceeds trials {self.trials}")
+
+    @classmethod
+    def full(cls) -> MLPBenchConfig:
+        """The reference configuration of issue 6."""
+        return cls()
+
+    @classmethod
+    def quick(cls) -> MLPBenchConfig:
+        """Tiny sizes for smoke tests (seconds)."""
+        task = replace(reference_mlp_task(), widths=(8, 12, 3), test_size=64, steps=20)
+        return cls(task=task, rank=2, n=24, trials=8, loop_trials=8)
+
+
+def reference_linear_task() -> LinearTask:
+    """The linear task of the reference configuration: isotropic inputs, a random Δ of rank 8, s² = 1."""
+    return LinearTask(d_in=64, d_out=64, spectrum="isotropic", delta_rank=8, noise_var=1.0)
+
+
+@dataclass(frozen=True)
+class LinearBenchConfig:
+    """What the linear comparison runs; Adam runs on the first ``loop_trials`` trials of each variant."""
+
+    task: LinearTask = field(default_factory=reference_linear_task)
+    variants: tuple[str, ...] = ("b_only", "a_only", "lora", "full")
+    rank: int = 4
+    n: int = 256
+    trials: int = 1000
+    loop_trials: int = 20
+    lr: float = 3e-2
+    loss_tol: float = 1e-3
+    max_steps: int = 20_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        as_int(self.trials, "trials", minimum=1)
+        as_int(self.loop_trials, "loop_trials", minimum=1)
+        as_real(self.lr, "lr", positive=True)
+        as_real(self.loss_tol, "loss_tol", positive=True)
+        as_int(self.max_steps, "max_steps", minimum=1)
+
+    @classmethod
+    def full(cls) -> LinearBenchConfig:
+        """The reference configuration of issue 6."""
+        return cls()
+
+    @classmethod
+    def quick(cls) -> LinearBenchConfig:
+        """Tiny sizes for smoke tests (seconds)."""
+        return cls(task=LinearTask(d_in=8, d_out=8, delta_rank=2), rank=2, n=32, trials=20, loop_trials=2)
+
+
+def gap_check(loop_gaps: object, engine_gaps: object, sigmas: float = GAP_SIGMAS) -> dict[str, float | bool]:
+    r"""Do two samples of gaps have the same mean? ``|mean_1 - mean_2| <= sigmas sqrt(se_1^2 + se_2^2)``.
+
+    ``se`` is the standard error of each mean (``ddof = 1``). When both engines ran the same
+    trials the two samples are nearly identical and the test is conservative; it still fails
+    for an engine that trains or evaluates a different model.
+    """
+    a, b = np.asarray(loop_gaps, dtype=np.float64), np.asarray(engine_gaps, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1 or a.size < 2 or b.size < 2:
+        raise ValueError(f"gaps must be 1-D with at least 2 values, got shapes {a.shape} and {b.shape}")
+    se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    diff = float(b.mean() - a.mean())
+    return {"mean_loop": float(a.mean()), "mean_engine": float(b.mean()), "diff": diff, "stderr": se,
+            "sigmas": sigmas, "ok": bool(abs(diff) <= sigmas * se)}
+
+
+def _timed(fn: Callable[[], dict]) -> tuple[dict, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def batched_training_seconds(config: MLPBenchConfig, variant: str) -> float:
+    """Seconds per trial of ``train_adapters`` alone on the engine's first chunk of trials.
+
+    The inputs are built as ``mlp_trial_losses`` builds them (same streams); only the call that
+    runs the Adam steps is timed, the counterpart of the loop's ``train_seconds``.
+    """
+    c = config
+    trials = min(c.trials, trial_chunk(c.task, c.n))
+    weights, target = c.task.base_weights(), c.task.target_weights()
+    streams = [trial_streams(c.seed, t) for t in range(trials)]
+    data = [sample_data(c.task, c.n, s["data"], target=target) for s in streams]
+    inits = [init_adapters(variant, c.task.init, weights, c.task.adapted_layers, c.rank, s["init"]) for s in streams]
+    state = {k: np.stack([i[k] for i in inits]) for k in inits[0]}
+    trained, _ = factor_names(variant, c.task.adapted_layers)
+    start = time.perf_counter()
+    train_adapters(weights, state, trained, np.stack([d[0] for d in data]), np.stack([d[1] for d in data]),
+                   kind=c.task.kind, steps=c.task.steps, lr=c.task.lr, scaling=c.task.scaling(c.rank),
+                   activation=c.task.activation)
+    return (time.perf_counter() - start) / trials
+
+
+def time_mlp(config: MLPBenchConfig, *, engine: Engine = mlp_trial_losses,
+             loop: Engine = loop_trial_losses) -> dict[str, dict]:
+    """Seconds per trial of ``loop`` and ``engine`` per variant, the loop's FLOPs, and ``gap_check``.
+
+    Each engine is warmed up on 2 trials first (imports, allocator, thread pool). Data
+    generation and evaluation are inside the timings of both: a trial is everything it takes
+    to turn a seed into a train and a test loss. The Adam steps alone are timed as well
+    (``train_seconds`` of the loop, ``batched_training_seconds``).
+    """
+    c = config
+    out: dict[str, dict] = {}
+    for variant in c.variants:
+        kw = {"loss": c.loss, "seed": c.seed}
+        engine(c.task, variant, c.rank, c.n, 2, **kw)
+        loop(c.task, variant, c.rank, c.n, 2, **kw)
+        batched, t_batched = _timed(lambda: engine(c.task, variant, c.rank, c.n, c.trials, **kw))
+        looped, t_loop = _timed(lambda: loop(c.task, variant, c.rank, c.n, c.loop_trials, **kw))
+        out[variant] = {
+            "loop_seconds_per_trial": t_loop / c.loop_trials,
+            "batched_seconds_per_trial": t_batched / c.trials,
+            "loop_trials": c.loop_trials,
+            "batched_trials": c.trials,
+            "loop_flops_per_trial": loop_trial_flops(c.task, variant, c.rank, c.n),
+            "loop_training_flops_per_trial": c.task.steps * loop_step_flops(c.task, variant, c.rank, c.n),
+            "loop_training_seconds_per_trial": float(np.mean(looped["train_seconds"])),
+            "batched_training_seconds_per_trial": batched_training_seconds(c, variant),
+            "check": gap_check(looped["gap"], batched["gap"]),
+        }
+    return out
+
+
+def time_linear(config: LinearBenchConfig) -> dict[str, dict]:
+    """Seconds per trial of the exact solves and of Adam per trial, per variant, and their losses."""
+    c = config
+    out: dict[str, dict] = {}
+    for variant in c.variants:
+        linear_trial_losses(c.task, variant, c.rank, c.n, 2, loss="population", seed=c.seed)  # warm-up
+        exact, t_exact = _timed(lambda: linear_trial_losses(c.task, variant, c.rank, c.n, c.trials,
+                                                            loss="population", seed=c.seed))
+        kw = {"seed": c.seed, "lr": c.lr, "loss_tol": c.loss_tol, "max_steps": c.max_steps}
+        loop_trial(c.task, variant, c.rank, c.n, 0, exact["train_loss"][0], **{**kw, "max_steps": 5})  # warm-up
+        losses, steps = [], []
+        start = time.perf_counter()
+        for t in range(c.loop_trials):
+            loss, k = loop_trial(c.task, variant, c.rank, c.n, t, exact["train_loss"][t], **kw)
+            losses.append(loss)
+            steps.append(k)
+        t_loop = time.perf_counter() - start
+        diff = np.asarray(losses) - exact["train_loss"][: c.loop_trials]
+        out[variant] = {
+            "exact_seconds_per_trial": t_exact / c.trials,
+            "loop_seconds_per_trial": t_loop / c.loop_trials,
+            "exact_trials": c.trials,
+            "loop_trials": c.loop_trials,
+            "loop_steps_median": float(np.median(steps)),
+            "loop_steps_max": int(max(steps)),
+            "reached": int(np.sum(diff <= c.loss_tol)),
+            "max_loss_diff": float(np.max(diff)),
+            "min_loss_diff": float(np.min(diff)),
+        }
+    return out

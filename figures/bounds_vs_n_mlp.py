@@ -1,0 +1,163 @@
+r"""Figure 5: measured generalization gaps against three kinds of bound, vs n, small MLP.
+
+The MLP twin of ``figures.bounds_vs_n_linear`` (read its docstring for the three bound/gap
+pairs): a small tanh teacher–student classifier (``synthetic.MLPTask``, one adapted square hidden
+layer), trained by full-batch Adam and quantized to ``q_bits`` bits per trained parameter, with
+the 0-1 loss, which lies in ``[0, 1]`` (``σ = 1/2``) and takes two values, so the CMI bounds use
+it as it is. Each bound is drawn beside the gap of the loss and algorithm it is about:
+
+1. Lemma 4.5 of Zhu et al. (ICML 2024), ``I = storage_bits · ln 2`` with
+   ``storage_bits = q N + 32`` per trained tensor, beside the 0-1 gap of the quantized network;
+2. the Gaussian channel (THEORY.md §2, derived) beside the 0-1 gap of ``W + N``;
+3. the supersample CMI bounds beside the 0-1 gap of the same supersample runs.
+
+Conditioning on the init. ``synthetic.mlp.mlp_trial_losses`` draws a fresh init (the frozen
+factor, or ``lora``'s random ``A``) per trial, so it cannot give ``Cov(W | init)``. Every run
+here is trained instead from one shared init drawn from the seed
+(``synthetic.learners.mlp_fit``); with full-batch training that init is the algorithm's only
+randomness, so gaps and bounds are all conditional on it, and Lemma 4.5 holds conditionally
+(``I(W; S | init) <= H(W | init)``). The channel bound is reported only when ``trials > p``;
+the ``full`` variant trains ``p = 256`` parameters, more than the quick preset's trials, so it
+gets a channel bound in the full preset only. The network is smaller than the other MLP
+figures' (8-16-16-4 instead of 32-64-64-10) so that the supersample's ``k_z k_u`` trainings per
+point fit the time budget; ``τ = tau_rel ·`` the RMS entry of the adapted layer's shift
+``Δ_1 = W_{t,1} − W0_1`` (``synthetic.channel.adapted_shift_rms``), fixed before any data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from figures.bounds_vs_n_linear import (
+    VARIANTS,
+    assemble,
+    channel_point,
+    legend,
+    plot,
+    point_rng,
+    summary,
+    supersample_point,
+)
+from figures.cache import memo
+from synthetic.channel import adapted_shift_rms
+from synthetic.learners import mlp_supersample
+from synthetic.mlp import MLPTask
+
+NAME = "bounds_vs_n_mlp"
+DESCRIPTION = "Gaps vs n of each variant (MLP, 0-1 loss) beside Lemma 4.5, Gaussian-channel and CMI bounds."
+
+
+@dataclass(frozen=True)
+class Config:
+    """The MLP task, rank, sizes, training, channel trials and supersample sizes per ``n``."""
+
+    widths: tuple[int, ...] = (8, 16, 16, 4)
+    rank: int = 2
+    ns: tuple[int, ...] = (32, 64, 128, 256)
+    q_bits: int = 8
+    steps: int = 100
+    lr: float = 1e-2
+    test_size: int = 2000
+    trials: int = 120
+    tau_rel: float = 0.5
+    k_z: int = 40
+    k_u: int = 4
+    eval_points: int = 32
+    n_boot: int = 100
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> "Config":
+        """Seconds-sized, for smoke tests."""
+        return cls(widths=(4, 6, 6, 3), rank=1, ns=(8, 16), steps=5, test_size=100, trials=6, k_z=3, k_u=2,
+                   eval_points=4, n_boot=20)
+
+    @classmethod
+    def full(cls) -> "Config":
+        return cls(ns=(32, 64, 128, 256, 512), trials=300, k_z=100, eval_points=64)
+
+
+def task(config: Config) -> MLPTask:
+    """The classifier: adapt and perturb the square hidden layer 1 (shift of rank <= 4)."""
+    d = config.widths[1:3]
+    return MLPTask(
+        widths=config.widths, adapted_layers=(1,), perturbed_layers=(1,), perturbation_rank=min(4, *d),
+        steps=config.steps, lr=config.lr, test_size=config.test_size,
+    )
+
+
+def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
+    """Per variant, every gap and bound over ``config.ns``; plus ``n`` and ``tau``."""
+    t = task(config)
+    tau = config.tau_rel * adapted_shift_rms(t)
+    jobs = [(v, n) for v in VARIANTS for n in config.ns]
+    channel: dict[str, list] = {v: [] for v in VARIANTS}
+    cmi: dict[str, list] = {v: [] for v in VARIANTS}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small batched matmuls: extra threads only synchronise
+    try:
+        for variant, n in tqdm(jobs, desc=f"{NAME}: training channel trials and supersamples", leave=False):
+            i = VARIANTS.index(variant)
+            params = {"config": asdict(config), "variant": variant, "n": n, "seed": seed}
+            channel[variant].append(memo(cache_dir, f"{NAME}-channel", params, lambda: channel_point(
+                t, variant, config.rank, n, config.trials, tau=tau, loss="zero_one", scale=1.0,
+                q_bits=config.q_bits, n_boot=config.n_boot, seed=seed, rng=point_rng(seed, i, n, 0),
+            ), force=force))
+            cmi[variant].append(memo(cache_dir, f"{NAME}-cmi", params, lambda: supersample_point(
+                mlp_supersample(
+                    t, variant, config.rank, n, config.k_z, config.k_u, q_bits=config.q_bits,
+                    eval_points=min(config.eval_points, n), seed=seed,
+                ), config.n_boot, point_rng(seed, i, n, 1),
+            ), force=force))
+    finally:
+        torch.set_num_threads(threads)
+    out: dict = {"n": np.array(config.ns), "tau": np.array(tau)}
+    for v in VARIANTS:
+        out[v] = assemble(config.ns, channel[v], cmi[v])
+    return out
+
+
+def caption(config: Config, data: dict) -> str:
+    """The setting, then the measured gaps and bounds at the largest n."""
+    widths = "-".join(map(str, config.widths))
+    return (
+        f"MLP classifier ({widths} tanh teacher, adapted {config.widths[1]}x{config.widths[2]} layer), rank "
+        f"{config.rank}, {config.steps} full-batch Adam steps from one shared init, trained tensors quantized to "
+        f"{config.q_bits} bits; 0-1 loss throughout: Lemma 4.5 and the Gaussian channel (W + N, "
+        f"τ = {float(data['tau']):.3g} = {config.tau_rel:g} x RMS entry of the layer's shift) over {config.trials} "
+        f"training sets per point, the CMI bounds over {config.k_z}x{config.k_u} supersample runs "
+        f"({config.eval_points} evaluated pairs each); markers are measured gaps with 95% intervals, lines the "
+        f"bounds with bootstrap intervals. " + summary(data)
+    )
+
+
+def make(
+    out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
+) -> dict[str, Path]:
+    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+
+    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    """
+    import matplotlib.pyplot as plt
+
+    from figures.output import save_figure
+    from figures.style import style
+
+    config = config or (Config.quick() if quick else Config.full())
+    data = compute(config, seed, Path(out_dir) / ".cache", force)
+    with style():
+        fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), sharex=True, sharey=True)
+        plot(data, axes, loss_label="0-1 loss", gap_labels={"gap": "0-1 gap of the quantized model"})
+        legend(fig, axes[0, 0])
+        text = caption(config, data)
+        paths = save_figure(fig, Path(out_dir), NAME, {"config": asdict(config), "seed": seed, "data": data}, text)
+        plt.close(fig)
+    return paths
