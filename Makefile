@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  := torch==2.13.0
 # Many small matrices: one BLAS thread per process beats competing threads (see README, Performance).
 export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: figures figures-full test test-all demo bench clean
 

@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     # The toolkit's linear algebra is many small matrices: one BLAS thread per process is faster
     # than several competing ones on a loaded machine. Set before numpy loads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torch: spinning threads on small ops stall on a loaded machine
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
