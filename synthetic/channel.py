@@ -201,7 +201,7 @@ def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau
         size = state[k][0].size
         noisy[k] = state[k] + tau * noise[:, offset : offset + size].reshape(state[k].shape)
         offset += size
-    kw = {"kind": task.kind, "scaling": task.scaling(rank), "clip": float(task.clip)}
+    kw = {"kind": task.kind, "scaling": task.scaling(rank), "clip": float(task.clip), "activation": task.activation}
     weights = task.base_weights()
     totals = {"": np.zeros(trials), "_unperturbed": np.zeros(trials)}
     for start in range(0, task.test_size, TEST_CHUNK):

@@ -292,6 +292,7 @@ def mlp_fit(
     state, _ = train_adapters(
         task.base_weights(), state, trained, x, y, kind=task.kind, steps=task.steps, lr=task.lr,
         scaling=task.scaling(rank), batch_size=task.batch_size, order_rngs=order_rngs,
+        activation=task.activation,
     )
     if q_bits is None:
         return state, None
@@ -325,7 +326,7 @@ def mlp_sample_losses(
             xs = torch.as_tensor(np.asarray(x[:, start : start + EVAL_CHUNK]), dtype=torch.float32)
             chunk = y[:, start : start + EVAL_CHUNK]
             ys = torch.as_tensor(chunk, dtype=torch.int64 if task.kind == "classification" else torch.float32)
-            out = sample_losses(forward(w, params, xs, scaling), ys, task.kind, float(task.clip))
+            out = sample_losses(forward(w, params, xs, scaling, task.activation), ys, task.kind, float(task.clip))
             for k, v in out.items():
                 parts.setdefault(k, []).append(v.to(torch.float64).numpy())
     return {k: np.concatenate(v, axis=1) for k, v in parts.items()}

@@ -263,6 +263,10 @@ class FlatAdam:
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         self.lr, self.betas, self.eps, self.t = float(lr), betas, float(eps), 0
         self.flat = torch.cat([t.reshape(-1) for t in tensors.values()])
+        largest = self.lr / (1.0 - betas[0])  # the step size lr / (1 - beta1^t) at t = 1
+        if not largest <= torch.finfo(self.flat.dtype).max:
+            raise ValueError(f"training diverged before it started: lr={lr} makes Adam's step size "
+                             f"lr / (1 - beta1) = {largest:.3g} overflow {self.flat.dtype}; lower lr")
         self.grad = torch.zeros_like(self.flat)
         self.m, self.v, self.denom = (torch.zeros_like(self.flat) for _ in range(3))
         self.params: dict[str, torch.Tensor] = {}

@@ -275,3 +275,11 @@ def test_flat_adam_equals_torch_adam():
         opt.step()
     for k in shapes:
         np.testing.assert_array_equal(flat.params[k].numpy(), ref[k].detach().numpy(), err_msg=k)
+
+
+def test_step_size_beyond_the_dtype_is_a_value_error_naming_lr():
+    """lr = 1e38 is a valid float, but lr / (1 - beta1) overflows float32: ValueError naming lr, not a RuntimeError."""
+    weights, x, y, state = _setup(TINY, "lora", 2, 5, 1)
+    with pytest.raises(ValueError, match="lr=1e"):
+        train_adapters(weights, state, ("layer0.A", "layer0.B"), x, y, kind="classification", steps=1, lr=1e38,
+                       scaling=1.0)

@@ -245,10 +245,6 @@ def test_diverging_float32_training_is_an_error_with_its_configuration(_one_torc
         assert fragment in message, message
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "synthetic/mlp_backprop.py (Adam.step, being rewritten by another engineer): for lr above about "
-    "3.4e37 the float32 step size -lr / (1 - beta1^t) overflows and torch raises RuntimeError "
-    "'value cannot be converted to type float without overflow' instead of the ValueError 'training diverged'"))
 def test_step_size_beyond_float32_is_an_error_naming_lr(_one_torch_thread):
     """lr = 1e38 (a valid positive float, beyond float32 once divided by 1 - beta1): ValueError naming lr."""
     with pytest.raises(ValueError, match="lr"):
