@@ -24,7 +24,8 @@ def test_square_layer_lists_are_square(layers):
 @given(lora_settings())
 def test_lora_settings_have_a_valid_rank(setting):
     """The rank fits every layer; q, sigma and n are in range."""
-    assert 1 <= setting["rank"] <= min(min(layer) for layer in setting["layers"])
+    assert setting["rank"] >= 1
+    assert setting["rank"] <= min(min(layer) for layer in setting["layers"])
     assert setting["q_bits"] >= 1 and setting["sigma"] > 0 and setting["n"] >= 1
 
 
