@@ -10,6 +10,8 @@ fast-decaying Σ, where a random A already reads the high-variance inputs and b_
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 
 import theory
 from figures.cache import memo
+from figures.output import render
 
 NAME = "asymmetry_vs_rank"
 DESCRIPTION = "Excess loss vs rank for full, lora, b_only, a_only; isotropic vs decaying Σ."
@@ -120,6 +123,19 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
+def SUBPLOTS(config: Config) -> dict:
+    """Keyword arguments of ``plt.subplots`` for this figure."""
+    return dict(ncols=2, figsize=(10, 4), sharey=True)
+
+
+def draw(fig, axes, data: dict, config: Config) -> None:
+    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    for ax, name in zip(axes, [k for k in data if k != "ranks"]):
+        plot({"ranks": data["ranks"], **data[name]}, ax=ax)
+        ax.set_title(f"Σ {name}")
+    axes[0].legend(loc="upper right")
+
+
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
@@ -127,20 +143,4 @@ def make(
 
     ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
     """
-    import matplotlib.pyplot as plt
-
-    from figures.output import save_figure
-    from figures.style import style
-
-    config = config or (Config.quick() if quick else Config.full())
-    data = compute(config, seed, Path(out_dir) / ".cache", force)
-    with style():
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-        for ax, name in zip(axes, [k for k in data if k != "ranks"]):
-            plot({"ranks": data["ranks"], **data[name]}, ax=ax)
-            ax.set_title(f"Σ {name}")
-        axes[0].legend(loc="upper right")
-        text = caption(config, data)
-        paths = save_figure(fig, Path(out_dir), NAME, {"config": asdict(config), "seed": seed, "data": data}, text)
-        plt.close(fig)
-    return paths
+    return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

@@ -10,6 +10,8 @@ the ratios of the *measured* expected generalization gaps of the same variants o
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 
 import bounds
 from figures.cache import memo
+from figures.output import render
 from synthetic.linear import LinearTask
 from synthetic.montecarlo import measure_gap
 
@@ -155,6 +158,16 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
+def SUBPLOTS(config: Config) -> dict:
+    """Keyword arguments of ``plt.subplots`` for this figure."""
+    return dict(ncols=2, figsize=(11, 4.2), sharey=True)
+
+
+def draw(fig, axes, data: dict, config: Config) -> None:
+    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    plot(data, axes)
+
+
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
@@ -162,17 +175,4 @@ def make(
 
     ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
     """
-    import matplotlib.pyplot as plt
-
-    from figures.output import save_figure
-    from figures.style import style
-
-    config = config or (Config.quick() if quick else Config.full())
-    data = compute(config, seed, Path(out_dir) / ".cache", force)
-    with style():
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-        plot(data, axes)
-        text = caption(config, data)
-        paths = save_figure(fig, Path(out_dir), NAME, {"config": asdict(config), "seed": seed, "data": data}, text)
-        plt.close(fig)
-    return paths
+    return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

@@ -40,6 +40,8 @@ increase), while at the larger ``n`` it swamps the sampling fluctuation of ``W``
 
 from __future__ import annotations
 
+import sys
+
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ from tqdm.auto import tqdm
 
 import bounds
 from figures.cache import memo
+from figures.output import render
 from synthetic.channel import adapted_shift_rms, perturbed_trial_losses
 from synthetic.learners import linear_supersample
 from synthetic.linear import LinearTask
@@ -360,6 +363,17 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
+def SUBPLOTS(config: Config) -> dict:
+    """Keyword arguments of ``plt.subplots`` for this figure."""
+    return dict(nrows=2, ncols=2, figsize=(11, 8.5), sharex=True, sharey=True)
+
+
+def draw(fig, axes, data: dict, config: Config) -> None:
+    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    plot(data, axes)
+    legend(fig, axes[0, 0])
+
+
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
@@ -367,18 +381,4 @@ def make(
 
     ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
     """
-    import matplotlib.pyplot as plt
-
-    from figures.output import save_figure
-    from figures.style import style
-
-    config = config or (Config.quick() if quick else Config.full())
-    data = compute(config, seed, Path(out_dir) / ".cache", force)
-    with style():
-        fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), sharex=True, sharey=True)
-        plot(data, axes)
-        legend(fig, axes[0, 0])
-        text = caption(config, data)
-        paths = save_figure(fig, Path(out_dir), NAME, {"config": asdict(config), "seed": seed, "data": data}, text)
-        plt.close(fig)
-    return paths
+    return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

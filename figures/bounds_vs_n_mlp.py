@@ -26,6 +26,8 @@ point fit the time budget; ``τ = tau_rel ·`` the RMS entry of the adapted laye
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +46,7 @@ from figures.bounds_vs_n_linear import (
     supersample_point,
 )
 from figures.cache import memo
+from figures.output import render
 from synthetic.channel import adapted_shift_rms
 from synthetic.learners import mlp_supersample
 from synthetic.mlp import MLPTask
@@ -139,6 +142,17 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
+def SUBPLOTS(config: Config) -> dict:
+    """Keyword arguments of ``plt.subplots`` for this figure."""
+    return dict(nrows=2, ncols=2, figsize=(11, 8.5), sharex=True, sharey=True)
+
+
+def draw(fig, axes, data: dict, config: Config) -> None:
+    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    plot(data, axes, loss_label="0-1 loss", gap_labels={"gap": "0-1 gap of the quantized model"})
+    legend(fig, axes[0, 0])
+
+
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
@@ -146,18 +160,4 @@ def make(
 
     ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
     """
-    import matplotlib.pyplot as plt
-
-    from figures.output import save_figure
-    from figures.style import style
-
-    config = config or (Config.quick() if quick else Config.full())
-    data = compute(config, seed, Path(out_dir) / ".cache", force)
-    with style():
-        fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), sharex=True, sharey=True)
-        plot(data, axes, loss_label="0-1 loss", gap_labels={"gap": "0-1 gap of the quantized model"})
-        legend(fig, axes[0, 0])
-        text = caption(config, data)
-        paths = save_figure(fig, Path(out_dir), NAME, {"config": asdict(config), "seed": seed, "data": data}, text)
-        plt.close(fig)
-    return paths
+    return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

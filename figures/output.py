@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
 
 from synthetic.provenance import environment, plain, write_atomic
 
@@ -25,3 +27,26 @@ def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict
     write_atomic(paths["json"], json.dumps(payload, indent=1).encode())
     write_atomic(paths["txt"], (caption.strip() + "\n").encode())
     return paths
+
+
+def render(figure: ModuleType, out_dir: Path | str, quick: bool, seed: int, *, force: bool, config) -> dict[str, Path]:
+    """The shared body of every figure's ``make``: compute (cached), draw in the shared style, save.
+
+    ``figure`` is a figure module with ``NAME``, ``Config`` (``quick()``/``full()``), ``compute(config,
+    seed, cache_dir, force)``, ``caption(config, data)``, ``SUBPLOTS(config)`` (keyword arguments of
+    ``plt.subplots``) and ``draw(fig, axes, data, config)``. ``config`` overrides the preset.
+    """
+    import matplotlib.pyplot as plt
+
+    from figures.style import style
+
+    config = config or (figure.Config.quick() if quick else figure.Config.full())
+    data = figure.compute(config, seed, Path(out_dir) / ".cache", force)
+    with style():
+        fig, axes = plt.subplots(**figure.SUBPLOTS(config))
+        try:
+            figure.draw(fig, axes, data, config)
+            payload = {"config": asdict(config), "seed": seed, "data": data}
+            return save_figure(fig, Path(out_dir), figure.NAME, payload, figure.caption(config, data))
+        finally:
+            plt.close(fig)

@@ -9,6 +9,8 @@ run at two Adam step sizes, because how far A travels from its init decides what
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from figures.cache import memo
+from figures.output import render
 from synthetic.mlp import MLPTask
 from synthetic.similarity import similarity_grid
 
@@ -97,6 +100,20 @@ def caption(config: Config, data: dict) -> str:
     )
 
 
+def SUBPLOTS(config: Config) -> dict:
+    """Keyword arguments of ``plt.subplots`` for this figure."""
+    return dict(nrows=len(config.lrs), ncols=2, figsize=(8.5, 4.2 * len(config.lrs)), squeeze=False)
+
+
+def draw(fig, axes, data: dict, config: Config) -> None:
+    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    for row, lr in zip(axes, config.lrs):
+        d = data[f"lr={lr:g}"]
+        plot(d["a"], data["cells"], ax=row[0], title=f"learned A, lr {lr:g}")
+        _, image = plot(d["b"], data["cells"], ax=row[1], title=f"learned B, lr {lr:g}")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="CCA similarity")
+
+
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
@@ -104,21 +121,4 @@ def make(
 
     ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
     """
-    import matplotlib.pyplot as plt
-
-    from figures.output import save_figure
-    from figures.style import style
-
-    config = config or (Config.quick() if quick else Config.full())
-    data = compute(config, seed, Path(out_dir) / ".cache", force)
-    with style():
-        fig, axes = plt.subplots(len(config.lrs), 2, figsize=(8.5, 4.2 * len(config.lrs)), squeeze=False)
-        for row, lr in zip(axes, config.lrs):
-            d = data[f"lr={lr:g}"]
-            plot(d["a"], data["cells"], ax=row[0], title=f"learned A, lr {lr:g}")
-            _, image = plot(d["b"], data["cells"], ax=row[1], title=f"learned B, lr {lr:g}")
-        fig.colorbar(image, ax=axes, shrink=0.6, label="CCA similarity")
-        text = caption(config, data)
-        paths = save_figure(fig, Path(out_dir), NAME, {"config": asdict(config), "seed": seed, "data": data}, text)
-        plt.close(fig)
-    return paths
+    return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)
