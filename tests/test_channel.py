@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -31,15 +30,6 @@ TASK = replace(LinearTask.quick(), d_in=6, d_out=5, delta_rank=3, frozen="shared
 MLP = MLPTask(widths=(5, 6, 6, 3), adapted_layers=(1,), perturbed_layers=(1,), perturbation_rank=2,
               test_size=200, steps=10, lr=1e-2)
 VARIANTS = ("b_only", "a_only", "lora", "full")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: intra-op threads only add synchronisation, which stalls on a shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @given(

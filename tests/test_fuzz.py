@@ -608,15 +608,6 @@ def check(spec: Spec, arg: str, bad: Bad) -> None:
     assert not _has_nan(result), f"{where}: returned NaN"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: intra-op threads only add synchronisation on a shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 CALLS = [(spec, arg) for spec in SPECS for arg in spec.args]
 
 

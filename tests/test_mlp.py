@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given
 
 from synthetic.mlp import MLPTask, mlp_trial_losses, network_outputs, sample_data, trial_streams
@@ -18,15 +17,6 @@ TINY = MLPTask(widths=(6, 8, 8, 3), adapted_layers=(1,), perturbed_layers=(1,), 
                test_size=300, steps=15, lr=1e-2)
 TINY_REG = MLPTask(widths=(5, 7, 4), adapted_layers=(0, 1), perturbed_layers=(0,), perturbation_rank=2,
                    kind="regression", test_size=300, steps=15, lr=1e-2, clip=2.0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: intra-op threads only add synchronisation, which stalls on a shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @given(mlp_tasks())

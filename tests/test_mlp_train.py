@@ -33,15 +33,6 @@ TINY = MLPTask(widths=(6, 8, 8, 3), adapted_layers=(0, 1), perturbed_layers=(1,)
                test_size=256, steps=12, lr=1e-2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: intra-op threads only add synchronisation, which stalls on a shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _setup(task: MLPTask, variant: str, rank: int, n: int, trials: int, seed: int = 3):
     streams = [trial_streams(seed, t) for t in range(trials)]
     weights = task.base_weights()

@@ -14,7 +14,6 @@ import warnings
 import mpmath
 import numpy as np
 import pytest
-import torch
 
 import theory
 from synthetic import MLPTask, fit_a_only, fit_full, fit_lora, frozen_factors, linear_trial_losses, lstsq_batched
@@ -225,14 +224,6 @@ def test_fewer_samples_than_rank_in_the_factor_fits():
 def _diverging_mlp(lr: float) -> MLPTask:
     return MLPTask(widths=(4, 6, 3), adapted_layers=(1,), perturbed_layers=(1,), perturbation_rank=2,
                    test_size=32, steps=5, lr=lr)
-
-
-@pytest.fixture
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_diverging_float32_training_is_an_error_with_its_configuration(_one_torch_thread):

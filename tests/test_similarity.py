@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from synthetic.mlp import MLPTask
 from synthetic.similarity import similarity_grid, similarity_verdict
@@ -12,15 +11,6 @@ from tests.tolerances import tol
 
 TINY = MLPTask(widths=(6, 10, 10, 3), adapted_layers=(0, 1), perturbed_layers=(1,), perturbation_rank=2,
                test_size=16, steps=10, lr=1e-2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: intra-op threads only add synchronisation, which stalls on a shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_verdict_averages_the_right_pairs():
