@@ -6,10 +6,18 @@ layers) and ``a_only / b_only = sqrt(d_in/d_out)`` against ``d_out/d_in``, compu
 the ratios of the *measured* expected generalization gaps of the same variants on the linear task
 (clipped squared loss, trained parameters quantized to ``q_bits``, Monte Carlo over training sets,
 95 % paired-bootstrap intervals), with the trained-parameter-count ratios for reference.
+
+The ratios use ``bounds.lora_mi_bound`` (``q N`` bits, ``σ = 1/2``), whose units cancel. Each
+measured gap is also checked against the bound on *its* loss (``bound_checks``): Lemma 4.5 with
+Lemma 4.4 (Xu & Raginsky 2017) counting every stored bit, ``sqrt(2 σ² ln2 · storage_bits / n)``
+with ``storage_bits = q N + 32`` per trained tensor (the float32 scales) and ``σ = c/2`` for the
+clipped loss in ``[0, c]`` (``bounds.subgaussian_sigma``), in the loss's own units, beside the
+mean gap with its 95 % Student-t interval over training sets; it is vacuous at or above ``c``.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 
 from dataclasses import asdict, dataclass
@@ -20,9 +28,10 @@ from tqdm.auto import tqdm
 
 import bounds
 from figures.cache import memo
+from figures.checks import T_INTERVAL, bound_check, caption_sentence
 from figures.output import render
 from synthetic.linear import LinearTask
-from synthetic.montecarlo import measure_gap
+from synthetic.montecarlo import mean_interval, measure_gap
 
 NAME = "bound_ratios"
 DESCRIPTION = "Lemma 4.5 bound ratio lora/b_only vs d_out/d_in (√2 at square) beside the measured gap ratio."
@@ -67,14 +76,16 @@ def task(config: Config, d_out: int) -> LinearTask:
 
 
 def point(config: Config, d_out: int, seed: int) -> dict[str, np.ndarray]:
-    """Per-trial gaps of each variant at one ``d_out`` (same training sets for every variant)."""
+    """Per-trial clipped-loss gaps ``v`` (trials,) of each variant at one ``d_out`` (same training
+    sets for every variant) and the stored bits ``storage_bits_v`` (scalar) of its quantized fit."""
     t = task(config, d_out)
-    return {
-        v: np.array([row["gap"] for row in measure_gap(
-            t, v, config.rank, config.n, config.trials, loss="clipped", q_bits=config.q_bits, seed=seed
-        ).records])
-        for v in VARIANTS
-    }
+    out = {}
+    for v in VARIANTS:
+        records = measure_gap(t, v, config.rank, config.n, config.trials, loss="clipped", q_bits=config.q_bits,
+                              seed=seed).records
+        out[v] = np.array([row["gap"] for row in records])
+        out[f"storage_bits_{v}"] = np.array(float(records[0]["storage_bits"]))
+    return out
 
 
 def ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float, float]:
@@ -86,12 +97,15 @@ def ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int, rng: np.ran
 
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
-    """Bound ratios, measured gap ratios with intervals, parameter ratios; each (len(d_outs),)."""
+    """Bound ratios, measured gap ratios with intervals, parameter ratios; per variant the mean
+    clipped-loss gap with its interval, the stored bits and the Lemma 4.5 bound on that loss
+    (``lemma45_v``, same units as the gap); each (len(d_outs),)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 6]))
     rows: dict[str, list[float]] = {}
     for d_out in tqdm(config.d_outs, desc=f"{NAME}: measuring gaps per layer shape", leave=False):
-        params = {"config": asdict(config), "d_out": d_out, "seed": seed}
+        params = {"config": asdict(config), "d_out": d_out, "seed": seed, "format": 2}
         gaps = memo(cache_dir, NAME, params, lambda: point(config, d_out, seed), force=force)
+        clip = config.clip_per_output * d_out
         layer = [(d_out, config.d_in)]
         bound = {v: bounds.lora_mi_bound(v, layer, config.rank, config.q_bits, 0.5, config.n) for v in VARIANTS}
         count = {v: bounds.trainable_params(v, layer, config.rank) for v in VARIANTS}
@@ -105,10 +119,35 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
             for key, value in values.items():
                 rows.setdefault(key, []).append(value)
         for v in VARIANTS:
-            rows.setdefault(f"mean_gap_{v}", []).append(float(gaps[v].mean()))
+            mean, _, low, high = mean_interval(gaps[v])
+            bits = float(gaps[f"storage_bits_{v}"])
+            values = {
+                f"mean_gap_{v}": mean, f"mean_gap_{v}_low": low, f"mean_gap_{v}_high": high,
+                f"storage_bits_{v}": bits,
+                f"lemma45_{v}": bounds.xu_raginsky(bits * math.log(2.0), bounds.subgaussian_sigma(0.0, clip), config.n),
+            }
+            for key, value in values.items():
+                rows.setdefault(key, []).append(value)
     out = {k: np.array(v) for k, v in rows.items()}
     out["d_out_over_d_in"] = np.array(config.d_outs) / config.d_in
     return out
+
+
+def bound_checks(config: Config, data: dict) -> list[dict]:
+    """Per (d_out, variant): Lemma 4.5 (all stored bits, ``σ = c/2``) against the measured gap of
+    the clipped squared loss, both in the loss's units; vacuous at or above ``c``."""
+    checks = []
+    for i, d_out in enumerate(config.d_outs):
+        clip = config.clip_per_output * d_out
+        for v in VARIANTS:
+            bound = data[f"lemma45_{v}"][i]
+            checks.append(bound_check(
+                {"variant": v, "d_out": int(d_out), "d_in": config.d_in, "n": config.n}, "Lemma 4.5", bound,
+                loss=f"clipped squared loss (c = {clip:g}) of the quantized model", gap=data[f"mean_gap_{v}"][i],
+                gap_low=data[f"mean_gap_{v}_low"][i], gap_high=data[f"mean_gap_{v}_high"][i],
+                gap_interval=T_INTERVAL, vacuous=bound >= clip,
+            ))
+    return checks
 
 
 def plot(data: dict, axes=None):
@@ -154,7 +193,10 @@ def caption(config: Config, data: dict) -> str:
         f"lora/b_only is {data['bound_lora'][i]:.3f} while the measured gap ratio is {data['gap_lora'][i]:.2f} "
         f"(95% CI {data['gap_lora_low'][i]:.2f}-{data['gap_lora_high'][i]:.2f}); across shapes the measured lora/b_only "
         f"ratio is nearer (in log scale) to the {nearer} (mean |log| distance {min(near_params, near_bound):.2f} "
-        f"vs {max(near_params, near_bound):.2f})."
+        f"vs {max(near_params, near_bound):.2f}). Each variant's measured clipped-loss gap is checked against "
+        f"Lemma 4.5 on that loss, counting every stored bit (q·N + 32 per tensor, σ = c/2): "
+        f"at d_out/d_in = {data['d_out_over_d_in'][i]:g} b_only's gap is {data['mean_gap_b_only'][i]:.3g} "
+        f"against its bound {data['lemma45_b_only'][i]:.3g}. " + caption_sentence(bound_checks(config, data))
     )
 
 

@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 
 import bounds
 from figures.cache import memo
+from figures.checks import BOOTSTRAP, T_INTERVAL, bound_check
 from figures.output import render
 from synthetic.channel import adapted_shift_rms, perturbed_trial_losses
 from synthetic.learners import linear_supersample
@@ -69,6 +70,8 @@ CMI_BOUNDS = {
 }
 #: Pairs (bound, the measured gap it is about) checked for violations: bound high < gap low.
 PAIRS = (("lemma45", "gap"), ("channel", "perturbed_gap"), *((k, "cmi_gap") for k in CMI_BOUNDS))
+#: The interval around each measured gap of ``assemble``.
+GAP_INTERVAL = {"gap": T_INTERVAL, "perturbed_gap": T_INTERVAL, "cmi_gap": BOOTSTRAP}
 #: Sub-Gaussian parameter of a loss in [0, 1] (the clipped loss in units of c, or the 0-1 loss).
 SIGMA = 0.5
 
@@ -318,6 +321,34 @@ def _where(data: dict, key: str) -> str:
         f"{v} (n = {', '.join(str(int(n)) for n, flag in zip(data['n'], data[v][key]) if flag > 0)})"
         for v in VARIANTS if np.any(data[v][key] > 0)
     )
+
+
+def pair_checks(data: dict, losses: dict[str, str]) -> list[dict]:
+    """One ``figures.checks`` record per (variant, n, bound in ``PAIRS``), the bound against the gap
+    it is about; ``losses`` names the loss of each gap key. A channel bound not estimated (NaN,
+    ``trials <= p``) is no check."""
+    checks = []
+    for v in VARIANTS:
+        d = data[v]
+        for bound, gap in PAIRS:
+            for i, n in enumerate(data["n"]):
+                if not np.isfinite(d[bound][i]):
+                    continue
+                checks.append(bound_check(
+                    {"variant": v, "n": int(n)}, BOUND_NAME[bound], d[bound][i], bound_low=d[f"{bound}_low"][i],
+                    bound_high=d[f"{bound}_high"][i], loss=losses[gap], gap=d[gap][i], gap_low=d[f"{gap}_low"][i],
+                    gap_high=d[f"{gap}_high"][i], gap_interval=GAP_INTERVAL[gap], vacuous=d[f"{bound}_vacuous"][i] > 0,
+                ))
+    return checks
+
+
+def bound_checks(config: Config, data: dict) -> list[dict]:
+    """Every bound against the gap of its own loss, in units of ``c`` (``pair_checks``)."""
+    unit = f"clipped squared loss / c (c = {config.clip:g})"
+    return pair_checks(data, {
+        "gap": f"{unit} of the quantized model", "perturbed_gap": f"{unit} of W + N",
+        "cmi_gap": f"{unit} rounded up to a 1/{config.levels} grid, supersample runs",
+    })
 
 
 def summary(data: dict) -> str:

@@ -40,6 +40,7 @@ from figures.bounds_vs_n_linear import (
     assemble,
     channel_point,
     legend,
+    pair_checks,
     plot,
     point_rng,
     summary,
@@ -126,6 +127,14 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
     for v in VARIANTS:
         out[v] = assemble(config.ns, channel[v], cmi[v])
     return out
+
+
+def bound_checks(config: Config, data: dict) -> list[dict]:
+    """Every bound against the 0-1 gap it is about (``figures.bounds_vs_n_linear.pair_checks``)."""
+    return pair_checks(data, {
+        "gap": "0-1 loss of the quantized network", "perturbed_gap": "0-1 loss of W + N",
+        "cmi_gap": "0-1 loss, supersample runs",
+    })
 
 
 def caption(config: Config, data: dict) -> str:

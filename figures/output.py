@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 
+from figures.checks import NO_BOUND_NOTE
 from synthetic.provenance import environment, plain, write_atomic
 
 
@@ -29,12 +30,23 @@ def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict
     return paths
 
 
+def bound_check_fields(figure: ModuleType, config, data: dict) -> dict:
+    """``{"bound_checks": [...]}`` from the module's ``bound_checks``, or the empty list and a note."""
+    if not hasattr(figure, "bound_checks"):
+        return {"bound_checks": [], "bound_checks_note": NO_BOUND_NOTE}
+    return {"bound_checks": list(figure.bound_checks(config, data))}
+
+
 def render(figure: ModuleType, out_dir: Path | str, quick: bool, seed: int, *, force: bool, config) -> dict[str, Path]:
     """The shared body of every figure's ``make``: compute (cached), draw in the shared style, save.
 
     ``figure`` is a figure module with ``NAME``, ``Config`` (``quick()``/``full()``), ``compute(config,
     seed, cache_dir, force)``, ``caption(config, data)``, ``SUBPLOTS(config)`` (keyword arguments of
-    ``plt.subplots``) and ``draw(fig, axes, data, config)``. ``config`` overrides the preset.
+    ``plt.subplots``) and ``draw(fig, axes, data, config)``, and optionally ``bound_checks(config,
+    data)`` (``figures.checks.bound_check`` records). ``config`` overrides the preset.
+
+    The JSON gets a top-level ``bound_checks`` list: the module's records, or an empty list and a
+    ``bound_checks_note`` when the figure compares no bound with a measured gap.
     """
     import matplotlib.pyplot as plt
 
@@ -46,7 +58,8 @@ def render(figure: ModuleType, out_dir: Path | str, quick: bool, seed: int, *, f
         fig, axes = plt.subplots(**figure.SUBPLOTS(config))
         try:
             figure.draw(fig, axes, data, config)
-            payload = {"config": asdict(config), "seed": seed, "data": data}
+            checks = bound_check_fields(figure, config, data)
+            payload = {"config": asdict(config), "seed": seed, "data": data, **checks}
             return save_figure(fig, Path(out_dir), figure.NAME, payload, figure.caption(config, data))
         finally:
             plt.close(fig)

@@ -1,24 +1,141 @@
 """The figures and the lora-asym command line: smoke tests and clear errors."""
 
 import json
+import math
 import subprocess
 import sys
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from figures import cli, registry
+import bounds
+from figures import bound_ratios, bounds_vs_n_linear, cli, rank_doubling, registry
+from figures.checks import NO_BOUND_NOTE
+from synthetic.mlp import MLPTask
+from synthetic.montecarlo import measure_gap
+
+#: The keys of every bound-check record (figures.checks.bound_check).
+CHECK_KEYS = {
+    "where", "bound", "bound_value", "bound_low", "bound_high", "loss", "gap", "gap_low", "gap_high",
+    "gap_interval", "held", "vacuous",
+}
+#: Bits of the float32 scale stored with each quantized tensor.
+SCALE_BITS = 32
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """``tiny(name)``: the paths written by figure ``name`` at its tiny configuration, made once per module."""
+    made: dict = {}
+
+    def make(name):
+        if name not in made:
+            module = registry.load(name)
+            made[name] = module.make(tmp_path_factory.mktemp(name), seed=0, config=module.Config.tiny())
+        return made[name]
+
+    return make
 
 
 @pytest.mark.parametrize("name", registry.FIGURES)
-def test_every_figure_writes_png_pdf_data_and_caption(name, tmp_path):
+def test_every_figure_writes_png_pdf_data_and_caption(name, tiny):
     """make(out_dir, config=tiny) writes the image in two formats, its numbers and a caption."""
-    module = registry.load(name)
-    paths = module.make(tmp_path, seed=0, config=module.Config.tiny())
+    paths = tiny(name)
     for ext in ("png", "pdf", "json", "txt"):
         assert paths[ext].exists() and paths[ext].stat().st_size > 0
     data = json.loads(paths["json"].read_text())
     assert data["seed"] == 0 and "config" in data
     assert data["caption"].strip() == paths["txt"].read_text().strip()
+
+
+@pytest.mark.parametrize("name", registry.FIGURES)
+def test_every_figure_records_whether_each_bound_held(name, tiny):
+    """The JSON has a top-level bound_checks list of complete records, ``held = bound_high >= gap_low``;
+    a figure that compares no bound with a gap writes an empty list and says so."""
+    data = json.loads(tiny(name)["json"].read_text())
+    checks = data["bound_checks"]
+    if not hasattr(registry.load(name), "bound_checks"):
+        assert checks == [] and data["bound_checks_note"] == NO_BOUND_NOTE
+        return
+    assert checks and "bound_checks_note" not in data
+    for check in checks:
+        assert set(check) == CHECK_KEYS
+        assert check["where"] and check["loss"] and check["gap_interval"]
+        assert check["bound_low"] <= check["bound_high"]
+        assert check["gap_low"] <= check["gap"] <= check["gap_high"]
+        assert check["held"] is (check["bound_high"] >= check["gap_low"])
+        assert check["vacuous"] in (True, False, None)
+    held = sum(c["held"] for c in checks)
+    if held == len(checks):
+        said = f"Every bound held against the measured gap of its loss ({held} of {held} checks"
+        assert said in data["caption"] or "no bound fell below its measured gap" in data["caption"]
+    else:
+        assert "VIOLATION" in data["caption"]
+
+
+@pytest.mark.parametrize("name", ["bounds_vs_n_linear", "bounds_vs_n_mlp"])
+def test_bounds_vs_n_checks_pair_each_bound_with_its_own_gap(name, tiny):
+    """Figures 4 and 5: each check holds a bound of PAIRS and the gap it is paired with, and agrees
+    with the figure's ``<bound>_violated`` array; every estimated bound is checked."""
+    data = json.loads(tiny(name)["json"].read_text())
+    key_of = {v: k for k, v in bounds_vs_n_linear.BOUND_NAME.items()}
+    gap_of = dict(bounds_vs_n_linear.PAIRS)
+    ns = data["data"]["n"]
+    for check in data["bound_checks"]:
+        d, i = data["data"][check["where"]["variant"]], ns.index(check["where"]["n"])
+        bound, gap = key_of[check["bound"]], gap_of[key_of[check["bound"]]]
+        assert (check["bound_value"], check["bound_high"]) == (d[bound][i], d[f"{bound}_high"][i])
+        assert (check["gap"], check["gap_low"]) == (d[gap][i], d[f"{gap}_low"][i])
+        assert check["held"] is not bool(d[f"{bound}_violated"][i])
+    estimated = sum(
+        np.isfinite(np.array(data["data"][v][k], dtype=float)).sum()
+        for v in bounds_vs_n_linear.VARIANTS for k, _ in bounds_vs_n_linear.PAIRS
+    )
+    assert len(data["bound_checks"]) == estimated
+
+
+def test_bound_ratios_checks_lemma45_against_the_clipped_gap_in_its_units(tiny):
+    """Figure 6: each check's gap is the mean clipped-loss gap of that variant and shape, measured
+    again here in the loss's units, and its bound is sqrt(2 (c/2)² ln2 (q N + 32 T) / n), with the
+    clip c, every stored bit and T trained tensors."""
+    config = bound_ratios.Config.tiny()
+    checks = json.loads(tiny("bound_ratios")["json"].read_text())["bound_checks"]
+    assert len(checks) == len(config.d_outs) * len(bound_ratios.VARIANTS)
+    for check in checks:
+        v, d_out = check["where"]["variant"], check["where"]["d_out"]
+        clip = config.clip_per_output * d_out
+        assert "clipped squared loss" in check["loss"] and f"c = {clip:g}" in check["loss"]
+        again = measure_gap(bound_ratios.task(config, d_out), v, config.rank, config.n, config.trials,
+                            loss="clipped", q_bits=config.q_bits, seed=0)
+        assert check["gap"] == pytest.approx(again.summary.mean_gap, rel=1e-12)
+        n_params = bounds.trainable_params(v, [(d_out, config.d_in)], config.rank)
+        bits = config.q_bits * n_params + SCALE_BITS * (2 if v == "lora" else 1)
+        expected = clip / 2 * math.sqrt(2 * math.log(2) * bits / config.n)
+        assert check["bound_value"] == pytest.approx(expected, rel=1e-12)
+        assert check["vacuous"] is (check["bound_value"] >= clip)
+
+
+def test_rank_doubling_checks_lemma45_against_the_zero_one_gap(tiny):
+    """Figure 8: each check's gap is the arm's mean 0-1 gap (measured again here for one arm) with
+    ±2 s.e., and its bound is sqrt(2 (1/2)² ln2 (q N + 32 T) / n) for the 0-1 loss in [0, 1]."""
+    config = rank_doubling.Config.tiny()
+    data = json.loads(tiny("rank_doubling")["json"].read_text())
+    layer = MLPTask.quick().layer_shapes[1]
+    assert len(data["bound_checks"]) == len(config.ranks) * len(rank_doubling.ARMS)
+    for check in data["bound_checks"]:
+        v, rank = check["where"]["variant"], check["where"]["rank"]
+        assert check["loss"].startswith("0-1 loss") and -1.0 <= check["gap"] <= 1.0
+        bits = config.q_bits * bounds.trainable_params(v, [layer], rank) + SCALE_BITS * (2 if v == "lora" else 1)
+        expected = 0.5 * math.sqrt(2 * math.log(2) * bits / config.n)
+        assert check["bound_value"] == pytest.approx(expected, rel=1e-12)
+        assert check["vacuous"] is (check["bound_value"] >= 1.0)
+    first = data["bound_checks"][0]
+    task = replace(MLPTask.quick(), steps=config.steps)
+    again = measure_gap(task, first["where"]["variant"], first["where"]["rank"], config.n, config.trials,
+                        loss="zero_one", q_bits=config.q_bits, seed=0)
+    assert first["gap"] == pytest.approx(again.summary.mean_gap, rel=1e-12)
+    assert first["gap_low"] == pytest.approx(first["gap"] - 2 * again.summary.stderr_gap, abs=1e-12)
 
 
 def test_same_seed_same_numbers(tmp_path):
