@@ -270,9 +270,13 @@ def sample_training_sets(
     noise_std = np.sqrt(task.noise_var)
     x = np.empty((ids.size, n, task.d_in))
     y = np.empty((ids.size, n, task.d_out))
-    for i, t in enumerate(ids):
-        x[i] = stream_rng(seed, STREAM_X, int(t)).standard_normal((n, task.d_in)) * root
-        y[i] = noise_std * stream_rng(seed, STREAM_NOISE, int(t)).standard_normal((n, task.d_out))
+    for i, t in enumerate(ids):  # draws straight into the output; a scale of exactly 1 is skipped
+        stream_rng(seed, STREAM_X, int(t)).standard_normal((n, task.d_in), out=x[i])
+        stream_rng(seed, STREAM_NOISE, int(t)).standard_normal((n, task.d_out), out=y[i])
+    if np.any(root != 1.0):
+        x *= root
+    if noise_std != 1.0:
+        y *= noise_std
     y += x @ task.delta.T
     return x, y
 

@@ -250,8 +250,10 @@ def sample_data(task: MLPTask, n: int, rng: np.random.Generator, *,
     rng = as_generator(rng)
     d0 = task.widths[0]
     exponent = _parse_input_dist(task.input_dist)
-    var = np.arange(1, d0 + 1, dtype=np.float64) ** -exponent
-    x = rng.standard_normal((n, d0)) * np.sqrt(var * d0 / var.sum())
+    x = rng.standard_normal((n, d0))
+    if exponent != 0:  # isotropic inputs need no scaling (the scale would be exactly 1)
+        var = np.arange(1, d0 + 1, dtype=np.float64) ** -exponent
+        x *= np.sqrt(var * d0 / var.sum())
     out = network_outputs(task.target_weights() if target is None else target, x, task.activation)
     if task.kind == "regression":
         return x, out + task.noise_std * rng.standard_normal(out.shape)

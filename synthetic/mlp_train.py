@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from synthetic.mlp_backprop import ACTIVATIONS, AdapterNet, FlatAdam, output_gradient
+from synthetic.mlp_backprop import ACTIVATIONS, AdapterNet, FlatAdam, activate_, output_gradient
 from theory.random import haar_stiefel
 from theory.validation import Array, as_generator, as_int, as_real
 
@@ -144,17 +144,22 @@ def apply_layer(
     l: int, h: torch.Tensor, w0: torch.Tensor, state: Mapping[str, torch.Tensor], scaling: float, last: bool,
     activation: str = "tanh",
 ) -> torch.Tensor:  # (T, m, d_in) -> (T, m, d_out)
-    """One layer of the adapted network for all trials; base layer where ``state`` has no adapter."""
+    r"""One layer of the adapted network for all trials; base layer where ``state`` has no adapter.
+
+    An adapted layer uses its merged weight ``W = W0 + s B A`` (T, d_out, d_in): one batched
+    product per layer, and no (T, m, d_out) temporaries beyond the output, on which the
+    activation is applied in place. The same function as ``h W0^T + s (h A^T) B^T`` up to
+    rounding.
+    """
     if f"layer{l}.W" in state:
         z = torch.bmm(h, state[f"layer{l}.W"].transpose(1, 2))
+    elif f"layer{l}.A" in state:
+        a, b = state[f"layer{l}.A"], state[f"layer{l}.B"]
+        merged = torch.baddbmm(w0.expand(a.shape[0], -1, -1), b, a, alpha=scaling)
+        z = torch.bmm(h, merged.transpose(1, 2))
     else:
-        z = h @ w0.T
-        if f"layer{l}.A" in state:
-            low = torch.bmm(h, state[f"layer{l}.A"].transpose(1, 2))
-            z = z + scaling * torch.bmm(low, state[f"layer{l}.B"].transpose(1, 2))
-    if last:
-        return z
-    return torch.tanh(z) if activation == "tanh" else torch.relu(z)
+        z = torch.matmul(h, w0.T)
+    return z if last else activate_(z, activation)
 
 
 def forward(
