@@ -25,10 +25,13 @@ from bounds.results import Estimate, basic_bootstrap_interval
 from theory.validation import as_generator, as_int, as_matrix, as_real
 
 
-def _half_logdet(gram: np.ndarray, trials: int, tau2: float) -> np.ndarray:  # (..., T, T) -> (...)
-    """``1/2 sum log(1 + lambda/tau^2)`` over the eigenvalues of centred-Gram / (T - 1)."""
-    eig = np.linalg.eigvalsh(gram) / (trials - 1)
-    return 0.5 * np.sum(np.log1p(np.maximum(eig, 0.0) / tau2), axis=-1)
+def _half_logdet(gram: np.ndarray, trials: int, log_scale: float) -> np.ndarray:  # (..., T, T) -> (...)
+    """``1/2 sum log(1 + lambda/tau^2)`` over the eigenvalues ``lambda`` of ``e^log_scale`` times
+    centred-Gram / (T - 1), with ``log_scale`` in nats; ``log(1 + e^(log lambda))`` is evaluated by
+    ``logaddexp`` so that neither ``lambda`` nor ``lambda/tau^2`` is formed (no overflow, no underflow)."""
+    eig = np.maximum(np.linalg.eigvalsh(gram) / (trials - 1), 0.0)
+    log_eig = np.log(eig, out=np.full_like(eig, -np.inf), where=eig > 0)
+    return 0.5 * np.sum(np.logaddexp(0.0, log_eig + log_scale), axis=-1)
 
 
 def gaussian_channel_mi(
@@ -87,16 +90,20 @@ def gaussian_channel_mi(
     rng = as_generator(rng)
     n_boot = as_int(n_boot, "n_boot", minimum=1)
     level = as_confidence(confidence)
-    tau2 = tau * tau
     centred = x - x.mean(axis=0)
+    # Divide by a power of two near the largest entry (exact) so that the Gram matrix cannot
+    # overflow; its eigenvalues carry the factor unit^2 / tau^2 in log_scale.
+    unit = 2.0 ** int(np.frexp(np.max(np.abs(centred)))[1])
+    centred = centred / unit
+    log_scale = 2.0 * (np.log(unit) - np.log(tau))
     gram = centred @ centred.T
-    value = float(_half_logdet(gram, trials, tau2))
+    value = float(_half_logdet(gram, trials, log_scale))
     picks = rng.integers(0, trials, size=(n_boot, trials))
     boot_gram = gram[picks[:, :, None], picks[:, None, :]]
     # Re-centre each resample: H K H with H = I - 11^T / T.
     row_mean = boot_gram.mean(axis=2, keepdims=True)
     col_mean = boot_gram.mean(axis=1, keepdims=True)
     boot_gram = boot_gram - row_mean - col_mean + boot_gram.mean(axis=(1, 2), keepdims=True)
-    boot = _half_logdet(boot_gram, trials, tau2)
+    boot = _half_logdet(boot_gram, trials, log_scale)
     low, high = basic_bootstrap_interval(value, boot, level)
     return Estimate(value=value, low=max(low, 0.0), high=max(high, 0.0), draws=trials)

@@ -169,7 +169,14 @@ def gd_fit(
             sched.step()
     finally:
         torch.set_num_threads(previous_threads)
-    return {k: v.detach().numpy().copy() for k, v in params.items()}
+    trained = {k: v.detach().numpy().copy() for k, v in params.items()}
+    if not all(np.all(np.isfinite(v)) for v in trained.values()):
+        raise ValueError(
+            f"gd_fit diverged: the trained {', '.join(trained)} are not finite with config.lr={config.lr:g}, "
+            f"ridge={ridge:g} and x, y up to {np.max(np.abs(x_)):.3g}, {np.max(np.abs(y_)):.3g} in magnitude; "
+            f"lower config.lr or scale x and y down"
+        )
+    return trained
 
 
 def gd_vs_closed_form(

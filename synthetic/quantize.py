@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.validation import as_array, as_int
+from theory.validation import as_array, as_int, check_magnitude
 
 #: Bits spent on each tensor's scale (stored as float32).
 SCALE_BITS = 32
@@ -54,7 +54,7 @@ def quantize(params: np.ndarray, q_bits: int) -> Quantized:
     Parameters
     ----------
     params : ndarray
-        (trials, *shape) trained parameters, one tensor per trial.
+        (trials, *shape) trained parameters, one tensor per trial, within the float32 range.
     q_bits : int
         Bits per parameter, ``2 <= q_bits <= 32``.
 
@@ -66,6 +66,7 @@ def quantize(params: np.ndarray, q_bits: int) -> Quantized:
     if q_bits > 32:
         raise ValueError(f"q_bits must be <= 32, got {q_bits}")
     arr = as_array(params, "params")  # (trials, *shape), every axis non-empty
+    check_magnitude(arr, "params", float(np.finfo(np.float32).max), "the step s is stored as float32")
     levels = 2 ** (q_bits - 1) - 1
     flat = arr.reshape(arr.shape[0], -1)
     peak = np.max(np.abs(flat), axis=1)

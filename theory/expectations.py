@@ -11,9 +11,19 @@ import numpy as np
 
 from theory.linear import _problem, _sqrtm
 from theory.random import haar_stiefel
-from theory.validation import RANK_RTOL, Array, as_array, as_generator, as_int, as_rank, numerical_rank
+from theory.validation import (
+    RANK_RTOL,
+    Array,
+    as_array,
+    as_generator,
+    as_int,
+    as_rank,
+    checked_finite,
+    numerical_rank,
+)
 
 
+@checked_finite("delta", "sigma", "noise_var")
 def expected_loss_a_only(delta: Array, sigma: Array, rank: int, noise_var: float) -> float:
     r"""Exact ``E_U[L(U A^*)]`` over a Haar output map ``B = U ∈ St(d_out, r)``.
 
@@ -33,6 +43,7 @@ def expected_loss_a_only(delta: Array, sigma: Array, rank: int, noise_var: float
     return float(d_out * s2 + (1.0 - r / d_out) * energy)
 
 
+@checked_finite("delta", "sigma", "q", "noise_var")
 def loss_b_only_draws(delta: Array, sigma: Array, q: Array, noise_var: float) -> Array:
     r"""Eq. (2) for a stack of frozen ``A = Qᵀ``, vectorised over draws.
 
@@ -60,6 +71,7 @@ def loss_b_only_draws(delta: Array, sigma: Array, q: Array, noise_var: float) ->
     return delta_.shape[0] * s2 + float(np.sum(target**2)) - reduction
 
 
+@checked_finite("delta", "sigma", "u", "noise_var")
 def loss_a_only_draws(delta: Array, sigma: Array, u: Array, noise_var: float) -> Array:
     r"""Eq. (3) for a stack of frozen orthonormal ``B = U``, vectorised over draws.
 
@@ -87,6 +99,7 @@ def loss_a_only_draws(delta: Array, sigma: Array, u: Array, noise_var: float) ->
     return delta_.shape[0] * s2 + float(np.sum(target**2)) - reduction
 
 
+@checked_finite("delta", "sigma", "noise_var")
 def expected_loss_b_only(
     delta: Array,
     sigma: Array,
@@ -117,9 +130,13 @@ def expected_loss_b_only(
     draws = as_int(draws, "draws", minimum=2)
     q = haar_stiefel(delta_.shape[1], r, as_generator(rng), draws=draws)
     losses = loss_b_only_draws(delta_, sigma, q, noise_var)
-    return float(losses.mean()), float(losses.std(ddof=1) / np.sqrt(draws))
+    # Divide by a power of two near the largest loss (exact) so that the squares cannot overflow.
+    scale = 2.0 ** int(np.frexp(np.max(np.abs(losses)))[1])
+    unit = losses / scale
+    return scale * float(unit.mean()), scale * float(unit.std(ddof=1) / np.sqrt(draws))
 
 
+@checked_finite("delta", "sigma", "noise_var")
 def asymmetry_gap(delta: Array, sigma: Array, rank: int, noise_var: float) -> float:
     r"""Exact ``E_U[L_{a\_only}] − L_{b\_only}`` when ``rank Σ <= r``.
 

@@ -26,6 +26,7 @@ from theory.validation import (
     as_matrix,
     as_rank,
     as_real,
+    checked_finite,
 )
 
 
@@ -58,6 +59,7 @@ def _orthonormal_basis(x: Array) -> Array:
     return u[:, s > RANK_RTOL * s[0]]
 
 
+@checked_finite("delta", "m", "sigma", "noise_var")
 def population_loss(delta: Array, m: Array, sigma: Array, noise_var: float) -> float:
     r"""Population squared loss of the adapted weight ``W0 + M``, THEORY.md eq. (1).
 
@@ -76,6 +78,7 @@ def population_loss(delta: Array, m: Array, sigma: Array, noise_var: float) -> f
     return float(delta_.shape[0] * s2 + np.einsum("ij,jk,ik->", resid, sigma_, resid))
 
 
+@checked_finite("delta", "a", "sigma")
 def optimal_b(delta: Array, a: Array, sigma: Array) -> Array:
     r"""Lemma 4.1: the best output map for a frozen feature extractor ``A``.
 
@@ -106,6 +109,7 @@ def optimal_b(delta: Array, a: Array, sigma: Array) -> Array:
     return np.linalg.solve(gram, a_ @ sigma_ @ delta_.T).T
 
 
+@checked_finite("delta", "b")
 def optimal_a(delta: Array, b: Array, sigma: Array) -> Array:
     r"""Lemma 4.2: the best feature extractor for a frozen output map ``B``.
 
@@ -137,6 +141,8 @@ def optimal_a(delta: Array, b: Array, sigma: Array) -> Array:
 def _ill_conditioned(gram: Array, label: str, arg: str, fallback: str) -> bool:
     """Raise ``ValueError`` if the Gram matrix is singular at ``RANK_RTOL``; warn and return True
     if its condition number exceeds ``COND_WARN`` (the caller then solves by least squares)."""
+    if not np.all(np.isfinite(gram)):
+        raise ValueError(f"{label} overflows float64 for this {arg}: scale the inputs down")
     evals = np.linalg.eigvalsh(gram)
     top = float(evals[-1])
     if top <= 0 or float(evals[0]) <= RANK_RTOL * top:
@@ -152,11 +158,12 @@ def _ill_conditioned(gram: Array, label: str, arg: str, fallback: str) -> bool:
         f"{label} is ill-conditioned for this {arg} (condition number {cond:.3g} > {COND_WARN:.0e}): "
         f"solving the least-squares problem with numpy.linalg.lstsq instead of the normal equations",
         IllConditionedWarning,
-        stacklevel=3,
+        stacklevel=4,  # the caller of optimal_a / optimal_b, past checked_finite's wrapper
     )
     return True
 
 
+@checked_finite("delta", "a", "sigma", "noise_var")
 def loss_b_only(delta: Array, a: Array, sigma: Array, noise_var: float) -> float:
     r"""Lemma 4.1, eq. (2): the population loss after tuning ``B`` with ``A`` frozen.
 
@@ -182,6 +189,7 @@ def loss_b_only(delta: Array, a: Array, sigma: Array, noise_var: float) -> float
     return float(delta_.shape[0] * s2 + np.sum(target**2) - reduction)
 
 
+@checked_finite("delta", "b", "sigma", "noise_var")
 def loss_a_only(delta: Array, b: Array, sigma: Array, noise_var: float) -> float:
     r"""Lemma 4.2, eq. (3): the population loss after tuning ``A`` with ``B`` frozen.
 
@@ -229,6 +237,7 @@ def best_rank_update(delta: Array, sigma: Array, rank: int) -> Array:
     return (u[:, :r] * s[:r]) @ vt[:r] @ np.linalg.pinv(root, rcond=RANK_RTOL, hermitian=True)
 
 
+@checked_finite("delta", "sigma", "noise_var")
 def loss_lora(delta: Array, sigma: Array, rank: int, noise_var: float) -> float:
     r"""Population loss with both factors trained (``lora``): the best rank-r update.
 

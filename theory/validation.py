@@ -7,13 +7,18 @@ from deep inside a solver.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+from collections.abc import Callable
 from numbers import Integral, Real
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[np.float64]
+F = TypeVar("F", bound=Callable[..., object])
 
 #: Relative tolerance (to the largest eigenvalue) below which an eigenvalue counts as zero.
 RANK_RTOL = 1e-10
@@ -26,6 +31,19 @@ PSD_RTOL = 1e-8
 #: Condition number above which a linear solve warns (``IllConditionedWarning``): about half of
 #: the float64 digits of its solution are lost.
 COND_WARN = 1e8
+
+
+#: Largest magnitude accepted for an entry of an array argument or for a real argument.
+#: The toolkit multiplies pairs of its inputs (squares in eq. (1), Gram matrices ``A Σ Aᵀ`` and
+#: ``Xᵀ X``, ``σ²``, ``ridge · I``): a product of two numbers within the limit is at most
+#: ``(1e150)² = 1e300``, below the largest float64 (``1.8e308``) with a factor of about ``1e8``
+#: to spare for sums of such products; at 1e160 a single square overflows. Quantities of third
+#: order or higher (``Tr[Δ Σ Δᵀ]``) can still overflow within the limit: the public functions
+#: that form them check their results (:func:`checked_finite`) and raise ``ValueError`` instead
+#: of returning inf or NaN.
+MAX_ABS = 1e150
+#: The reason quoted when an input exceeds ``MAX_ABS``.
+MAX_ABS_REASON = "products of such entries overflow float64"
 
 
 class IllConditionedWarning(UserWarning):
@@ -60,11 +78,14 @@ def _float_array(value: object, name: str, what: str) -> Array:
     raise ValueError(f"{name} must be a real {what}, got {_describe(value)} of dtype {raw.dtype}")
 
 
-def as_array(value: object, name: str, shape: tuple[int | None, ...] | None = None) -> Array:
+def as_array(
+    value: object, name: str, shape: tuple[int | None, ...] | None = None, *, max_abs: float | None = MAX_ABS
+) -> Array:
     """Return a finite float64 array with ``len(shape)`` non-empty axes matching ``shape``.
 
     ``None`` in ``shape`` accepts any (non-zero) length on that axis; ``shape=None`` accepts any
-    number of axes, at least one. Raises ``ValueError`` naming ``name`` otherwise (ragged,
+    number of axes, at least one. Entries must satisfy ``|x| <= max_abs`` (``MAX_ABS`` by
+    default; ``None``: no limit). Raises ``ValueError`` naming ``name`` otherwise (ragged,
     complex or non-numeric input included).
     """
     arr = _float_array(value, name, "array")
@@ -81,11 +102,18 @@ def as_array(value: object, name: str, shape: tuple[int | None, ...] | None = No
             raise ValueError(f"{name} has shape {arr.shape}; axis {axis} must have {expect}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite entries")
-    return arr
+    return _bounded(arr, name, max_abs)
 
 
-def as_matrix(value: object, name: str, shape: tuple[int | None, int | None] | None = None) -> Array:
-    """Return ``value`` as a finite float64 2-D array, or raise ``ValueError`` naming ``name``."""
+def as_matrix(
+    value: object,
+    name: str,
+    shape: tuple[int | None, int | None] | None = None,
+    *,
+    max_abs: float | None = MAX_ABS,
+) -> Array:
+    """Return ``value`` as a finite float64 2-D array with ``|entries| <= max_abs``, or raise
+    ``ValueError`` naming ``name``."""
     arr = _float_array(value, name, "matrix")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D matrix, got an array of shape {arr.shape}")
@@ -101,7 +129,24 @@ def as_matrix(value: object, name: str, shape: tuple[int | None, int | None] | N
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} NaN or infinite entries")
+    return _bounded(arr, name, max_abs)
+
+
+def check_magnitude(arr: Array, name: str, limit: float = MAX_ABS, reason: str = MAX_ABS_REASON) -> Array:
+    """Return the finite array ``arr`` if ``max |arr| <= limit``, else raise ``ValueError``.
+
+    The message names ``name``, the largest magnitude, the limit and ``reason``, e.g.
+    "delta has entries up to 1e+200 in magnitude; the limit is 1e+150 (products of such
+    entries overflow float64)".
+    """
+    peak = max(float(arr.max()), -float(arr.min())) if arr.size else 0.0  # no |arr| temporary
+    if peak > limit:
+        raise ValueError(f"{name} has entries up to {peak:.3g} in magnitude; the limit is {limit:.3g} ({reason})")
     return arr
+
+
+def _bounded(arr: Array, name: str, max_abs: float | None) -> Array:
+    return arr if max_abs is None else check_magnitude(arr, name, max_abs)
 
 
 def as_covariance(value: object, name: str = "sigma", dim: int | None = None) -> Array:
@@ -146,8 +191,14 @@ def as_real(
     minimum: float | None = None,
     positive: bool = False,
     maximum: float | None = None,
+    max_abs: float | None = MAX_ABS,
 ) -> float:
-    """Return ``value`` as a finite float within the stated range, or raise ``ValueError``."""
+    """Return ``value`` as a finite float within the stated range, or raise ``ValueError``.
+
+    Besides the range, ``|value| <= max_abs`` (``MAX_ABS`` by default, ``None``: no limit): the
+    reals of the toolkit scale arrays (``noise_var``, ``sigma``, ``ridge``, ``clip``, ``lr``) or
+    are squared. Counts (``n``, ``steps``) are integers, checked by ``as_int`` without a limit.
+    """
     if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
         raise ValueError(f"{name} must be a real number, got {_describe(value)}")
     out = float(value)
@@ -159,7 +210,49 @@ def as_real(
         raise ValueError(f"{name} must be >= {minimum}, got {out}")
     if maximum is not None and out > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {out}")
+    if max_abs is not None and abs(out) > max_abs:
+        raise ValueError(
+            f"{name} is {out:.3g}; the limit is {max_abs:.3g} in magnitude (products of such numbers overflow float64)"
+        )
     return out
+
+
+def checked_finite(*inputs: str) -> Callable[[F], F]:
+    """Decorate a public function whose result can overflow float64 for inputs within ``MAX_ABS``.
+
+    ``MAX_ABS`` keeps every product of two inputs finite; a result of third order or more
+    (``Tr[Δ Σ Δᵀ]`` is cubic in the entries) can still overflow. The decorated function runs with
+    NumPy's overflow and invalid-value warnings silenced (``numpy.errstate``) and its result (a
+    float, an array, or a tuple or dataclass of them) is checked: if any part is inf or NaN,
+    ``ValueError`` names the function and ``inputs`` instead of returning it.
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def checked(*args: object, **kwargs: object) -> object:
+            with np.errstate(over="ignore", invalid="ignore"):
+                result = fn(*args, **kwargs)
+            if not _all_finite(result):
+                raise ValueError(
+                    f"{fn.__name__} overflows float64 for these {', '.join(inputs)}: each is within "
+                    f"{MAX_ABS:.0e} in magnitude but their products are not; scale them down"
+                )
+            return result
+
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+def _all_finite(result: object) -> bool:
+    """Whether every float in ``result`` (number, array, tuple, list or dataclass of them) is finite."""
+    if isinstance(result, (tuple, list)):
+        return all(_all_finite(part) for part in result)
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return all(_all_finite(getattr(result, field.name)) for field in dataclasses.fields(result))
+    if isinstance(result, (float, np.floating, np.ndarray)):
+        return bool(np.all(np.isfinite(result)))
+    return True
 
 
 def as_generator(value: object, name: str = "rng") -> np.random.Generator:
