@@ -38,6 +38,7 @@ from theory.validation import (
     as_int,
     as_rank,
     as_real,
+    checked_finite,
 )
 
 VARIANTS = ("b_only", "a_only", "lora", "full")
@@ -92,6 +93,7 @@ def _svd_filter(s: Array, n_rows: int, n_cols: int, ridge: float) -> Array:
     return np.divide(1.0, s, out=np.zeros_like(s), where=keep)
 
 
+@checked_finite("x", "y", "ridge")
 def lstsq_batched(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T, n, p), (T, n, q) -> (T, p, q)
     r"""Minimum-norm least squares (or ridge) for every trial: ``argmin_G ‖Y − X G‖²/n + λ‖G‖²``.
 
@@ -129,7 +131,7 @@ def _lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
         system = xt @ x
         if ridge > 0:
             system[:, np.arange(n_cols), np.arange(n_cols)] += n_rows * ridge
-        ev = np.linalg.eigvalsh(system)  # ascending, (T, p)
+        ev = np.linalg.eigvalsh(system) if np.all(np.isfinite(system)) else np.zeros((1, 1))  # ascending
         if np.all(ev[:, 0] * NORMAL_EQUATIONS_COND >= ev[:, -1]) and np.all(ev[:, 0] > 0):
             return np.linalg.solve(system, xt @ y)
     u, s, vt = np.linalg.svd(x, full_matrices=False)
@@ -139,6 +141,7 @@ def _lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
     return np.swapaxes(vt, 1, 2) @ (f[..., None] * (np.swapaxes(u, 1, 2) @ y))
 
 
+@checked_finite("x", "y", "ridge")
 def fit_full(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T,n,d_in), (T,n,d_out) -> (T,d_out,d_in)
     r"""``full``: ordinary least squares for ``M``, minimum-norm when ``n < d_in`` (or ridge).
 
@@ -151,6 +154,7 @@ def fit_full(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T,n,d_in),
     return np.swapaxes(lstsq_batched(x, y, ridge=ridge), 1, 2)
 
 
+@checked_finite("x", "y", "a", "ridge")
 def fit_b_only(x: Array, y: Array, a: Array, *, ridge: float = 0.0) -> Array:  # a (T, r, d_in) -> (T, d_out, r)
     r"""``b_only``: least squares of ``Y`` on the projected features ``X Aᵀ`` (Lemma 4.1, sample).
 
@@ -176,6 +180,7 @@ def fit_b_only(x: Array, y: Array, a: Array, *, ridge: float = 0.0) -> Array:  #
     return np.swapaxes(_lstsq(x_ @ np.swapaxes(a_, 1, 2), y_, ridge, "x Aᵀ"), 1, 2)
 
 
+@checked_finite("x", "y", "b", "ridge")
 def fit_a_only(x: Array, y: Array, b: Array, *, ridge: float = 0.0) -> Array:  # b (T, d_out, r) -> (T, r, d_in)
     r"""``a_only``: the least-squares ``A`` for a frozen output map ``B`` (Lemma 4.2, sample).
 
@@ -223,6 +228,7 @@ def fit_a_only(x: Array, y: Array, b: Array, *, ridge: float = 0.0) -> Array:  #
     return np.swapaxes(np.swapaxes(vt, 1, 2) @ g @ p_t, 1, 2)
 
 
+@checked_finite("x", "y", "ridge")
 def fit_lora(
     x: Array, y: Array, rank: int, *, ridge: float = 0.0
 ) -> tuple[Array, Array]:  # -> (T, d_out, r), (T, r, d_in)
