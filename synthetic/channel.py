@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from synthetic.fit import check_variant, fit_variant, trained_param_count, update_from
-from synthetic.learners import check_mlp_call, clipped_sample_losses, mlp_fit, mlp_stream
+from synthetic.learner_checks import check_mlp_call, check_q_bits
+from synthetic.learners import clipped_sample_losses, mlp_fit, mlp_stream
 from synthetic.linear import (
     CHUNK_FLOATS,
     LOSSES as LINEAR_LOSSES,
@@ -125,11 +126,7 @@ def perturbed_trial_losses(
 def _common(n: Any, trials: Any, q_bits: Any, seed: Any) -> tuple[int, int, int | None, int]:
     n = as_int(n, "n", minimum=1)
     trials = as_int(trials, "trials", minimum=1)
-    if q_bits is not None:
-        q_bits = as_int(q_bits, "q_bits", minimum=2)
-        if q_bits > 32:
-            raise ValueError(f"q_bits must be <= 32, got {q_bits}")
-    return n, trials, q_bits, as_int(seed, "seed", minimum=0)
+    return n, trials, check_q_bits(q_bits), as_int(seed, "seed", minimum=0)
 
 
 def _linear(task: LinearTask, variant: str, rank: int | None, n: int, trials: int, tau: float,

@@ -37,6 +37,14 @@ import torch
 
 from bounds.supersample import Supersample
 from synthetic.fit import check_variant, fit_variant, update_from
+from synthetic.learner_checks import (
+    check_eval_points,
+    check_levels,
+    check_mlp_call,
+    check_mlp_data,
+    check_order_rngs,
+    check_q_bits,
+)
 from synthetic.linear import (
     LinearTask,
     as_linear_task,
@@ -47,7 +55,6 @@ from synthetic.linear import (
 from synthetic.mlp import MLPTask, sample_data
 from synthetic.mlp_train import (
     EVAL_CHUNK,
-    VARIANTS,
     factor_names,
     forward,
     init_adapters,
@@ -55,7 +62,7 @@ from synthetic.mlp_train import (
     train_adapters,
 )
 from synthetic.quantize import quantize
-from theory.validation import Array, as_int, as_rank
+from theory.validation import Array, as_array, as_int, as_rank, as_real
 
 #: Trial ids from which the linear supersamples take their data streams (``synthetic.linear``).
 SUPERSAMPLE_TRIAL_OFFSET = 1 << 40
@@ -66,36 +73,6 @@ STREAM_SELECTOR, STREAM_SUPERSAMPLE, STREAM_ORDER = 11, 12, 13
 MLP_KEY_BASE = 1 << 32
 #: ``spawn_key`` of the MLP's shared init.
 SHARED_INIT_KEY = (MLP_KEY_BASE, 0)
-#: Most levels of a discretized loss: ``levels + 1`` values must fit ``bounds.supersample.MAX_LOSS_LEVELS``.
-MAX_LEVELS = 31
-
-
-# --- argument checks shared by the learners --------------------------------------------------
-
-
-def _q_bits(q_bits: int | None) -> int | None:
-    if q_bits is None:
-        return None
-    q_bits = as_int(q_bits, "q_bits", minimum=2)
-    if q_bits > 32:
-        raise ValueError(f"q_bits must be <= 32, got {q_bits}")
-    return q_bits
-
-
-def _eval_points(eval_points: int | None, n: int) -> int:
-    if eval_points is None:
-        return n
-    m = as_int(eval_points, "eval_points", minimum=1)
-    if m > n:
-        raise ValueError(f"eval_points {m} exceeds n = {n}")
-    return m
-
-
-def _levels(levels: int) -> int:
-    levels = as_int(levels, "levels", minimum=1)
-    if levels > MAX_LEVELS:
-        raise ValueError(f"levels must be <= {MAX_LEVELS} (levels + 1 loss values), got {levels}")
-    return levels
 
 
 # --- linear least squares ---------------------------------------------------------------------
@@ -120,9 +97,25 @@ def discretize(loss: Array, clip: float, levels: int) -> Array:  # (...) -> (...
     ``ceil(L · loss / c) / L``: at most ``L + 1`` distinct values, as the plug-in MI of the CMI
     bounds needs (``bounds.supersample.MAX_LOSS_LEVELS``). A CMI bound on this loss is compared
     with the gap of this same discretized loss, never with the gap of the raw loss.
+
+    Parameters
+    ----------
+    loss : array of any shape (at least one axis), finite, every entry in ``[0, clip]``
+        (``clipped_sample_losses``).
+    clip : float ``> 0``, the level ``c`` at which the loss was clipped.
+    levels : int in ``[1, 31]``, the ``L`` of the grid.
+
+    Returns
+    -------
+    ndarray, the shape of ``loss``, float64 values on the grid.
     """
-    levels = _levels(levels)
-    return np.ceil(levels * np.asarray(loss) / clip) / levels
+    levels = check_levels(levels)
+    clip = as_real(clip, "clip", positive=True)
+    loss = as_array(loss, "loss")
+    low, high = float(loss.min()), float(loss.max())
+    if low < 0 or high > clip:
+        raise ValueError(f"loss must lie in [0, clip] = [0, {clip}], got values in [{low:g}, {high:g}]")
+    return np.ceil(levels * loss / clip) / levels
 
 
 def linear_supersample(
@@ -170,12 +163,12 @@ def linear_supersample(
     n = as_int(n, "n", minimum=1)
     k_z = as_int(k_z, "k_z", minimum=2)
     k_u = as_int(k_u, "k_u", minimum=1)
-    m = _eval_points(eval_points, n)
-    levels = _levels(levels)
+    m = check_eval_points(eval_points, n)
+    levels = check_levels(levels)
     seed = as_int(seed, "seed", minimum=0)
     if task.clip is None:
         raise ValueError("task.clip must be set: the supersample loss is the clipped squared loss")
-    q_bits = _q_bits(q_bits)
+    q_bits = check_q_bits(q_bits)
     ids = SUPERSAMPLE_TRIAL_OFFSET + np.arange(k_z)
     x, y = sample_training_sets(task, 2 * n, ids, seed=seed)  # (k_z, 2n, .)
     u = np.stack([stream_rng(seed, STREAM_SELECTOR, int(j)).integers(0, 2, size=(k_u, n)) for j in ids])
@@ -197,25 +190,6 @@ def linear_supersample(
 
 
 # --- the small MLP, trained from one shared init -----------------------------------------------
-
-
-def check_mlp_call(task: MLPTask, variant: str, rank: int | None) -> int:
-    """Validate an MLP (task, variant, rank); return the rank (1 for ``full``, where it is unused)."""
-    if not isinstance(task, MLPTask):
-        raise ValueError(f"task must be an MLPTask, got {type(task).__name__}")
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if variant == "full" and rank is None:
-        return 1
-    rank = as_int(rank, "rank", minimum=1)
-    if variant != "full":
-        for l in task.adapted_layers:
-            d_out, d_in = task.layer_shapes[l]
-            try:
-                as_rank(rank, d_in, d_out)
-            except ValueError as exc:
-                raise ValueError(f"{exc} of adapted layer {l}") from None
-    return rank
 
 
 def mlp_shared_init(task: MLPTask, variant: str, rank: int | None, *, seed: int) -> dict[str, Array]:
@@ -273,9 +247,11 @@ def mlp_fit(
     Parameters
     ----------
     task : MLPTask; variant : str; rank : int (None allowed for ``full``).
-    x : (T, n, d_0) inputs; y : (T, n) int labels or (T, n, d_L) regression targets.
+    x : (T, n, d_0) inputs; y : (T, n) integer class labels in ``[0, d_L)`` or (T, n, d_L)
+        regression targets.
     q_bits : int in [2, 32] or None; seed : int ``>= 0``.
-    order_rngs : one Generator per trial, required when ``task.batch_size < n``.
+    order_rngs : None, or a list of one Generator per trial (the minibatch orders); required
+        when ``task.batch_size < n``.
 
     Returns
     -------
@@ -283,10 +259,11 @@ def mlp_fit(
     storage of one trial's trained tensors in bits (None without ``q_bits``).
     """
     rank = check_mlp_call(task, variant, rank)
-    q_bits = _q_bits(q_bits)
-    x, y = _mlp_data(task, x, y)
-    init = mlp_shared_init(task, variant, rank, seed=seed)
+    q_bits = check_q_bits(q_bits)
+    x, y = check_mlp_data(task, x, y)
     trials = x.shape[0]
+    order_rngs = check_order_rngs(order_rngs, trials)
+    init = mlp_shared_init(task, variant, rank, seed=seed)
     state = {k: np.repeat(v[None], trials, axis=0) for k, v in init.items()}
     trained, _ = factor_names(variant, task.adapted_layers)
     state, _ = train_adapters(
@@ -299,24 +276,12 @@ def mlp_fit(
     return quantize_trained(state, variant, task, q_bits)
 
 
-def _mlp_data(task: MLPTask, x: object, y: object) -> tuple[Array, np.ndarray]:
-    """``x`` (T, n, d_0) finite floats and ``y`` (T, n) labels or (T, n, d_L) targets, or ``ValueError``."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 3 or x.shape[2] != task.widths[0] or 0 in x.shape or not np.all(np.isfinite(x)):
-        raise ValueError(f"x must be a finite array of shape (T, n, {task.widths[0]}), got shape {x.shape}")
-    y = np.asarray(y)
-    want = x.shape[:2] if task.kind == "classification" else (*x.shape[:2], task.widths[-1])
-    if y.shape != want:
-        raise ValueError(f"y must have shape {want} to match x for a {task.kind} task, got {y.shape}")
-    return x, y
-
-
 def mlp_sample_losses(
     task: MLPTask, rank: int | None, state: dict[str, Array], x: Array, y: np.ndarray
 ) -> dict[str, Array]:  # (T, m, d_0), (T, m) -> name -> (T, m)
     """Per-sample evaluation losses (``synthetic.mlp_train.sample_losses``) of each trial's
     adapted network on its own ``m`` points, in chunks of samples; float32 as the engine."""
-    x, y = _mlp_data(task, x, y)
+    x, y = check_mlp_data(task, x, y)
     scaling = task.scaling(1 if rank is None else rank)
     w = [torch.tensor(np.array(m), dtype=torch.float32) for m in task.base_weights()]
     params = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in state.items()}
@@ -367,7 +332,7 @@ def mlp_supersample(
     n = as_int(n, "n", minimum=1)
     k_z = as_int(k_z, "k_z", minimum=2)
     k_u = as_int(k_u, "k_u", minimum=1)
-    m = _eval_points(eval_points, n)
+    m = check_eval_points(eval_points, n)
     seed = as_int(seed, "seed", minimum=0)
     if task.batch_size is not None and task.batch_size > n:
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")

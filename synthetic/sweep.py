@@ -25,6 +25,8 @@ A grid file is a JSON object with the same keys as the flags: ``task`` (``"linea
 ``"mlp"``), ``preset`` (``"quick"`` or ``"full"``), ``task_fields`` (overrides of the task's
 fields), ``variants``, ``ranks``, ``n``, ``trials``, ``loss``, ``q_bits``, ``seed``; flags
 given on the command line override the file. The grid is the product of variants x ranks x n.
+``--out PATH`` writes the rows with the toolkit and library versions and the configuration, atomically
+(``synthetic.sweep_files.write_rows``: one JSON document, or CSV rows plus ``PATH.meta.json``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import numpy as np
 
 from synthetic.linear import LinearTask
 from synthetic.montecarlo import measure_gap
+from synthetic.sweep_files import check_out, meta_path, write_rows
 from theory.validation import as_int
 
 BACKENDS = ("serial", "processes", "dask")
@@ -360,22 +363,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="ADDRESS", help="running Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--workers", type=int, default=2, help="local workers (default: 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per point (default: 1)")
-    parser.add_argument("--out", metavar="PATH", help="write the rows to PATH (.csv or .json); default: print")
-
-
-def write_rows(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write tidy rows as CSV (``.csv``) or JSON (anything else); returns the path."""
-    import csv
-
-    path = Path(path)
-    if path.suffix == ".csv":
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
-            writer.writeheader()
-            writer.writerows(rows)
-    else:
-        path.write_text(json.dumps(rows, indent=1))
-    return path
+    parser.add_argument("--out", metavar="PATH",
+                        help="write the rows to PATH (default: print a table). PATH.json: one document with the "
+                             "rows, the toolkit and library versions and the configuration (grid, backend); each "
+                             "row has its seed. PATH.csv: plain CSV rows, the versions and configuration in "
+                             "PATH.csv.meta.json. Written atomically")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -383,14 +375,25 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.scheduler is not None and args.backend != "dask":
             raise ValueError(f"--scheduler needs --backend dask, got --backend {args.backend}")
-        points = _grid_from(args).points()
-        rows = run_sweep(points, backend=args.backend, scheduler=args.scheduler, workers=args.workers,
+        if args.out:
+            check_out(args.out)
+        grid = _grid_from(args)
+        as_int(grid.seed, "seed", minimum=0)
+        rows = run_sweep(grid.points(), backend=args.backend, scheduler=args.scheduler, workers=args.workers,
                          threads=args.threads)
     except (ValueError, TypeError) as exc:
         print(f"lora-asym sweep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.out:
-        print(f"{len(rows)} points -> {write_rows(rows, args.out)}")
+        config = {"grid": dataclasses.asdict(grid), "backend": args.backend, "scheduler": args.scheduler,
+                  "workers": args.workers, "threads": args.threads}
+        try:
+            path = write_rows(rows, args.out, config=config)
+        except OSError as exc:
+            print(f"lora-asym sweep: error: --out {args.out!r}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+        sidecar = f" (versions and configuration: {meta_path(path)})" if path.suffix == ".csv" else ""
+        print(f"{len(rows)} points -> {path}{sidecar}")
         return 0
     print(f"{'variant':<8} {'rank':>4} {'n':>6} {'trials':>6}  {'mean gap':>11} {'stderr':>9}  seed")
     for r in rows:

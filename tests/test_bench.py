@@ -18,6 +18,7 @@ from bench.scaling import fit_exponent, format_table, measure_point
 from synthetic.linear import LinearTask, linear_trial_losses
 from synthetic.mlp import mlp_trial_losses
 from synthetic.mlp_train import init_adapters
+from synthetic.provenance import environment, toolkit_version
 from synthetic.sweep import limit_threads
 from tests.tolerances import tol
 
@@ -33,13 +34,18 @@ def _one_thread():
 
 
 def test_bench_quick_prints_summary_last_and_writes_json(tmp_path, capsys):
-    """``python -m bench --quick --json PATH``: status 0, last line the summary, JSON with every figure."""
+    """``python -m bench --quick --json PATH``: status 0, last line the summary, JSON with every figure,
+    the configurations, the toolkit and library versions; no temporary file left beside it."""
     path = tmp_path / "bench.json"
     assert bench.main(["--quick", "--threads", "1", "--json", str(path)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("summary: MLP batched vs loop") and "linear exact vs Adam" in lines[-1]
     assert any("torch.set_num_threads(1)" in line for line in lines)
     doc = json.loads(path.read_text())
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+    assert doc["toolkit"] == {"name": "lora-asymmetry", "version": toolkit_version()}
+    assert doc["environment"] == environment() and {"numpy", "torch", "python"} <= set(doc["environment"])
+    assert doc["mlp"]["config"]["n"] == MLPBenchConfig.quick().n and "task" in doc["linear"]["config"]
     assert doc["peak"]["gflops"] > 0 and doc["machine"]["torch_threads"] == 1
     for variant in ("lora", "b_only", "a_only"):
         row = doc["mlp"]["rows"][variant]

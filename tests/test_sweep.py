@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import replace
 
@@ -12,6 +13,7 @@ from hypothesis import given
 
 from synthetic.linear import LinearTask
 from synthetic.montecarlo import measure_gap
+from synthetic.provenance import environment, toolkit_version
 from synthetic.sweep import (
     Grid,
     SweepPoint,
@@ -21,6 +23,7 @@ from synthetic.sweep import (
     derive_seed,
     limit_threads,
     main,
+    meta_path,
     run_point,
     run_sweep,
 )
@@ -106,12 +109,41 @@ def test_command_line_grid_file_and_flags(tmp_path, capsys):
     grid.write_text(json.dumps({"task": "linear", "task_fields": {"d_in": 6, "d_out": 5}, "variants": ["b_only"],
                                 "ranks": [1, 2], "n": [8], "trials": 5, "seed": 1}))
     assert main(_parse(["--grid", str(grid), "--trials", "4", "--out", str(tmp_path / "rows.json")])) == 0
-    rows = json.loads((tmp_path / "rows.json").read_text())
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [(r["rank"], r["trials"], r["base_seed"]) for r in rows] == [(1, 4, 1), (2, 4, 1)]
     assert main(_parse(["--grid", str(grid), "--out", str(tmp_path / "rows.csv")])) == 0
     assert (tmp_path / "rows.csv").read_text().count("\n") == 3
     assert main(_parse(["--variants", "b_only", "--ranks", "1", "--trials", "3"])) == 0
     assert "b_only" in capsys.readouterr().out
+
+
+def test_results_files_record_versions_config_and_seeds(tmp_path, capsys):
+    """``--out rows.json`` is one document with the toolkit and library versions, the grid and backend,
+    and rows that carry their seeds; ``--out rows.csv`` is plain CSV (read back by ``csv.DictReader``
+    with the same values) beside ``rows.csv.meta.json`` with the same provenance. No temporary file
+    is left behind (the writes are atomic)."""
+    argv = ["--variants", "b_only", "lora", "--ranks", "1", "--n", "8", "--trials", "3", "--seed", "5"]
+    assert main(_parse([*argv, "--out", str(tmp_path / "rows.json")])) == 0
+    doc = json.loads((tmp_path / "rows.json").read_text())
+    assert doc["toolkit"] == {"name": "lora-asymmetry", "version": toolkit_version()}
+    assert doc["environment"] == environment() and {"numpy", "torch", "python"} <= set(doc["environment"])
+    assert doc["config"]["backend"] == "serial" and doc["config"]["threads"] == 1
+    grid = Grid(variants=("b_only", "lora"), ranks=(1,), n=(8,), trials=3, seed=5)
+    assert Grid(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["config"]["grid"].items()}) == grid
+    assert [r["seed"] for r in doc["rows"]] == [derive_seed(p.spec()) for p in grid.points()]
+    assert {r["base_seed"] for r in doc["rows"]} == {5}
+
+    assert main(_parse([*argv, "--out", str(tmp_path / "rows.csv")])) == 0
+    assert "rows.csv.meta.json" in capsys.readouterr().out
+    with (tmp_path / "rows.csv").open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [int(r["seed"]) for r in table] == [r["seed"] for r in doc["rows"]]
+    assert [float(r["mean_gap"]) for r in table] == [r["mean_gap"] for r in doc["rows"]]
+    meta = json.loads(meta_path(tmp_path / "rows.csv").read_text())
+    provenance = ("toolkit", "environment", "config")
+    assert {k: meta[k] for k in provenance} == {k: doc[k] for k in provenance}
+    assert meta["rows_file"] == "rows.csv" and meta["columns"] == list(table[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv", "rows.csv.meta.json", "rows.json"]
 
 
 @pytest.mark.parametrize(
@@ -124,6 +156,8 @@ def test_command_line_grid_file_and_flags(tmp_path, capsys):
         (["--trials", "1"], "trials must be >= 2"),
         (["--scheduler", "tcp://nowhere:1"], "--scheduler needs --backend dask"),
         (["--grid", "/no/such/grid.json"], "--grid"),
+        (["--out", "/no/such/folder/rows.csv"], "--out '/no/such/folder/rows.csv'"),
+        (["--out", "/proc/rows.json"], "--out '/proc/rows.json'"),
     ],
 )
 def test_bad_flags_print_one_line_and_exit_2(argv, message, capsys):

@@ -1,0 +1,105 @@
+"""Argument checks of the bound learners (``synthetic.learners``) and the channel (``synthetic.channel``).
+
+Each check returns the validated value or raises ``ValueError`` naming the argument and its value
+(``theory.validation`` holds the general ones; these know the learners' conventions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from synthetic.mlp import MLPTask
+from synthetic.mlp_train import VARIANTS
+from theory.validation import Array, as_array, as_int, as_rank
+
+#: Most levels of a discretized loss: ``levels + 1`` values must fit ``bounds.supersample.MAX_LOSS_LEVELS``.
+MAX_LEVELS = 31
+#: Most bits of a quantized parameter (``synthetic.quantize``).
+MAX_Q_BITS = 32
+
+
+def check_q_bits(q_bits: object) -> int | None:
+    """``q_bits`` in ``[2, MAX_Q_BITS]``, or None (no quantization)."""
+    if q_bits is None:
+        return None
+    q_bits = as_int(q_bits, "q_bits", minimum=2)
+    if q_bits > MAX_Q_BITS:
+        raise ValueError(f"q_bits must be <= {MAX_Q_BITS}, got {q_bits}")
+    return q_bits
+
+
+def check_eval_points(eval_points: object, n: int) -> int:
+    """Evaluated pairs ``m`` in ``[1, n]``; None means all ``n``."""
+    if eval_points is None:
+        return n
+    m = as_int(eval_points, "eval_points", minimum=1)
+    if m > n:
+        raise ValueError(f"eval_points {m} exceeds n = {n}")
+    return m
+
+
+def check_levels(levels: object) -> int:
+    """Levels ``L`` of a discretized loss, in ``[1, MAX_LEVELS]``."""
+    levels = as_int(levels, "levels", minimum=1)
+    if levels > MAX_LEVELS:
+        raise ValueError(f"levels must be <= {MAX_LEVELS} (levels + 1 loss values), got {levels}")
+    return levels
+
+
+def check_mlp_call(task: object, variant: object, rank: object) -> int:
+    """Validate an MLP (task, variant, rank); return the rank (1 for ``full``, where it is unused)."""
+    if not isinstance(task, MLPTask):
+        raise ValueError(f"task must be an MLPTask, got {type(task).__name__}")
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "full" and rank is None:
+        return 1
+    rank = as_int(rank, "rank", minimum=1)
+    if variant != "full":
+        for l in task.adapted_layers:
+            d_out, d_in = task.layer_shapes[l]
+            try:
+                as_rank(rank, d_in, d_out)
+            except ValueError as exc:
+                raise ValueError(f"{exc} of adapted layer {l}") from None
+    return rank
+
+
+def check_mlp_data(task: MLPTask, x: object, y: object) -> tuple[Array, np.ndarray]:
+    """``x`` (T, n, d_0) finite floats and ``y`` (T, n) class labels in ``[0, d_L)`` (int64) or
+    (T, n, d_L) finite regression targets, or ``ValueError`` naming the one that is not."""
+    try:
+        x = as_array(x, "x", (None, None, task.widths[0]))
+    except ValueError as exc:
+        raise ValueError(f"x must be a finite array of shape (T, n, {task.widths[0]}): {exc}") from None
+    labels = as_array(y, "y")
+    want = x.shape[:2] if task.kind == "classification" else (*x.shape[:2], task.widths[-1])
+    if labels.shape != want:
+        raise ValueError(f"y must have shape {want} to match x for a {task.kind} task, got {labels.shape}")
+    if task.kind == "regression":
+        return x, labels
+    classes = task.widths[-1]
+    if np.asarray(y).dtype.kind == "b":
+        raise ValueError("y must hold integer class labels, got booleans")
+    fractional = labels[labels != np.round(labels)]
+    if fractional.size:
+        raise ValueError(f"y must hold integer class labels, got {fractional[0]:g}")
+    low, high = float(labels.min()), float(labels.max())
+    if low < 0 or high >= classes:
+        raise ValueError(f"y must hold class labels 0 .. {classes - 1} of a classification task, "
+                         f"got labels in [{low:g}, {high:g}]")
+    return x, labels.astype(np.int64)
+
+
+def check_order_rngs(order_rngs: object, trials: int) -> list[np.random.Generator] | None:
+    """None, or a list or tuple of ``trials`` Generators (the minibatch orders, one per trial)."""
+    if order_rngs is None:
+        return None
+    if isinstance(order_rngs, (list, tuple)):
+        if len(order_rngs) == trials and all(isinstance(g, np.random.Generator) for g in order_rngs):
+            return list(order_rngs)
+        kinds = ", ".join(sorted({type(g).__name__ for g in order_rngs}))
+        got = f"a {type(order_rngs).__name__} of {len(order_rngs)} ({kinds})"
+    else:
+        got = type(order_rngs).__name__
+    raise ValueError(f"order_rngs must be None or hold one numpy.random.Generator per trial ({trials}), got {got}")

@@ -1,0 +1,160 @@
+"""Issue 7, bad input at the edges of the fuzz: the command line, and the fuzz strategies themselves.
+
+``lora-asym`` (``figures``, ``demo``, ``sweep``) with one invalid flag value, figure name, output
+folder or subcommand exits with status 2 and prints one error line naming it, before any
+computation (``tests/test_fuzz.py`` fuzzes the library). Each kind of bad value is its own test,
+so every kind gets the profile's examples. The
+strategies of ``tests/strategies.py`` that draw the invalid values are checked against the
+validation helpers they imitate (STYLE.md rule 8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from figures import cli, registry
+from synthetic.linear import LinearTask
+from theory import validation
+from tests.strategies import (
+    EITHER,
+    OK,
+    RAISE,
+    Bad,
+    bad_arrays,
+    bad_covariances,
+    bad_generators,
+    bad_ints,
+    bad_names,
+    bad_reals,
+)
+
+# --- the fuzz strategies themselves (STYLE.md rule 8) ----------------------------------------
+
+
+@given(data=st.data())
+def test_fuzz_strategies_draw_what_the_validation_helpers_refuse(data):
+    """Values the fuzz strategies mark RAISE are refused by theory.validation's helpers for the same
+    constraint, and values marked OK are accepted: the pools are what they claim to be."""
+    bad = data.draw(bad_reals(minimum=0.0, maximum=1.0, edges=(0.0, 1.0)), label="real in [0, 1]")
+    _agrees(bad, lambda v: validation.as_real(v, "v", minimum=0.0, maximum=1.0))
+    bad = data.draw(bad_reals(positive=True, optional=True), label="positive real or None")
+    _agrees(bad, lambda v: v is None or validation.as_real(v, "v", positive=True))
+    bad = data.draw(bad_ints(minimum=1, maximum=5, edges=(5,)), label="rank")
+    _agrees(bad, lambda v: validation.as_rank(v, 5, 6))
+    bad = data.draw(bad_arrays(np.ones((2, 3))), label="(2, 3) array")
+    _agrees(bad, lambda v: validation.as_array(v, "v", (2, 3)))
+    bad = data.draw(bad_covariances(np.eye(3)), label="3 x 3 covariance")
+    _agrees(bad, lambda v: validation.as_covariance(v, "v", dim=3))
+    bad = data.draw(bad_names(("haar", "gaussian")), label="name")
+    assert bad.expect == RAISE and bad.value not in ("haar", "gaussian")
+    bad = data.draw(bad_generators(), label="generator")
+    _agrees(bad, validation.as_generator)
+
+
+def _agrees(bad: Bad, helper: Callable[[object], object]) -> None:
+    if bad.expect == EITHER:
+        return
+    if bad.expect == OK:
+        helper(bad.value)
+        return
+    with pytest.raises(ValueError):
+        helper(bad.value)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def _invalid_seed(text: str) -> bool:
+    try:
+        return int(text) < 0
+    except ValueError:
+        return True
+
+
+SUBCOMMANDS = ("figures", "list", "demo", "sweep", "bench")
+
+#: Invalid values of the flags of ``figures`` and ``demo``, unknown flags and subcommands: (argv, fragment).
+CLI_BAD = {
+    "figures --seed": st.one_of(st.integers(max_value=-1).map(str), st.text("abcxyz.,_ 0123456789", min_size=1),
+                                st.floats().map(repr)).filter(_invalid_seed)
+    .map(lambda v: (["figures", "--seed", v], "--seed")),
+    "demo --seed": st.one_of(st.integers(max_value=-1).map(str), st.text("abc.,_", min_size=1)).filter(_invalid_seed)
+    .map(lambda v: (["demo", "--seed", v], "--seed")),
+    "figures --only": st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1).filter(lambda v: v not in registry.FIGURES)
+    .map(lambda v: (["figures", "--only", v], f"unknown figure {v!r}")),
+    "figures --out": st.sampled_from(["/proc/lora-asym-out", "/dev/null/out", "/proc/self/status/out"])
+    .map(lambda v: (["figures", "--out", v], "--out")),
+    "unknown flag": st.sampled_from(["--bogus", "--quik", "-x"]).map(lambda v: (["figures", v], v)),
+    "unknown subcommand": st.text("abcdefghijklmnopqrstuvwxyz", min_size=1).filter(lambda v: v not in SUBCOMMANDS)
+    .map(lambda v: ([v], repr(v))),
+}
+
+
+@pytest.mark.parametrize("kind", CLI_BAD)
+@given(data=st.data())
+def test_cli_bad_flag_is_one_error_line_and_status_2(kind, data):
+    """``lora-asym`` with one invalid flag value, figure name, output folder or subcommand exits with
+    status 2 and prints one error line on stderr that names it, before any computation."""
+    argv, fragment = data.draw(CLI_BAD[kind], label=kind)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        cli.main(argv)
+    assert info.value.code == cli.EXIT_USAGE, (argv, err.getvalue())
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], (argv, err.getvalue())
+    assert out.getvalue() == ""
+
+
+def _ints(flag: str, fragment: str, **bounds: int) -> st.SearchStrategy[tuple[list[str], str]]:
+    return st.integers(**bounds).map(lambda v: (["sweep", flag, str(v)], fragment))
+
+
+_WIDTH = min(LinearTask.quick().d_in, LinearTask.quick().d_out)  # the default grid's task
+
+#: Invalid values of each flag of ``lora-asym sweep``, fuzzed one flag at a time: (argv, message fragment).
+SWEEP_BAD = {
+    "trials": _ints("--trials", "trials must be >= 2", max_value=1),
+    "n": _ints("--n", "n must be >= 1", max_value=0),
+    "rank 0": _ints("--ranks", "rank must be >= 1", max_value=0),
+    "rank above width": _ints("--ranks", "exceeds min(d_in, d_out)", min_value=_WIDTH + 1, max_value=10**30),
+    "q_bits": st.one_of(_ints("--q-bits", "q_bits must be >= 2", max_value=1),
+                        _ints("--q-bits", "q_bits must be <= 32", min_value=33)),
+    "threads": _ints("--threads", "threads must be >= 1", max_value=0),
+    "workers": _ints("--workers", "workers must be >= 1", max_value=0),
+    "seed": _ints("--seed", "seed must be >= 0", max_value=-1),
+    "not an int": st.sampled_from(["--trials", "--n", "--ranks", "--q-bits", "--threads", "--workers", "--seed"])
+    .flatmap(lambda flag: st.sampled_from(["2.5", "x", "", "1e3"]).map(lambda v: (["sweep", flag, v], flag))),
+    "variant": st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1)
+    .filter(lambda v: v not in ("b_only", "a_only", "lora", "full"))
+    .map(lambda v: (["sweep", "--variants", v], "variant")),
+    "loss": st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1).filter(lambda v: v not in ("population", "clipped"))
+    .map(lambda v: (["sweep", "--loss", v], "loss")),
+    "backend": st.sampled_from(["cloud", "mpi", ""]).map(lambda v: (["sweep", "--backend", v], "--backend")),
+    "out": st.sampled_from(["/proc/rows.csv", "/dev/null/rows.json", "/no/such/folder/rows.csv", "/tmp"])
+    .map(lambda v: (["sweep", "--out", v], f"--out {v!r}")),
+}
+
+
+@pytest.mark.parametrize("flag", SWEEP_BAD)
+@given(data=st.data())
+def test_cli_sweep_bad_value_is_one_error_line_and_status_2(flag, data):
+    """``lora-asym sweep`` with one invalid flag value (a count, rank, seed, name, backend or output
+    folder) exits with status 2 and one error line on stderr that names it, before any point runs."""
+    argv, fragment = data.draw(SWEEP_BAD[flag], label=flag)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = cli.main(argv)
+        except SystemExit as exc:  # argparse refuses the value
+            status = exc.code
+    assert status == cli.EXIT_USAGE, (argv, err.getvalue())
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], (argv, err.getvalue())
+    assert out.getvalue() == ""
