@@ -1,0 +1,256 @@
+r"""Small-MLP teacher tasks and the per-trial losses of LoRA variants trained on them.
+
+The pretrained model is a random MLP without biases, the *teacher base*, with tanh (default)
+or ReLU hidden activations; its layer ``l``
+has weight ``W0_l ~ N(0, g^2 / d_in)`` with gain ``g = TEACHER_GAIN`` (tanh keeps the classes
+balanced, which ReLU's positive mean does not), and the last layer is further multiplied by
+``logit_scale``. A sharp teacher (large logits) matters for classification: the labels are the
+target's argmax, and with low-margin logits the cross-entropy minimiser within the adapted
+family trades 0-1 accuracy for margin, so that fine-tuning can raise the test error above the
+pretrained model's even on a large sample; with ``logit_scale = 4`` the target is close to the
+cross-entropy minimiser and training behaves as fine-tuning should. The target task is the
+same network with a low-rank perturbation of chosen layers,
+
+.. math:: W_{t,l} = W0_l + \Delta_l, \qquad
+          \Delta_l = \rho \, \|W0_l\|_F \, U_l V_l^T / \sqrt{k},
+
+with ``U_l``, ``V_l`` Haar on ``St(d_out, k)``, ``St(d_in, k)``: rank ``k`` and relative size
+``\|\Delta_l\|_F / \|W0_l\|_F = \rho``. Labels are the target's argmax (classification, each
+label replaced by a uniform random class with probability ``label_noise``) or its outputs
+plus ``N(0, noise_std^2)`` noise (regression). This is the small-MLP analogue of the linear
+setting of Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024),
+Section 4; the paper has no MLP experiment of this kind, so nothing here reproduces a number
+from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from synthetic.mlp_train import ACTIVATIONS, INITS, KINDS
+from theory.random import haar_stiefel
+from theory.validation import Array, as_generator, as_int, as_rank, as_real
+
+#: Gain of the teacher's Gaussian weights, ``W0_l ~ N(0, TEACHER_GAIN^2 / d_in)``.
+TEACHER_GAIN = 1.5
+
+
+def _layer_tuple(value: object, name: str, n_layers: int) -> tuple[int, ...]:
+    try:
+        items = tuple(value)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ValueError(f"{name} must be a tuple of layer indices, got {value!r}") from exc
+    if not items:
+        raise ValueError(f"{name} must name at least one layer, got {value!r}")
+    out = tuple(sorted(as_int(i, name, minimum=0) for i in items))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} has repeated layers: {value!r}")
+    if out[-1] >= n_layers:
+        raise ValueError(f"{name} {value!r} has layer {out[-1]}, but the MLP has layers 0..{n_layers - 1}")
+    return out
+
+
+def _parse_input_dist(spec: object) -> float:
+    """Power-law exponent of the input spectrum: 0 for ``"isotropic"``, alpha for ``"powerlaw:alpha"``."""
+    if spec == "isotropic":
+        return 0.0
+    if isinstance(spec, str) and spec.startswith("powerlaw:"):
+        try:
+            alpha = float(spec.split(":", 1)[1])
+        except ValueError:
+            alpha = float("nan")
+        if np.isfinite(alpha) and alpha >= 0:
+            return alpha
+    raise ValueError(f"input_dist must be 'isotropic' or 'powerlaw:<alpha >= 0>', got {spec!r}")
+
+
+@dataclass(frozen=True)
+class MLPTask:
+    r"""A teacher MLP, its low-rank-perturbed target task, and how LoRA is trained on it.
+
+    Attributes
+    ----------
+    widths : layer widths ``(d_0, ..., d_L)``; layer ``l`` maps ``d_l -> d_{l+1}``.
+    adapted_layers : indices of the layers that get an adapter (or are fully trained).
+    perturbed_layers : indices of the layers the target task perturbs.
+    teacher_seed : seed of the pretrained weights ``W0``.
+    task_seed : seed of the perturbation ``Delta`` (one target task per seed).
+    perturbation_rank : rank ``k`` of each ``Delta_l``.
+    perturbation_scale : ``rho = ||Delta_l||_F / ||W0_l||_F`` (dimensionless, >= 0).
+    kind : ``"classification"`` (argmax labels) or ``"regression"`` (outputs plus noise).
+    activation : hidden-layer activation of the teacher and of the adapted network, ``"tanh"``
+        or ``"relu"``.
+    logit_scale : multiplier of the teacher's last layer (sharper logits; labels unchanged).
+    label_noise : probability that a label is replaced by a uniform random class.
+    noise_std : standard deviation of the regression output noise.
+    input_dist : ``"isotropic"`` (x ~ N(0, I)) or ``"powerlaw:alpha"`` (independent coordinates
+        with variances proportional to ``j^{-alpha}``, scaled so that ``Tr Sigma = d_0``).
+    test_size : fresh samples per trial on which the test (population) loss is estimated.
+    steps, lr : Adam steps and step size.
+    batch_size : minibatch size, or None for full-batch training.
+    alpha : LoRA scaling numerator; the update is ``(alpha / r) B A``; None means alpha = r.
+    init : initialisation of the random factor (``synthetic.mlp_train.INITS``).
+    clip : cap ``c`` of the clipped squared loss ``min(l, c)`` (regression).
+    """
+
+    widths: tuple[int, ...] = (32, 64, 64, 10)
+    adapted_layers: tuple[int, ...] = (1,)
+    perturbed_layers: tuple[int, ...] = (1,)
+    teacher_seed: int = 0
+    task_seed: int = 0
+    perturbation_rank: int = 4
+    perturbation_scale: float = 0.5
+    logit_scale: float = 4.0
+    kind: str = "classification"
+    activation: str = "tanh"
+    label_noise: float = 0.0
+    noise_std: float = 0.1
+    input_dist: str = "isotropic"
+    test_size: int = 20_000
+    steps: int = 300
+    lr: float = 3e-3
+    batch_size: int | None = None
+    alpha: float | None = None
+    init: str = "haar"
+    clip: float = 4.0
+
+    def __post_init__(self) -> None:
+        try:
+            widths = tuple(self.widths)
+        except TypeError as exc:
+            raise ValueError(f"widths must be a tuple of layer widths, got {self.widths!r}") from exc
+        if len(widths) < 2:
+            raise ValueError(f"widths must have at least 2 entries, got {self.widths!r}")
+        object.__setattr__(self, "widths", tuple(as_int(w, "widths", minimum=1) for w in widths))
+        n_layers = len(widths) - 1
+        for name in ("adapted_layers", "perturbed_layers"):
+            object.__setattr__(self, name, _layer_tuple(getattr(self, name), name, n_layers))
+        as_int(self.teacher_seed, "teacher_seed", minimum=0)
+        as_int(self.task_seed, "task_seed", minimum=0)
+        for l in self.perturbed_layers:
+            as_rank(self.perturbation_rank, self.widths[l], self.widths[l + 1], "perturbation_rank")
+        as_real(self.perturbation_scale, "perturbation_scale", minimum=0.0)
+        as_real(self.logit_scale, "logit_scale", positive=True)
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        as_real(self.label_noise, "label_noise", minimum=0.0, maximum=1.0)
+        as_real(self.noise_std, "noise_std", minimum=0.0)
+        _parse_input_dist(self.input_dist)
+        as_int(self.test_size, "test_size", minimum=1)
+        as_int(self.steps, "steps", minimum=1)
+        as_real(self.lr, "lr", positive=True)
+        if self.batch_size is not None:
+            as_int(self.batch_size, "batch_size", minimum=1)
+        if self.alpha is not None:
+            as_real(self.alpha, "alpha", positive=True)
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        as_real(self.clip, "clip", positive=True)
+
+    @classmethod
+    def quick(cls, **overrides: object) -> MLPTask:
+        """32 -> 64 -> 64 -> 10, adapt and perturb the square hidden layer, 300 full-batch steps."""
+        return cls(**{"test_size": 10_000, "steps": 300, **overrides})  # type: ignore[arg-type]
+
+    @classmethod
+    def full(cls, **overrides: object) -> MLPTask:
+        """Same network, perturb and adapt both hidden-input layers, 2000 steps, 50k test samples."""
+        base = {"adapted_layers": (0, 1), "perturbed_layers": (0, 1), "test_size": 50_000, "steps": 2000}
+        return cls(**{**base, **overrides})  # type: ignore[arg-type]
+
+    @property
+    def layer_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(d_out, d_in) of every layer."""
+        return tuple((self.widths[l + 1], self.widths[l]) for l in range(len(self.widths) - 1))
+
+    def scaling(self, rank: int) -> float:
+        """LoRA scaling ``alpha / rank`` (1 when ``alpha`` is None)."""
+        return 1.0 if self.alpha is None else float(self.alpha) / rank
+
+    def base_weights(self) -> tuple[Array, ...]:
+        """Pretrained weights ``W0_l`` (d_out, d_in), one per layer."""
+        return _teacher(self.widths, self.teacher_seed, float(self.logit_scale))
+
+    def target_weights(self) -> tuple[Array, ...]:
+        """Target weights ``W0_l + Delta_l`` (module docstring)."""
+        return _target(self.widths, self.teacher_seed, float(self.logit_scale), self.task_seed,
+                       self.perturbed_layers, self.perturbation_rank, float(self.perturbation_scale))
+
+
+@lru_cache(maxsize=64)
+def _teacher(widths: tuple[int, ...], teacher_seed: int, logit_scale: float) -> tuple[Array, ...]:
+    rng = np.random.default_rng(np.random.SeedSequence(teacher_seed, spawn_key=(0,)))
+    out = []
+    for l, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:])):
+        w = rng.standard_normal((d_out, d_in)) * TEACHER_GAIN / np.sqrt(d_in)
+        if l == len(widths) - 2:
+            w = w * logit_scale
+        w.flags.writeable = False
+        out.append(w)
+    return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def _target(widths: tuple[int, ...], teacher_seed: int, logit_scale: float, task_seed: int,
+            layers: tuple[int, ...], k: int, rho: float) -> tuple[Array, ...]:
+    base = _teacher(widths, teacher_seed, logit_scale)
+    rng = np.random.default_rng(np.random.SeedSequence(task_seed, spawn_key=(1,)))
+    out = list(base)
+    for l in layers:
+        d_out, d_in = base[l].shape
+        u, v = haar_stiefel(d_out, k, rng), haar_stiefel(d_in, k, rng)
+        w = base[l] + rho * np.linalg.norm(base[l]) * (u @ v.T) / np.sqrt(k)
+        w.flags.writeable = False
+        out[l] = w
+    return tuple(out)
+
+
+def network_outputs(weights: tuple[Array, ...], x: Array, activation: str = "tanh") -> Array:  # (..., d_0) -> (..., d_L)
+    """Outputs of the bias-free MLP with the given weights and hidden ``activation``, in float64."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    h = x
+    for l, w in enumerate(weights):
+        h = h @ w.T
+        if l < len(weights) - 1:
+            h = np.tanh(h) if activation == "tanh" else np.maximum(h, 0.0)
+    return h
+
+
+def sample_data(task: MLPTask, n: int, rng: np.random.Generator, *,
+                target: tuple[Array, ...] | None = None) -> tuple[Array, np.ndarray]:
+    """Draw ``n`` samples ``(x, y)`` of the target task: x (n, d_0); y (n,) int64 or (n, d_L).
+
+    ``target`` overrides the target weights (default ``task.target_weights()``).
+    """
+    n = as_int(n, "n", minimum=1)
+    rng = as_generator(rng)
+    d0 = task.widths[0]
+    exponent = _parse_input_dist(task.input_dist)
+    x = rng.standard_normal((n, d0))
+    if exponent != 0:  # isotropic inputs need no scaling (the scale would be exactly 1)
+        var = np.arange(1, d0 + 1, dtype=np.float64) ** -exponent
+        x *= np.sqrt(var * d0 / var.sum())
+    out = network_outputs(task.target_weights() if target is None else target, x, task.activation)
+    if task.kind == "regression":
+        return x, out + task.noise_std * rng.standard_normal(out.shape)
+    labels = out.argmax(axis=1)
+    flip = rng.random(n) < task.label_noise
+    labels = np.where(flip, rng.integers(0, out.shape[1], size=n), labels)
+    return x, labels.astype(np.int64)
+
+
+def trial_streams(seed: int, trial: int) -> dict[str, np.random.Generator]:
+    """Independent generators of one trial (data, init, order, test), from ``SeedSequence(seed)``.
+
+    Trial ``t`` uses the ``t``-th spawned child of the seed, so its numbers do not depend on how
+    many trials are run or how they are grouped.
+    """
+    child = np.random.SeedSequence(seed, spawn_key=(trial,))
+    names = ("data", "init", "order", "test")
+    return {k: np.random.default_rng(s) for k, s in zip(names, child.spawn(len(names)))}
