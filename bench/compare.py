@@ -27,6 +27,7 @@ import numpy as np
 from bench.linear_loop import loop_trial
 from bench.mlp_loop import loop_step_flops, loop_trial_flops, loop_trial_losses
 from synthetic.linear import LinearTask, linear_trial_losses, sample_training_sets
+from synthetic.linear import trial_chunk as linear_trial_chunk
 from synthetic.mlp import MLPTask, mlp_trial_losses, sample_data, trial_chunk, trial_streams
 from synthetic.mlp_train import factor_names, init_adapters, train_adapters
 from theory.validation import as_int, as_real
@@ -56,8 +57,10 @@ class MLPBenchConfig:
     loop_trials: int = 64
     loss: str = "squared"
     seed: int = 0
+    repeats: int = 3
 
     def __post_init__(self) -> None:
+        as_int(self.repeats, "repeats", minimum=1)
         as_int(self.trials, "trials", minimum=2)
         as_int(self.loop_trials, "loop_trials", minimum=2)
         if self.loop_trials > self.trials:
@@ -72,7 +75,7 @@ class MLPBenchConfig:
     def quick(cls) -> MLPBenchConfig:
         """Tiny sizes for smoke tests (seconds)."""
         task = replace(reference_mlp_task(), widths=(8, 12, 3), test_size=64, steps=20)
-        return cls(task=task, rank=2, n=24, trials=8, loop_trials=8)
+        return cls(task=task, rank=2, n=24, trials=8, loop_trials=8, repeats=1)
 
 
 def reference_linear_task() -> LinearTask:
@@ -94,8 +97,10 @@ class LinearBenchConfig:
     loss_tol: float = 1e-3
     max_steps: int = 20_000
     seed: int = 0
+    repeats: int = 3
 
     def __post_init__(self) -> None:
+        as_int(self.repeats, "repeats", minimum=1)
         as_int(self.trials, "trials", minimum=1)
         as_int(self.loop_trials, "loop_trials", minimum=1)
         as_real(self.lr, "lr", positive=True)
@@ -110,7 +115,7 @@ class LinearBenchConfig:
     @classmethod
     def quick(cls) -> LinearBenchConfig:
         """Tiny sizes for smoke tests (seconds)."""
-        return cls(task=LinearTask(d_in=8, d_out=8, delta_rank=2), rank=2, n=32, trials=20, loop_trials=2)
+        return cls(task=LinearTask(d_in=8, d_out=8, delta_rank=2), rank=2, n=32, trials=20, loop_trials=2, repeats=1)
 
 
 def gap_check(loop_gaps: object, engine_gaps: object, sigmas: float = GAP_SIGMAS) -> dict[str, float | bool]:
@@ -163,7 +168,9 @@ def time_mlp(config: MLPBenchConfig, *, engine: Engine = mlp_trial_losses,
     Each engine is warmed up on 2 trials first (imports, allocator, thread pool). Data
     generation and evaluation are inside the timings of both: a trial is everything it takes
     to turn a seed into a train and a test loss. The Adam steps alone are timed as well
-    (``train_seconds`` of the loop, ``batched_training_seconds``).
+    (``train_seconds`` of the loop, ``batched_training_seconds``). Every timing is the best of
+    ``config.repeats`` runs, the two engines alternating, so that a burst of load from another
+    process on a shared machine does not decide a ratio; every run's time is kept as well.
     """
     c = config
     out: dict[str, dict] = {}
@@ -171,50 +178,72 @@ def time_mlp(config: MLPBenchConfig, *, engine: Engine = mlp_trial_losses,
         kw = {"loss": c.loss, "seed": c.seed}
         engine(c.task, variant, c.rank, c.n, 2, **kw)
         loop(c.task, variant, c.rank, c.n, 2, **kw)
-        batched, t_batched = _timed(lambda: engine(c.task, variant, c.rank, c.n, c.trials, **kw))
-        looped, t_loop = _timed(lambda: loop(c.task, variant, c.rank, c.n, c.loop_trials, **kw))
+        t_batched, t_loop, t_loop_train, t_batched_train = [], [], [], []
+        for _ in range(c.repeats):
+            batched, seconds = _timed(lambda: engine(c.task, variant, c.rank, c.n, c.trials, **kw))
+            t_batched.append(seconds / c.trials)
+            looped, seconds = _timed(lambda: loop(c.task, variant, c.rank, c.n, c.loop_trials, **kw))
+            t_loop.append(seconds / c.loop_trials)
+            t_loop_train.append(float(np.mean(looped["train_seconds"])))
+            t_batched_train.append(batched_training_seconds(c, variant))
         out[variant] = {
-            "loop_seconds_per_trial": t_loop / c.loop_trials,
-            "batched_seconds_per_trial": t_batched / c.trials,
+            "loop_seconds_per_trial": min(t_loop),
+            "batched_seconds_per_trial": min(t_batched),
+            "loop_seconds_per_trial_runs": t_loop,
+            "batched_seconds_per_trial_runs": t_batched,
             "loop_trials": c.loop_trials,
             "batched_trials": c.trials,
             "loop_flops_per_trial": loop_trial_flops(c.task, variant, c.rank, c.n),
             "loop_training_flops_per_trial": c.task.steps * loop_step_flops(c.task, variant, c.rank, c.n),
-            "loop_training_seconds_per_trial": float(np.mean(looped["train_seconds"])),
-            "batched_training_seconds_per_trial": batched_training_seconds(c, variant),
+            "loop_training_seconds_per_trial": min(t_loop_train),
+            "batched_training_seconds_per_trial": min(t_batched_train),
             "check": gap_check(looped["gap"], batched["gap"]),
         }
     return out
+
+
+def _data_seconds(c: LinearBenchConfig) -> float:
+    """Seconds to draw the training sets of ``c.trials`` trials in the exact path's chunks."""
+    chunk = linear_trial_chunk(c.task, c.n)
+    start = time.perf_counter()
+    for first in range(0, c.trials, chunk):
+        sample_training_sets(c.task, c.n, np.arange(first, min(c.trials, first + chunk)), seed=c.seed)
+    return time.perf_counter() - start
 
 
 def time_linear(config: LinearBenchConfig) -> dict[str, dict]:
     """Seconds per trial of the exact solves and of Adam per trial, per variant, and their losses.
 
     Both engines draw every trial's training set the same way; ``data_seconds_per_trial`` times
-    that draw alone (batched, as the exact path does it). ``loop / data`` is the largest ratio any
+    that draw alone (in the exact path's chunks of trials). ``loop / data`` is the largest ratio any
     exact path could reach with solves that cost nothing.
     """
     c = config
     out: dict[str, dict] = {}
+    kw = {"seed": c.seed, "lr": c.lr, "loss_tol": c.loss_tol, "max_steps": c.max_steps}
     for variant in c.variants:
         linear_trial_losses(c.task, variant, c.rank, c.n, 2, loss="population", seed=c.seed)  # warm-up
-        exact, t_exact = _timed(lambda: linear_trial_losses(c.task, variant, c.rank, c.n, c.trials,
-                                                            loss="population", seed=c.seed))
-        kw = {"seed": c.seed, "lr": c.lr, "loss_tol": c.loss_tol, "max_steps": c.max_steps}
-        loop_trial(c.task, variant, c.rank, c.n, 0, exact["train_loss"][0], **{**kw, "max_steps": 5})  # warm-up
-        losses, steps = [], []
-        start = time.perf_counter()
-        for t in range(c.loop_trials):
-            loss, k = loop_trial(c.task, variant, c.rank, c.n, t, exact["train_loss"][t], **kw)
-            losses.append(loss)
-            steps.append(k)
-        t_loop = time.perf_counter() - start
+        t_exact, t_loop, t_data = [], [], []
+        for _ in range(c.repeats):
+            exact, seconds = _timed(lambda: linear_trial_losses(c.task, variant, c.rank, c.n, c.trials,
+                                                                loss="population", seed=c.seed))
+            t_exact.append(seconds / c.trials)
+            loop_trial(c.task, variant, c.rank, c.n, 0, exact["train_loss"][0], **{**kw, "max_steps": 5})  # warm-up
+            losses, steps = [], []
+            start = time.perf_counter()
+            for t in range(c.loop_trials):
+                loss, k = loop_trial(c.task, variant, c.rank, c.n, t, exact["train_loss"][t], **kw)
+                losses.append(loss)
+                steps.append(k)
+            t_loop.append((time.perf_counter() - start) / c.loop_trials)
+            t_data.append(_data_seconds(c) / c.trials)
         diff = np.asarray(losses) - exact["train_loss"][: c.loop_trials]
-        _, t_data = _timed(lambda: sample_training_sets(c.task, c.n, np.arange(c.trials), seed=c.seed))
         out[variant] = {
-            "exact_seconds_per_trial": t_exact / c.trials,
-            "data_seconds_per_trial": t_data / c.trials,
-            "loop_seconds_per_trial": t_loop / c.loop_trials,
+            "exact_seconds_per_trial": min(t_exact),
+            "data_seconds_per_trial": min(t_data),
+            "loop_seconds_per_trial": min(t_loop),
+            "exact_seconds_per_trial_runs": t_exact,
+            "loop_seconds_per_trial_runs": t_loop,
             "exact_trials": c.trials,
             "loop_trials": c.loop_trials,
             "loop_steps_median": float(np.median(steps)),

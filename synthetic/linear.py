@@ -356,6 +356,12 @@ def _train_losses(x: Array, y: Array, m: Array, loss: str, clip: float | None) -
     return sq.mean(axis=1)
 
 
+def trial_chunk(task: LinearTask, n: int) -> int:
+    """Trials fitted together by ``linear_trial_losses``: at most ``CHUNK_FLOATS`` floats of data
+    and updates at once, so memory stays flat in the number of trials."""
+    return max(1, CHUNK_FLOATS // (n * (task.d_in + task.d_out) + 2 * task.d_in * task.d_out))
+
+
 def linear_trial_losses(
     task: LinearTask,
     variant: str,
@@ -417,7 +423,7 @@ def linear_trial_losses(
             raise ValueError(f"q_bits must be <= 32, got {q_bits}")
     seed = as_int(seed, "seed", minimum=0)
 
-    chunk = max(1, CHUNK_FLOATS // (n * (task.d_in + task.d_out) + 2 * task.d_in * task.d_out))
+    chunk = trial_chunk(task, n)
     parts: dict[str, list[Array]] = {}
     for start in range(0, trials, chunk):
         ids = np.arange(start, min(trials, start + chunk))
