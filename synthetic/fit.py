@@ -27,6 +27,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 
 from theory.random import haar_stiefel
 from theory.validation import (
@@ -42,9 +43,10 @@ from theory.validation import (
 )
 
 VARIANTS = ("b_only", "a_only", "lora", "full")
-#: Largest condition number of ``XᵀX + nλI`` (every trial) at which least squares is solved
-#: through the normal equations rather than the SVD (relative error about ``cond · eps``).
-NORMAL_EQUATIONS_COND = 1e4
+#: Largest bound on the condition number of ``XᵀX + nλI`` (every trial) at which least squares
+#: is solved through the normal equations rather than the SVD (relative error about
+#: ``cond · eps``, at most 1e-10 here).
+NORMAL_EQUATIONS_COND = 1e6
 INITS = ("haar", "kaiming_uniform", "gaussian", "w0_top_singular")
 
 
@@ -131,9 +133,9 @@ def _lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
         system = xt @ x
         if ridge > 0:
             system[:, np.arange(n_cols), np.arange(n_cols)] += n_rows * ridge
-        ev = np.linalg.eigvalsh(system) if np.all(np.isfinite(system)) else np.zeros((1, 1))  # ascending
-        if np.all(ev[:, 0] * NORMAL_EQUATIONS_COND >= ev[:, -1]) and np.all(ev[:, 0] > 0):
-            return np.linalg.solve(system, xt @ y)
+        solved = _normal_solve(system, xt @ y)
+        if solved is not None:
+            return solved
     u, s, vt = np.linalg.svd(x, full_matrices=False)
     if ridge == 0:
         _warn_if_ill_conditioned(s, x.shape[1], x.shape[2], name)
@@ -142,6 +144,57 @@ def _lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
 
 
 @checked_finite("x", "y", "ridge")
+def _normal_solve(system: Array, rhs: Array) -> Array | None:  # (T, p, p), (T, p, q) -> (T, p, q)
+    r"""``system⁻¹ rhs`` by Cholesky when every trial's ``system`` is finite, positive definite and
+    well conditioned; ``None`` otherwise.
+
+    With ``system = L Lᵀ``, ``cond₂(system) <= ‖L‖_F² ‖L⁻¹‖_F²``; the solve is used only when this
+    bound is at most ``NORMAL_EQUATIONS_COND``, where its relative error is about ``cond · eps``.
+    """
+    if not np.all(np.isfinite(system)):
+        return None
+    s = torch.from_numpy(np.ascontiguousarray(system))
+    chol, info = torch.linalg.cholesky_ex(s)
+    if bool(torch.any(info != 0)):
+        return None
+    eye = torch.eye(system.shape[1], dtype=s.dtype).expand_as(chol)
+    inverse = torch.linalg.solve_triangular(chol, eye, upper=False)
+    bound = chol.square().sum(dim=(1, 2)) * inverse.square().sum(dim=(1, 2))
+    if not bool(torch.all(bound <= NORMAL_EQUATIONS_COND)):
+        return None
+    return torch.cholesky_solve(torch.from_numpy(np.ascontiguousarray(rhs)), chol).numpy()
+
+
+def gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array:  # (T,p,p), (T,p,q) -> (T,p,q)
+    r"""Least squares in normal-equation form: ``G = (XᵀX + nλI)⁺ XᵀY`` from ``system = XᵀX``, ``rhs = XᵀY``.
+
+    A direct solve when every trial's system has a condition number at most
+    ``NORMAL_EQUATIONS_COND``; otherwise the pseudo-inverse through ``eigh``, with eigenvalues below
+    ``max(n, p) · eps · w_max`` treated as zero (what the Gram matrix can resolve; the minimum-norm
+    solution of ``synthetic.fit``'s SVD route up to that cut-off) and, with ``λ = 0``, an
+    ``IllConditionedWarning`` when the kept eigenvalues span more than ``COND_WARN``.
+    """
+    p = system.shape[1]
+    if ridge > 0:
+        system = system + n_rows * ridge * np.eye(p)
+    solved = _normal_solve(system, rhs)
+    if solved is not None:
+        return solved
+    w, v = np.linalg.eigh((system + np.swapaxes(system, 1, 2)) / 2)
+    keep = w > max(n_rows, p) * np.finfo(np.float64).eps * w[:, -1:]
+    smallest_kept = np.where(keep, w, np.inf).min(axis=1)
+    if ridge == 0 and np.any(w[:, -1] > COND_WARN * smallest_kept):
+        warnings.warn(
+            f"x is ill-conditioned in some trial (condition number of its Gram matrix above {COND_WARN:.0e}): "
+            f"the fit is the least-squares solution through the pseudo-inverse of XᵀX, which amplifies noise "
+            f"along the weak directions; ridge > 0 regularises it",
+            IllConditionedWarning,
+            stacklevel=3,
+        )
+    inv = np.divide(1.0, w, out=np.zeros_like(w), where=keep)
+    return v @ (inv[:, :, None] * (np.swapaxes(v, 1, 2) @ rhs))
+
+
 def fit_full(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T,n,d_in), (T,n,d_out) -> (T,d_out,d_in)
     r"""``full``: ordinary least squares for ``M``, minimum-norm when ``n < d_in`` (or ridge).
 
@@ -262,9 +315,16 @@ def fit_lora(
     gram = np.swapaxes(fitted, 1, 2) @ fitted
     if ridge > 0:
         gram = gram + x_.shape[1] * ridge * (m_hat @ np.swapaxes(m_hat, 1, 2))
-    _, evecs = np.linalg.eigh((gram + np.swapaxes(gram, 1, 2)) / 2)
-    b = evecs[:, :, ::-1][:, :, :r]
+    b = top_eigenvectors(gram, r)
     return b, np.swapaxes(b, 1, 2) @ m_hat
+
+
+def top_eigenvectors(gram: Array, rank: int) -> Array:  # (T, d, d) -> (T, d, rank)
+    """Eigenvectors of the ``rank`` largest eigenvalues of each symmetric ``gram``, largest first
+    (``torch.linalg.eigh``, LAPACK's ``syevd``, on the symmetrised matrix)."""
+    sym = torch.from_numpy(np.ascontiguousarray((gram + np.swapaxes(gram, 1, 2)) / 2))
+    _, evecs = torch.linalg.eigh(sym)
+    return evecs.flip(-1)[:, :, :rank].numpy().copy()
 
 
 def frozen_factor(
