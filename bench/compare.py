@@ -8,7 +8,8 @@ Two reference configurations (issue 6), kept fixed so numbers can be compared ac
   test loss on 2048 fresh samples per trial.
 * ``LinearBenchConfig.full()``: Section 4.1 regression, d_in = d_out = 64, adapter rank 4,
   n = 256, 1000 trials per variant, all four variants, against Adam (lr 3e-2) per trial until
-  its training loss is within 1e-3 of the exact minimum.
+  its training loss is within 1e-3 of the exact minimum; the exact path both drawing the data and
+  sampling the sufficient statistics.
 
 Both engines of a comparison see the same trials (same streams, so the same data, frozen
 factors and test samples). A faster engine only counts if it computes the same thing:
@@ -214,20 +215,27 @@ def _data_seconds(c: LinearBenchConfig) -> float:
 def time_linear(config: LinearBenchConfig) -> dict[str, dict]:
     """Seconds per trial of the exact solves and of Adam per trial, per variant, and their losses.
 
-    Both engines draw every trial's training set the same way; ``data_seconds_per_trial`` times
-    that draw alone (in the exact path's chunks of trials). ``loop / data`` is the largest ratio any
-    exact path could reach with solves that cost nothing.
+    Two exact engines: ``exact`` draws every training set as the Adam loop does (same trials,
+    whose exact training losses are the loop's targets); ``sufficient`` draws only
+    ``(XᵀX, XᵀY, ‖Y‖²)`` from their exact joint law (``synthetic.suffstats``), other trials of the
+    same distribution, which ``check`` tests on the gaps (``gap_check``). ``data_seconds_per_trial``
+    times the drawing of the training sets alone (in the exact path's chunks); ``loop / data`` is
+    the largest ratio an exact path that draws the data could reach with solves that cost nothing.
     """
     c = config
     out: dict[str, dict] = {}
     kw = {"seed": c.seed, "lr": c.lr, "loss_tol": c.loss_tol, "max_steps": c.max_steps}
     for variant in c.variants:
         linear_trial_losses(c.task, variant, c.rank, c.n, 2, loss="population", seed=c.seed)  # warm-up
-        t_exact, t_loop, t_data = [], [], []
+        linear_trial_losses(c.task, variant, c.rank, c.n, 2, loss="population", seed=c.seed, sampler="sufficient")
+        t_exact, t_suff, t_loop, t_data = [], [], [], []
         for _ in range(c.repeats):
             exact, seconds = _timed(lambda: linear_trial_losses(c.task, variant, c.rank, c.n, c.trials,
                                                                 loss="population", seed=c.seed))
             t_exact.append(seconds / c.trials)
+            suff, seconds = _timed(lambda: linear_trial_losses(c.task, variant, c.rank, c.n, c.trials,
+                                                               loss="population", seed=c.seed, sampler="sufficient"))
+            t_suff.append(seconds / c.trials)
             loop_trial(c.task, variant, c.rank, c.n, 0, exact["train_loss"][0], **{**kw, "max_steps": 5})  # warm-up
             losses, steps = [], []
             start = time.perf_counter()
@@ -240,10 +248,13 @@ def time_linear(config: LinearBenchConfig) -> dict[str, dict]:
         diff = np.asarray(losses) - exact["train_loss"][: c.loop_trials]
         out[variant] = {
             "exact_seconds_per_trial": min(t_exact),
+            "sufficient_seconds_per_trial": min(t_suff),
             "data_seconds_per_trial": min(t_data),
             "loop_seconds_per_trial": min(t_loop),
             "exact_seconds_per_trial_runs": t_exact,
+            "sufficient_seconds_per_trial_runs": t_suff,
             "loop_seconds_per_trial_runs": t_loop,
+            "check": gap_check(exact["test_loss"] - exact["train_loss"], suff["test_loss"] - suff["train_loss"]),
             "exact_trials": c.trials,
             "loop_trials": c.loop_trials,
             "loop_steps_median": float(np.median(steps)),

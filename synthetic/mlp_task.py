@@ -38,6 +38,21 @@ from theory.validation import Array, as_generator, as_int, as_rank, as_real
 #: Gain of the teacher's Gaussian weights, ``W0_l ~ N(0, TEACHER_GAIN^2 / d_in)``.
 TEACHER_GAIN = 1.5
 
+#: Largest float32; training and evaluation run in float32 (``network_outputs``).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Largest value of the scale fields ``perturbation_scale``, ``logit_scale``, ``noise_std`` and
+#: ``alpha`` (of order 1 in use, ``alpha`` of order the rank). The float32 targets, outputs and
+#: LoRA update grow in proportion to each, the squared loss and Adam's second moment with its
+#: square: ``(1e6)^2 = 1e12``, far below the largest float32 (3.4e38). That leaves room for a
+#: second field at the limit (``perturbation_scale * logit_scale`` on a perturbed last layer:
+#: ``(1e12)^2 = 1e24``) and a factor of about 1e14 for sums over samples and outputs. Several
+#: fields near the limit at once on a deep ReLU teacher can still overflow; training then
+#: reports that it diverged.
+MAX_SCALE = 1e6
+#: Adam's first moment decay in training (``synthetic.mlp_backprop.FlatAdam``): its first step is
+#: ``lr / (1 - ADAM_BETA1)``, which must be a float32.
+ADAM_BETA1 = 0.9
+
 
 def _layer_tuple(value: object, name: str, n_layers: int) -> tuple[int, ...]:
     try:
@@ -68,6 +83,12 @@ def _parse_input_dist(spec: object) -> float:
     raise ValueError(f"input_dist must be 'isotropic' or 'powerlaw:<alpha >= 0>', got {spec!r}")
 
 
+def _at_most(value: float, name: str, limit: float, reason: str) -> None:
+    """Raise ``ValueError`` naming ``name`` if the (already validated) real ``value`` exceeds ``limit``."""
+    if value > limit:
+        raise ValueError(f"{name} is {value:.3g}; the limit is {limit:.3g} ({reason})")
+
+
 @dataclass(frozen=True)
 class MLPTask:
     r"""A teacher MLP, its low-rank-perturbed target task, and how LoRA is trained on it.
@@ -95,6 +116,9 @@ class MLPTask:
     alpha : LoRA scaling numerator; the update is ``(alpha / r) B A``; None means alpha = r.
     init : initialisation of the random factor (``synthetic.mlp_train.INITS``).
     clip : cap ``c`` of the clipped squared loss ``min(l, c)`` (regression).
+
+    The scale fields are limited to ``MAX_SCALE``, ``lr`` and ``clip`` to what float32 holds
+    (``ADAM_BETA1``, ``FLOAT32_MAX``): a larger value is a ``ValueError`` naming the field.
     """
 
     widths: tuple[int, ...] = (32, 64, 64, 10)
@@ -133,25 +157,32 @@ class MLPTask:
         as_int(self.task_seed, "task_seed", minimum=0)
         for l in self.perturbed_layers:
             as_rank(self.perturbation_rank, self.widths[l], self.widths[l + 1], "perturbation_rank")
-        as_real(self.perturbation_scale, "perturbation_scale", minimum=0.0)
-        as_real(self.logit_scale, "logit_scale", positive=True)
+        scales = {"perturbation_scale": as_real(self.perturbation_scale, "perturbation_scale", minimum=0.0),
+                  "logit_scale": as_real(self.logit_scale, "logit_scale", positive=True)}
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         as_real(self.label_noise, "label_noise", minimum=0.0, maximum=1.0)
-        as_real(self.noise_std, "noise_std", minimum=0.0)
+        scales["noise_std"] = as_real(self.noise_std, "noise_std", minimum=0.0)
         _parse_input_dist(self.input_dist)
         as_int(self.test_size, "test_size", minimum=1)
         as_int(self.steps, "steps", minimum=1)
-        as_real(self.lr, "lr", positive=True)
+        lr = as_real(self.lr, "lr", positive=True)
         if self.batch_size is not None:
             as_int(self.batch_size, "batch_size", minimum=1)
         if self.alpha is not None:
-            as_real(self.alpha, "alpha", positive=True)
+            scales["alpha"] = as_real(self.alpha, "alpha", positive=True)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        as_real(self.clip, "clip", positive=True)
+        clip = as_real(self.clip, "clip", positive=True)
+        for name, value in scales.items():
+            _at_most(value, name, MAX_SCALE, "it scales the float32 targets, outputs or update, and the "
+                     "squared loss with its square")
+        if lr / (1.0 - ADAM_BETA1) > FLOAT32_MAX:
+            raise ValueError(f"lr is {lr:.3g}; Adam's first step lr / (1 - {ADAM_BETA1}) = "
+                             f"{lr / (1.0 - ADAM_BETA1):.3g} exceeds the largest float32, {FLOAT32_MAX:.3g}")
+        _at_most(clip, "clip", FLOAT32_MAX, "the loss is clipped in float32, where a larger clip is inf")
 
     @classmethod
     def quick(cls, **overrides: object) -> MLPTask:

@@ -103,6 +103,9 @@ def similarity_grid(
     Returns
     -------
     SimilarityGrid
+
+    Raises ``ValueError`` naming the argument for invalid input, and naming the cell, layer and
+    factor when a trained factor is zero (e.g. B, at a ``task.lr`` too small to move it).
     """
     task = MLPTask.quick() if task is None else task
     if not isinstance(task, MLPTask):
@@ -142,6 +145,7 @@ def similarity_grid(
         kind=task.kind, steps=task.steps, lr=task.lr, scaling=task.scaling(rank),
         batch_size=task.batch_size, order_rngs=orders,
     )
+    _require_nonzero(state, task, cells)
     a_sim, b_sim, verdict = {}, {}, {}
     for l in task.adapted_layers:
         a_sim[l] = _pairwise(state[f"layer{l}.A"], "row")
@@ -162,6 +166,27 @@ def _seeds(value: object, name: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"{name} has repeated seeds: {value!r}")
     return seeds
+
+
+def _require_nonzero(state: dict[str, Array], task: MLPTask, cells: tuple[tuple[int, int], ...]) -> None:
+    """Raise ``ValueError`` naming the first trained factor that is exactly zero, and why.
+
+    A zero factor has no row or column space to compare. ``lora`` starts B at zero: a B still zero
+    after training means that Adam's steps did not move it (an ``lr`` that rounds to zero in
+    float32, e.g. 1e-200, makes every step zero).
+    """
+    for l in task.adapted_layers:
+        for factor, space in (("A", "row"), ("B", "column")):
+            for (t, i), matrix in zip(cells, state[f"layer{l}.{factor}"]):  # (cells, ...)
+                if np.any(matrix):
+                    continue
+                steps = f"{task.steps} Adam steps at task.lr={task.lr:g}"
+                if factor == "B":
+                    why = f"lora starts B at zero and {steps} did not move it; raise task.lr"
+                else:
+                    why = f"trained from the {task.init!r} init with {steps}"
+                raise ValueError(f"the trained {factor} of layer {l} in cell (task seed {t}, init seed {i}) is zero, "
+                                 f"so it has no {space} space to compare: {why}")
 
 
 def _pairwise(factors: Array, side: str) -> Array:  # (cells, ...) -> (cells, cells)

@@ -171,7 +171,8 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One ``measure_gap`` call of a sweep; ``seed`` is the base seed (``derive_seed`` makes the point's)."""
+    """One ``measure_gap`` call of a sweep; ``seed`` is the base seed, an integer >= 0 (``derive_seed``
+    makes the point's)."""
 
     task: Any
     variant: str
@@ -182,6 +183,9 @@ class SweepPoint:
     q_bits: int | None = None
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        as_int(self.seed, "seed", minimum=0)
+
     def spec(self) -> dict[str, Any]:
         """A plain-JSON description from which any process rebuilds the point."""
         fields_ = {f.name: _plain(getattr(self.task, f.name)) for f in dataclasses.fields(self.task)}
@@ -191,7 +195,11 @@ class SweepPoint:
 
 
 def derive_seed(spec: dict[str, Any]) -> int:
-    """The point's seed: a hash of (base seed, task type and fields, n, loss), as an int in [0, 2^32)."""
+    """The point's seed: a hash of (base seed, task type and fields, n, loss), as an int in [0, 2^32).
+
+    The base seed ``spec["base_seed"]`` must be an integer >= 0 (``ValueError`` naming ``seed``).
+    """
+    as_int(spec["base_seed"], "seed", minimum=0)
     key = json.dumps([spec["base_seed"], spec["task_type"], spec["task"], spec["n"], spec["loss"]], sort_keys=True)
     digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
     return int(np.random.SeedSequence([int(spec["base_seed"]), digest]).generate_state(1)[0])

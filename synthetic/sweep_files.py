@@ -53,16 +53,17 @@ def write_rows(rows: list[dict[str, Any]], path: str | Path, *, config: dict[str
     return write_atomic(path, buffer.getvalue().encode())
 
 
-def check_out(out: str) -> None:
-    """``--out`` must name a file in an existing, writable folder (checked before any computation)."""
+def check_out(out: str, flag: str = "--out", file_name: str = "a file name ending in .csv or .json") -> None:
+    """``flag`` (``--out``) must name a file in an existing, writable folder (checked before any
+    computation by creating a temporary file there); ``file_name`` says what to give instead of a folder."""
     path = Path(out)
     if path.is_dir():
-        raise ValueError(f"--out {out!r} is a folder; give a file name ending in .csv or .json")
+        raise ValueError(f"{flag} {out!r} is a folder; give {file_name}")
     parent = path.parent
     if not parent.is_dir():
-        raise ValueError(f"--out {out!r}: folder {str(parent)!r} does not exist")
+        raise ValueError(f"{flag} {out!r}: folder {str(parent)!r} does not exist")
     try:
         with tempfile.TemporaryFile(dir=parent):
             pass
     except OSError as exc:
-        raise ValueError(f"--out {out!r}: cannot write in folder {str(parent)!r} ({exc.strerror or exc})") from None
+        raise ValueError(f"{flag} {out!r}: cannot write in folder {str(parent)!r} ({exc.strerror or exc})") from None

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import bounds
 from tests.fuzz_specs import COUNT, NONNEG, OPEN_UNIT, POSITIVE, REAL, RNG, UNIT, VARIANT_ARG, Arg, Spec, rank_arg, rng
 from tests.fuzz_synthetic import TASK
-from tests.strategies import EITHER, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects
+from tests.strategies import EITHER, OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects
 
 # --- valid baselines --------------------------------------------------------------------------
 
@@ -40,8 +40,8 @@ def _samples() -> np.ndarray:
 
 
 def discrete(valid: np.ndarray) -> st.SearchStrategy[Bad]:
-    """``bad_arrays`` for discrete symbols: complex values are valid symbols too."""
-    return bad_arrays(valid).map(lambda b: b._replace(expect=EITHER) if b.label == "complex" else b)
+    """``bad_arrays`` for discrete symbols: complex values and entries above MAX_ABS are valid symbols too."""
+    return bad_arrays(valid, huge=OK).map(lambda b: b._replace(expect=EITHER) if b.label == "complex" else b)
 
 
 # --- the table of cases tried and their messages ----------------------------------------------

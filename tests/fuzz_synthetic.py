@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import bounds
 import synthetic
+from synthetic.mlp_task import ADAM_BETA1, FLOAT32_MAX, MAX_SCALE
 from tests.fuzz_specs import (
     COUNT,
     D_IN,
@@ -29,7 +30,8 @@ from tests.fuzz_specs import (
     rank_arg,
     rng,
 )
-from tests.strategies import RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects, bad_reals
+from tests.strategies import OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects, bad_reals
+from theory.validation import MAX_ABS
 
 # --- valid baselines --------------------------------------------------------------------------
 
@@ -56,6 +58,11 @@ CASES = [
     (lambda: synthetic.LinearTask(spectrum="powerlaw:nan"), "spectrum 'powerlaw:nan' is not"),
     (lambda: synthetic.GDConfig(betas=(0.9,)), "betas must be a pair of decay rates in [0, 1), got (0.9,)"),
     (lambda: synthetic.MLPTask(widths=(4, 0, 3)), "widths must be >= 1, got 0"),
+    (lambda: synthetic.MLPTask(logit_scale=1e149), "logit_scale is 1e+149; the limit is 1e+06 (it scales the float32"),
+    (lambda: synthetic.MLPTask(kind="regression", noise_std=1e7), "noise_std is 1e+07; the limit is 1e+06"),
+    (lambda: synthetic.MLPTask(lr=1e38),
+     "lr is 1e+38; Adam's first step lr / (1 - 0.9) = 1e+39 exceeds the largest float32, 3.4e+38"),
+    (lambda: synthetic.MLPTask(clip=1e39), "clip is 1e+39; the limit is 3.4e+38 (the loss is clipped in float32"),
     (lambda: synthetic.lstsq_batched(X, Y[:, :5]), "y has shape (2, 5, 4); axis 1 must have length 6"),
     (lambda: synthetic.fit_full(X, Y, ridge=-1.0), "ridge must be >= 0.0, got -1.0"),
     (lambda: synthetic.fit_b_only(X, Y, A_STACK[:, :, :4]), "a has shape (2, 2, 4); axis 2 must have length 5"),
@@ -81,6 +88,8 @@ CASES = [
     (lambda: synthetic.mlp_trial_losses(MLP, "b_only", 7, 8, 2, loss="zero_one", seed=0),
      "rank 7 exceeds min(d_in, d_out) = 6 of adapted layer 1"),
     (lambda: synthetic.similarity_grid((0, 0), (0, 1), task=MLP, rank=R, n=8), "task_seeds has repeated seeds: (0, 0)"),
+    (lambda: synthetic.similarity_grid((0, 1), (2,), task=dataclasses.replace(MLP, lr=1e-200), rank=R, n=8),
+     "the trained B of layer 1 in cell (task seed 0, init seed 2) is zero"),
     (lambda: synthetic.adapted_shift_rms("linear"), "task must be a LinearTask or an MLPTask, got str"),
     (lambda: synthetic.perturbed_trial_losses(TASK, "b_only", R, 6, 2, tau=-0.1, loss="population", seed=0),
      "tau must be >= 0.0, got -0.1"),
@@ -118,7 +127,8 @@ def _task_args() -> dict[str, Arg]:
                 ("negative exponent", "powerlaw:-1"), ("nan exponent", "powerlaw:nan"),
                 ("inf exponent", "powerlaw:inf"), ("rank 0", "lowrank:0"), ("rank above d_in", "lowrank:99"),
                 ("argument to isotropic", "isotropic:2"),
-                ("no exponent", "powerlaw:")]]))),
+                ("no exponent", "powerlaw:")]]),
+            st.just(Bad("exponent above MAX_ABS: one input direction", "powerlaw:1e200", OK)))),
         "delta_rank": rank_arg(edges=(4,)),
         "delta_singular_values": Arg(st.one_of(NONNEG, st.sampled_from([
             Bad("wrong length", (1.0, 2.0, 3.0), RAISE), Bad("nan entry", (1.0, math.nan), RAISE),
@@ -129,6 +139,17 @@ def _task_args() -> dict[str, Arg]:
         "ridge": Arg(NONNEG), "clip": Arg(bad_reals(positive=True, optional=True)), "n_test": Arg(COUNT),
         "task_seed": Arg(SEED),
     }
+
+
+def _float32_limited(values: st.SearchStrategy[Bad], limit: float) -> st.SearchStrategy[Bad]:
+    """``values`` plus reals above ``limit`` and within MAX_ABS, which an ``MLPTask`` field refuses
+    because training runs in float32 (``synthetic.mlp_task``: ``MAX_SCALE``, ``FLOAT32_MAX``)."""
+    above = st.floats(min_value=limit * (1 + 1e-9), max_value=MAX_ABS)
+    return st.one_of(values, above.map(lambda v: Bad("above the MLPTask limit", v, RAISE)))
+
+
+SCALE_NONNEG = _float32_limited(bad_reals(minimum=0.0, edges=(0.0, MAX_SCALE)), MAX_SCALE)
+SCALE_POSITIVE = _float32_limited(bad_reals(positive=True, edges=(MAX_SCALE,)), MAX_SCALE)
 
 
 def _mlp_args() -> dict[str, Arg]:
@@ -143,15 +164,18 @@ def _mlp_args() -> dict[str, Arg]:
         "adapted_layers": Arg(layers), "perturbed_layers": Arg(layers), "teacher_seed": Arg(SEED),
         "task_seed": Arg(SEED),
         "perturbation_rank": Arg(bad_ints(minimum=1, maximum=6, edges=(6,))),
-        "perturbation_scale": Arg(NONNEG), "logit_scale": Arg(POSITIVE),
+        "perturbation_scale": Arg(SCALE_NONNEG), "logit_scale": Arg(SCALE_POSITIVE),
         "kind": Arg(bad_names(("classification", "regression"))), "activation": Arg(bad_names(("tanh", "relu"))),
-        "label_noise": Arg(UNIT), "noise_std": Arg(NONNEG),
+        "label_noise": Arg(UNIT), "noise_std": Arg(SCALE_NONNEG),
         "input_dist": Arg(st.one_of(bad_names(("isotropic", "powerlaw:1")), st.sampled_from([
-            Bad("negative exponent", "powerlaw:-1", RAISE), Bad("nan exponent", "powerlaw:nan", RAISE)]))),
-        "test_size": Arg(COUNT), "steps": Arg(COUNT), "lr": Arg(POSITIVE),
-        "batch_size": Arg(bad_ints(minimum=1, optional=True)), "alpha": Arg(bad_reals(positive=True, optional=True)),
+            Bad("negative exponent", "powerlaw:-1", RAISE), Bad("nan exponent", "powerlaw:nan", RAISE),
+            Bad("exponent above MAX_ABS: one input direction", "powerlaw:1e200", OK)]))),
+        "test_size": Arg(COUNT), "steps": Arg(COUNT),
+        "lr": Arg(_float32_limited(bad_reals(positive=True, edges=(1e37,)), (1 - ADAM_BETA1) * FLOAT32_MAX)),
+        "batch_size": Arg(bad_ints(minimum=1, optional=True)),
+        "alpha": Arg(_float32_limited(bad_reals(positive=True, edges=(MAX_SCALE,), optional=True), MAX_SCALE)),
         "init": Arg(bad_names(("haar", "gaussian"))),
-        "clip": Arg(POSITIVE),
+        "clip": Arg(_float32_limited(bad_reals(positive=True, edges=(FLOAT32_MAX,)), FLOAT32_MAX)),
     }
 
 
@@ -218,8 +242,10 @@ SPECS = [
          {"task": TASK_ARG, "m": Arg(bad_arrays(M_STACK), ("trial_ids",)), "trial_ids": TRIAL_IDS, "seed": Arg(SEED),
           "clip": Arg(POSITIVE)}),
     Spec("linear_trial_losses", synthetic.linear_trial_losses,
-         lambda: dict(task=TASK, variant="b_only", rank=R, n=6, trials=2, loss="population", q_bits=None, seed=0),
-         {**LINEAR_CALL, "loss": Arg(bad_names(("population", "clipped"))), "q_bits": Q_BITS}),
+         lambda: dict(task=TASK, variant="b_only", rank=R, n=6, trials=2, loss="population", q_bits=None, seed=0,
+                      sampler="data"),
+         {**LINEAR_CALL, "loss": Arg(bad_names(("population", "clipped"))), "q_bits": Q_BITS,
+          "sampler": Arg(bad_names(("data", "sufficient")))}),
     Spec("gd_fit", synthetic.gd_fit,
          lambda: dict(x=X, y=Y, variant="b_only", start={"b": np.zeros((2, D_OUT, R))}, frozen=A_STACK, config=GD,
                       ridge=0.0),
@@ -227,6 +253,7 @@ SPECS = [
           "start": Arg(st.sampled_from([Bad(label, v, RAISE) for label, v in [
               ("None", None), ("empty", {}), ("wrong key", {"a": np.zeros((2, R, D_IN))}),
               ("nan", {"b": np.full((2, D_OUT, R), math.nan)}), ("wrong shape", {"b": np.zeros((2, D_OUT, R + 1))}),
+              ("above MAX_ABS", {"b": np.full((2, D_OUT, R), 1e200)}),
               ("list", [np.zeros((2, D_OUT, R))])]])),
           "frozen": Arg(st.one_of(bad_arrays(A_STACK), st.just(Bad("None", None, RAISE))), ("start", "x")),
           "config": GD_CONFIG, "ridge": RIDGE}),
@@ -260,7 +287,8 @@ SPECS = [
              ("int", 3)]])),
           "init_seeds": Arg(st.sampled_from([Bad(label, v, RAISE) for label, v in [
               ("empty", ()), ("None", None), ("negative", (-1,)), ("string", "ab")]])),
-          "task": Arg(bad_objects(("a LinearTask", TASK)).filter(lambda b: b.value is not None)),  # None: the default
+          "task": Arg(bad_objects(("a LinearTask", TASK), ("lr too small to move B", dataclasses.replace(
+              MLP, lr=1e-200))).filter(lambda b: b.value is not None)),  # None: the default
           "rank": Arg(bad_ints(minimum=1, maximum=6, edges=(6,))), "n": Arg(COUNT), "data_seed": Arg(SEED)}),
     Spec("adapted_shift_rms", synthetic.adapted_shift_rms, lambda: dict(task=TASK), {"task": Arg(bad_objects())}),
     Spec("perturbed_trial_losses", synthetic.perturbed_trial_losses,

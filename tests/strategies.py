@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -237,10 +240,11 @@ def symbol_arrays(draw, max_size: int = 64, max_abs: int = 2**15):
 # or EITHER (valid for some calls, e.g. one more row of a factor whose row count is free);
 # ``partners`` marks a shape change, whose error may name the argument it disagrees with instead.
 
-import math  # noqa: E402 - imported here so that this section can be appended without editing the header
-from typing import NamedTuple  # noqa: E402
-
 RAISE, OK, EITHER = "raise", "ok", "either"
+
+#: A finite value above ``theory.validation.MAX_ABS`` (1e150): its square overflows float64. Every
+#: real and array argument is limited to ``MAX_ABS`` unless its strategy says otherwise (``huge``).
+HUGE = 1e200
 
 
 class Bad(NamedTuple):
@@ -277,13 +281,20 @@ def bad_reals(
     open_max: bool = False,
     edges: tuple[float, ...] = (),
     optional: bool = False,
+    huge: str = RAISE,
 ) -> st.SearchStrategy[Bad]:
-    """Invalid values of a real argument: non-finite, not a number, or outside its range.
+    """Invalid values of a real argument: non-finite, not a number, outside its range, or above
+    ``MAX_ABS`` in magnitude.
 
     ``minimum``/``maximum`` bound the valid range (``positive``: ``> 0``; ``open_max``: ``< maximum``);
-    ``edges`` are valid boundary values, drawn with ``expect=OK``; ``optional``: None is valid.
+    ``edges`` are valid boundary values, drawn with ``expect=OK``; ``optional``: None is valid;
+    ``huge``: what the call must do with ``HUGE`` (and ``-HUGE`` when no minimum is set) — RAISE
+    for the arguments limited to ``MAX_ABS``, OK for one that accepts any finite value.
     """
     parts = _none_ok((("nan", math.nan), ("inf", math.inf), ("-inf", -math.inf), *NOT_NUMBERS), optional)
+    unbounded_below = minimum is None and not positive
+    parts.append(_fixed(("above MAX_ABS", HUGE), *([("below -MAX_ABS", -HUGE)] if unbounded_below else []),
+                        expect=huge))
     finite = {"allow_nan": False, "allow_infinity": False}
     if positive:
         parts.append(st.floats(max_value=0.0, **finite).map(lambda v: Bad("not > 0", v, RAISE)))
@@ -319,13 +330,15 @@ def bad_ints(
 
 
 @st.composite
-def _poisoned(draw, valid: np.ndarray):
-    """``valid`` with one entry replaced by NaN or ±inf, at a drawn position."""
+def _poisoned(draw, valid: np.ndarray, values: tuple[float, ...] = (math.nan, math.inf, -math.inf),
+              label: str = "", expect: str = RAISE):
+    """``valid`` with one entry replaced by one of ``values`` at a drawn position (label: the value,
+    or ``label``, then the position)."""
     out = np.array(valid, dtype=np.float64)
     index = tuple(draw(st.integers(0, n - 1)) for n in out.shape)
-    value = draw(st.sampled_from((math.nan, math.inf, -math.inf)))
+    value = draw(st.sampled_from(values))
     out[index] = value
-    return Bad(f"{value} at {index}", out, RAISE)
+    return Bad(f"{label or value} at {index}", out, expect)
 
 
 @st.composite
@@ -339,14 +352,15 @@ def _reshaped(draw, valid: np.ndarray, fixed_axes: tuple[int, ...]):
 
 
 def bad_arrays(
-    valid: np.ndarray, *, fixed_axes: tuple[int, ...] | None = None, any_ndim: bool = False
+    valid: np.ndarray, *, fixed_axes: tuple[int, ...] | None = None, any_ndim: bool = False, huge: str = RAISE
 ) -> st.SearchStrategy[Bad]:
     """Invalid values of an array argument whose valid value looks like ``valid``.
 
-    NaN/inf entries, one axis too few or too many (EITHER with ``any_ndim``: arrays of any rank are
-    valid), an empty axis, complex entries, None, a string, a ragged nested list, an object array;
-    and a length change along each axis (``fixed_axes``: the axes whose length other arguments
-    fix, all of them by default).
+    NaN/inf entries, an entry of magnitude ``HUGE`` (``huge``: what the call must do with it, RAISE
+    for the arrays limited to ``MAX_ABS``), one axis too few or too many (EITHER with ``any_ndim``:
+    arrays of any rank are valid), an empty axis, complex entries, None, a string, a ragged nested
+    list, an object array; and a length change along each axis (``fixed_axes``: the axes whose
+    length other arguments fix, all of them by default).
     """
     valid = np.asarray(valid)
     fixed = tuple(range(valid.ndim)) if fixed_axes is None else fixed_axes
@@ -357,7 +371,8 @@ def bad_arrays(
     ]
     ranks = _fixed(("one axis too few", valid[0]), ("one axis too many", valid[None]),
                    expect=EITHER if any_ndim else RAISE)
-    return st.one_of(_fixed(*fixed_items), ranks, _poisoned(valid), _reshaped(valid, fixed))
+    return st.one_of(_fixed(*fixed_items), ranks, _poisoned(valid),
+                     _poisoned(valid, (HUGE, -HUGE), "above MAX_ABS", huge), _reshaped(valid, fixed))
 
 
 def bad_covariances(valid: np.ndarray) -> st.SearchStrategy[Bad]:

@@ -59,13 +59,21 @@ def test_bench_quick_prints_summary_last_and_writes_json(tmp_path, capsys):
     assert doc["summary"] == lines[-1]
 
 
-def test_bad_flags_exit_2_with_one_line(capsys, tmp_path):
-    """A bad flag or value is one error line and status 2."""
-    for argv in (["--threads", "x"], ["--only", "gpu"], ["--threads", "0"],
-                 ["--json", str(tmp_path / "missing" / "b.json")]):
+def test_bad_flags_exit_2_with_one_line(capsys, tmp_path, monkeypatch):
+    """A bad flag or value is one error line and status 2, before the benchmark runs: ``--json`` in a
+    missing folder, in a folder where no file can be created (``/proc``) or naming a folder."""
+    def no_benchmark(args):
+        raise AssertionError(f"the benchmark ran for a bad flag: {args}")
+
+    monkeypatch.setattr(bench.cli, "run", no_benchmark)
+    for argv, fragment in ((["--threads", "x"], "--threads"), (["--only", "gpu"], "--only"),
+                           (["--threads", "0"], "--threads"),
+                           (["--json", str(tmp_path / "missing" / "b.json")], "does not exist"),
+                           (["--json", "/proc/x.json"], "--json '/proc/x.json': cannot write in folder '/proc'"),
+                           (["--json", str(tmp_path)], "is a folder")):
         assert bench.main(argv) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "error" in err, err
+        assert err.count("\n") == 1 and "error" in err and fragment in err, err
 
 
 def _small_config() -> MLPBenchConfig:

@@ -20,6 +20,7 @@ one package's fuzz.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,6 +29,7 @@ import bounds
 import synthetic
 import theory
 from tests import fuzz_bounds, fuzz_synthetic, fuzz_theory
+from synthetic.mlp_task import MAX_SCALE
 from tests.fuzz_specs import called, check, has_nan, public_callables
 
 PACKAGES = (theory, bounds, synthetic)
@@ -73,3 +75,17 @@ def test_bad_input_raises_value_error_naming_the_argument(spec, arg, data):
     """Every invalid argument of a public function raises ValueError naming it; valid edge values
     (zero noise, rank = min(d_in, d_out), ...) return a result without NaN."""
     check(spec, arg, data.draw(spec.args[arg].values, label=arg))
+
+
+@pytest.mark.parametrize("fields", [("logit_scale", "perturbation_scale"), ("noise_std",), ("alpha",)])
+def test_mlp_task_scale_fields_at_their_limit_train_to_finite_losses(fields):
+    """``MLPTask`` refuses scale fields above ``MAX_SCALE`` (the fuzz above); at the limit, training and
+    evaluation in float32 stay finite: a ReLU regression teacher whose last layer is perturbed and
+    adapted, with ``logit_scale`` and ``perturbation_scale`` both at the limit (their product scales
+    the targets), or ``noise_std`` or ``alpha`` at the limit, gives finite squared losses."""
+    task = synthetic.MLPTask(widths=(4, 6, 3), adapted_layers=(0, 1), perturbed_layers=(1,), perturbation_rank=2,
+                             kind="regression", activation="relu", test_size=64, steps=3,
+                             **{name: MAX_SCALE for name in fields})
+    result = synthetic.mlp_trial_losses(task, "lora", 2, 8, 2, loss="squared", seed=0)
+    assert not has_nan(result)
+    assert all(np.all(np.isfinite(v)) for v in result.values()), result

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import find, given
 from hypothesis import strategies as st
 
 from figures import cli, registry
@@ -56,6 +56,18 @@ def test_fuzz_strategies_draw_what_the_validation_helpers_refuse(data):
     assert bad.expect == RAISE and bad.value not in ("haar", "gaussian")
     bad = data.draw(bad_generators(), label="generator")
     _agrees(bad, validation.as_generator)
+
+
+def test_fuzz_strategies_reach_past_the_magnitude_limit():
+    """Real and array strategies draw finite values above ``MAX_ABS`` (1e150), so that the fuzz tries
+    the magnitude limit on every real and array argument: RAISE by default, what ``huge`` says
+    for an argument that accepts any finite value."""
+    pools = ((bad_reals(), RAISE), (bad_reals(minimum=0.0, maximum=1.0), RAISE), (bad_reals(huge=OK), OK),
+             (bad_arrays(np.ones((2, 3))), RAISE), (bad_arrays(np.ones(3), huge=OK), OK))
+    for pool, expect in pools:
+        bad = find(pool, lambda b: "MAX_ABS" in b.label)
+        peak = float(np.max(np.abs(np.asarray(bad.value, dtype=float))))
+        assert np.isfinite(peak) and peak > validation.MAX_ABS and bad.expect == expect, bad
 
 
 def _agrees(bad: Bad, helper: Callable[[object], object]) -> None:

@@ -82,6 +82,18 @@ def test_invalid_arguments_raise(kwargs, message):
         similarity_grid(call.pop("task_seeds"), call.pop("init_seeds"), **call)
 
 
+def test_a_factor_left_at_zero_is_named_with_its_cell_and_cause():
+    """At lr = 1e-200 (a valid positive real that rounds to zero in float32) Adam never moves B from
+    its zero start: similarity_grid names the first zero factor, its layer and cell, and task.lr,
+    instead of the CCA's "m1 is zero", which names an argument the user never passed."""
+    task = MLPTask(**{**TINY.__dict__, "lr": 1e-200})
+    with pytest.raises(ValueError) as info:
+        similarity_grid((0, 1), (5, 6), task=task, rank=2, n=8)
+    message = str(info.value)
+    assert message.startswith("the trained B of layer 0 in cell (task seed 0, init seed 5) is zero"), message
+    assert "task.lr=1e-200" in message and "m1" not in message, message
+
+
 @pytest.mark.slow
 def test_learned_b_clusters_by_task():
     """Zhu et al. (ICML 2024), Figure 1: learned B are similar on the same task, dissimilar across tasks.

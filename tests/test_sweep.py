@@ -44,6 +44,16 @@ def test_seed_derives_from_configuration_only(point):
     assert derive_seed(replace(point, seed=point.seed + 1).spec()) != seed
 
 
+def test_negative_or_fractional_base_seed_is_a_value_error_naming_seed():
+    """A base seed must be an integer >= 0: ``SweepPoint`` and ``derive_seed`` refuse -1 and 1.5 with
+    a ValueError naming ``seed``, instead of passing them on to NumPy's SeedSequence."""
+    for seed, message in ((-1, r"^seed must be >= 0, got -1$"), (1.5, r"^seed must be an integer, got 1\.5$")):
+        with pytest.raises(ValueError, match=message):
+            SweepPoint(TASK, "b_only", 2, 8, 12, "population", seed=seed)
+        with pytest.raises(ValueError, match=message):
+            derive_seed({**POINTS[0].spec(), "base_seed": seed})
+
+
 @given(sweep_points())
 def test_a_point_is_measure_gap_at_its_derived_seed(point):
     """``run_point`` reports exactly the summary of ``measure_gap`` called with the derived seed."""
