@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.mlp import MLPTask
-from synthetic.mlp_train import VARIANTS
-from theory.validation import Array, as_array, as_int, as_rank
+from synthetic.mlp_task import MLPTask, check_mlp_call  # noqa: F401 - one home for the MLP call check
+from theory.validation import Array, as_array, as_int
 
 #: Most levels of a discretized loss: ``levels + 1`` values must fit ``bounds.supersample.MAX_LOSS_LEVELS``.
 MAX_LEVELS = 31
@@ -44,25 +43,6 @@ def check_levels(levels: object) -> int:
     if levels > MAX_LEVELS:
         raise ValueError(f"levels must be <= {MAX_LEVELS} (levels + 1 loss values), got {levels}")
     return levels
-
-
-def check_mlp_call(task: object, variant: object, rank: object) -> int:
-    """Validate an MLP (task, variant, rank); return the rank (1 for ``full``, where it is unused)."""
-    if not isinstance(task, MLPTask):
-        raise ValueError(f"task must be an MLPTask, got {type(task).__name__}")
-    if not isinstance(variant, str) or variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if variant == "full" and rank is None:
-        return 1
-    rank = as_int(rank, "rank", minimum=1)
-    if variant != "full":
-        for l in task.adapted_layers:
-            d_out, d_in = task.layer_shapes[l]
-            try:
-                as_rank(rank, d_in, d_out)
-            except ValueError as exc:
-                raise ValueError(f"{exc} of adapted layer {l}") from None
-    return rank
 
 
 def check_mlp_data(task: MLPTask, x: object, y: object) -> tuple[Array, np.ndarray]:

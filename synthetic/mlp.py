@@ -14,13 +14,14 @@ import numpy as np
 from synthetic.mlp_task import (  # noqa: F401 - the task is part of this module's interface
     TEACHER_GAIN,
     MLPTask,
+    check_mlp_call,
     network_outputs,
     sample_data,
     trial_streams,
 )
-from synthetic.mlp_train import LOSSES, VARIANTS, evaluate, factor_names, init_adapters, train_adapters
+from synthetic.mlp_train import LOSSES, evaluate, factor_names, init_adapters, train_adapters
 from synthetic.quantize import quantize
-from theory.validation import Array, as_int, as_rank
+from theory.validation import Array, as_int
 
 #: Test samples generated and evaluated at a time per trial (bounds memory; part of the
 #: definition of the test stream, so changing it changes which test samples are drawn).
@@ -88,20 +89,7 @@ def mlp_trial_losses(
         ``factor_names`` order (quantized if ``q_bits``; for ``full``, W itself), and every
         adapter tensor (trained or frozen) by name, e.g. ``layer1.A`` (trials, r, d_in).
     """
-    if not isinstance(task, MLPTask):
-        raise ValueError(f"task must be an MLPTask, got {type(task).__name__}")
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if variant == "full" and rank is None:
-        rank = 1  # unused: full trains whole layers
-    rank = as_int(rank, "rank", minimum=1)
-    if variant != "full":
-        for l in task.adapted_layers:
-            d_out, d_in = task.layer_shapes[l]
-            try:
-                as_rank(rank, d_in, d_out)
-            except ValueError as exc:
-                raise ValueError(f"{exc} of adapted layer {l}") from None
+    rank = check_mlp_call(task, variant, rank)
     n = as_int(n, "n", minimum=1)
     trials = as_int(trials, "trials", minimum=1)
     if loss not in LOSSES[task.kind]:

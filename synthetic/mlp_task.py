@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from synthetic.mlp_train import ACTIVATIONS, INITS, KINDS
+from synthetic.mlp_train import ACTIVATIONS, INITS, KINDS, VARIANTS
 from theory.random import haar_stiefel
 from theory.validation import Array, as_generator, as_int, as_rank, as_real
 
@@ -292,3 +292,22 @@ def trial_streams(seed: int, trial: int) -> dict[str, np.random.Generator]:
     child = np.random.SeedSequence(seed, spawn_key=(trial,))
     names = ("data", "init", "order", "test")
     return {k: np.random.default_rng(s) for k, s in zip(names, child.spawn(len(names)))}
+
+
+def check_mlp_call(task: object, variant: object, rank: object) -> int:
+    """Validate an MLP (task, variant, rank); return the rank (1 for ``full``, where it is unused)."""
+    if not isinstance(task, MLPTask):
+        raise ValueError(f"task must be an MLPTask, got {type(task).__name__}")
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "full" and rank is None:
+        return 1
+    rank = as_int(rank, "rank", minimum=1)
+    if variant != "full":
+        for l in task.adapted_layers:
+            d_out, d_in = task.layer_shapes[l]
+            try:
+                as_rank(rank, d_in, d_out)
+            except ValueError as exc:
+                raise ValueError(f"{exc} of adapted layer {l}") from None
+    return rank
