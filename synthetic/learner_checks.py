@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.mlp_task import MLPTask, check_mlp_call  # noqa: F401 - one home for the MLP call check
-from theory.validation import Array, as_array, as_int
+from synthetic.mlp_task import MAX_SCALE, MLPTask, check_mlp_call  # noqa: F401 - one home for the MLP call check
+from theory.validation import Array, as_array, as_int, check_magnitude
 
 #: Most levels of a discretized loss: ``levels + 1`` values must fit ``bounds.supersample.MAX_LOSS_LEVELS``.
 MAX_LEVELS = 31
@@ -47,12 +47,17 @@ def check_levels(levels: object) -> int:
 
 def check_mlp_data(task: MLPTask, x: object, y: object) -> tuple[Array, np.ndarray]:
     """``x`` (T, n, d_0) finite floats and ``y`` (T, n) class labels in ``[0, d_L)`` (int64) or
-    (T, n, d_L) finite regression targets, or ``ValueError`` naming the one that is not."""
+    (T, n, d_L) finite regression targets, or ``ValueError`` naming the one that is not. Inputs and
+    regression targets are limited to ``MAX_SCALE`` in magnitude, as ``MLPTask``'s scale fields are
+    (the model is trained in float32)."""
     try:
         x = as_array(x, "x", (None, None, task.widths[0]))
     except ValueError as exc:
         raise ValueError(f"x must be a finite array of shape (T, n, {task.widths[0]}): {exc}") from None
+    check_magnitude(x, "x", MAX_SCALE, "training runs in float32; the inputs scale every activation")
     labels = as_array(y, "y")
+    if task.kind == "regression":
+        check_magnitude(labels, "y", MAX_SCALE, "training runs in float32; the squared loss grows with y²")
     want = x.shape[:2] if task.kind == "classification" else (*x.shape[:2], task.widths[-1])
     if labels.shape != want:
         raise ValueError(f"y must have shape {want} to match x for a {task.kind} task, got {labels.shape}")

@@ -110,6 +110,8 @@ CASES = [
     (lambda: synthetic.mlp_fit(MLP, "lora", R, MLP_X, MLP_Y, seed=0, order_rngs=[rng()]),
      "order_rngs must be None or hold one numpy.random.Generator per trial (2), got a list of 1"),
     (lambda: synthetic.mlp_fit(MLP, "lora", R, "inputs", MLP_Y, seed=0), "x must be a real array, got 'inputs'"),
+    (lambda: synthetic.mlp_fit(MLP, "lora", R, MLP_X * 1e40, MLP_Y, seed=0),
+     "the limit is 1e+06 (training runs in float32"),
     (lambda: synthetic.mlp_supersample(dataclasses.replace(MLP, kind="regression"), "lora", R, 4, 2, 1, seed=0),
      "task.kind must be 'classification' (0-1 loss) for mlp_supersample, got 'regression'"),
 ]
