@@ -31,23 +31,23 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.fit import check_variant, fit_variant, trained_param_count, update_from
+from synthetic.fit import check_variant, fit_variant, update_from
 from synthetic.learner_checks import check_mlp_call, check_q_bits
-from synthetic.learners import clipped_sample_losses, mlp_fit, mlp_stream
+from synthetic.learners import mlp_fit, mlp_stream
 from synthetic.linear import (
-    CHUNK_FLOATS,
     LOSSES as LINEAR_LOSSES,
     LinearTask,
-    clipped_test_losses,
     frozen_factors,
-    population_losses,
+    joined_result,
     sample_training_sets,
     stream_rng,
+    trial_chunk,
+    update_losses,
 )
 from synthetic.mlp import TEST_CHUNK, MLPTask, sample_data, trial_streams
 from synthetic.mlp_train import LOSSES as MLP_LOSSES
 from synthetic.mlp_train import evaluate, factor_names
-from synthetic.quantize import SCALE_BITS, quantize
+from synthetic.quantize import quantize
 from theory.validation import Array, as_int, as_rank, as_real
 
 #: Stream id of the channel noise (``synthetic.linear.stream_rng``; ``learners.mlp_stream`` for the MLP).
@@ -139,7 +139,7 @@ def _linear(task: LinearTask, variant: str, rank: int | None, n: int, trials: in
         raise ValueError(f"loss {loss!r} is not one of 'population', 'clipped' for a LinearTask")
     if loss == "clipped" and task.clip is None:
         raise ValueError("loss 'clipped' needs task.clip (the level c of min(loss, c)), got None")
-    chunk = max(1, CHUNK_FLOATS // (n * (task.d_in + task.d_out) + 2 * task.d_in * task.d_out))
+    chunk = trial_chunk(task, n)
     parts: dict[str, list[Array]] = {}
     for start in range(0, trials, chunk):
         ids = np.arange(start, min(trials, start + chunk))
@@ -157,22 +157,11 @@ def _linear(task: LinearTask, variant: str, rank: int | None, n: int, trials: in
         out: dict[str, Array] = {"params": params}
         for suffix, ts in (("", noisy), ("_unperturbed", tensors)):
             m = update_from(variant, ts, frozen)
-            if loss == "population":
-                train = np.sum((y - x @ np.swapaxes(m, 1, 2)) ** 2, axis=2).mean(axis=1)
-                test = population_losses(task, m)
-            else:
-                train = clipped_sample_losses(x, y, m, task.clip).mean(axis=1)
-                test = clipped_test_losses(task, m, ids, seed=seed, clip=task.clip)
+            train, test = update_losses(task, x, y, m, ids, loss=loss, seed=seed)
             out[f"train_loss{suffix}"], out[f"test_loss{suffix}"] = train, test
         for key, value in out.items():
             parts.setdefault(key, []).append(value)
-    result = {key: np.concatenate(value) for key, value in parts.items()}
-    n_params = trained_param_count(variant, rank, task.d_in, task.d_out)
-    result["n_params"] = np.full(trials, n_params)
-    if q_bits is not None:
-        n_tensors = 2 if variant == "lora" else 1
-        result["storage_bits"] = np.full(trials, q_bits * n_params + SCALE_BITS * n_tensors)
-    return result
+    return joined_result(parts, task, variant, rank, q_bits)
 
 
 def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau: float,

@@ -447,18 +447,14 @@ def linear_trial_losses(
             rngs = [stream_rng(seed, STREAM_SUFFICIENT, int(t)) for t in ids]
             stats = sample_sufficient_statistics(task.delta, task.sigma_eigenvalues, task.noise_var, n, rngs)
             tensors, m, train = fit_and_losses(variant, rank, stats, frozen, n=n, ridge=task.ridge, q_bits=q_bits)
-            out = {"train_loss": train}
+            out = {"train_loss": train, "test_loss": population_losses(task, m)}
         else:
             x, y = sample_training_sets(task, n, ids, seed=seed)
             tensors = fit_variant(variant, rank, x, y, frozen, ridge=task.ridge)
             if q_bits is not None:
                 tensors = {name: quantize(t, q_bits).values for name, t in tensors.items()}
             m = update_from(variant, tensors, frozen)
-            out = {"train_loss": _train_losses(x, y, m, loss, task.clip)}
-        if loss == "population":
-            out["test_loss"] = population_losses(task, m)
-        else:
-            out["test_loss"] = clipped_test_losses(task, m, ids, seed=seed, clip=task.clip)
+            out = dict(zip(("train_loss", "test_loss"), update_losses(task, x, y, m, ids, loss=loss, seed=seed)))
         if return_params:
             names = sorted(tensors)  # "a" before "b"
             out["params"] = np.concatenate([tensors[k].reshape(ids.size, -1) for k in names], axis=1)
@@ -467,7 +463,25 @@ def linear_trial_losses(
                 out["frozen"] = frozen
         for key, value in out.items():
             parts.setdefault(key, []).append(value)
+    return joined_result(parts, task, variant, rank, q_bits)
+
+
+def update_losses(task: LinearTask, x: Array, y: Array, m: Array, ids: Array, *, loss: str,
+                  seed: int) -> tuple[Array, Array]:  # -> train (T,), test (T,)
+    """Train and test loss of each trial's update ``m`` (T, d_out, d_in) on its training set
+    (x, y): eq. (1) exactly for ``"population"``, the clipped loss on a fresh test sample otherwise."""
+    train = _train_losses(x, y, m, loss, task.clip)
+    if loss == "population":
+        return train, population_losses(task, m)
+    return train, clipped_test_losses(task, m, ids, seed=seed, clip=task.clip)
+
+
+def joined_result(parts: dict[str, list[Array]], task: LinearTask, variant: str, rank: int | None,
+                  q_bits: int | None) -> dict[str, Array]:
+    """The per-chunk arrays joined along trials, with ``n_params`` and, with ``q_bits``,
+    ``storage_bits = q_bits · N + 32 · (number of trained tensors)``."""
     result = {key: np.concatenate(value) for key, value in parts.items()}
+    trials = len(next(iter(result.values())))
     n_params = trained_param_count(variant, rank, task.d_in, task.d_out)
     result["n_params"] = np.full(trials, n_params)
     if q_bits is not None:
