@@ -38,7 +38,9 @@ They are tested against autograd with one ``torch.optim.Adam`` per trial
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -50,13 +52,32 @@ def activate_(z: torch.Tensor, activation: str) -> torch.Tensor:
     return z.tanh_() if activation == "tanh" else z.relu_()
 
 
+#: One step of a pass: a torch call with its operands and ``out=`` buffers already bound.
+Op = Callable[[], object]
+
+
+@dataclass
+class _Plan:
+    """The forward and backward ops for ``m`` rows per trial, and the buffers they write."""
+
+    forward: list[Op]
+    backward: list[Op]
+    buffers: dict[str, torch.Tensor]
+    out: torch.Tensor  # (T, m, d_L): outputs after forward, output gradient during backward
+
+
 class AdapterNet:
     r"""The adapted network of ``T`` trials with preallocated buffers and manual gradients.
+
+    A pass is a fixed list of torch calls whose operands, transposed views and ``out=``
+    buffers are bound once per batch size (``functools.partial``): parameters are updated in
+    place, so the views stay valid, and a step spends its time in torch, not in Python.
 
     Parameters
     ----------
     weights : pretrained (d_out, d_in) tensors, one per layer
-    params : name -> (T, ...) tensor of every adapter (``layer{l}.A``, ``.B`` or ``.W``)
+    params : name -> (T, ...) tensor of every adapter (``layer{l}.A``, ``.B`` or ``.W``); they
+        must be updated in place (as ``FlatAdam`` does)
     grads : name -> tensor shaped like ``params[name]`` for every trained name; ``backward``
         writes the gradients there
     x : (T, n, d_0) inputs, in the computation dtype
@@ -88,7 +109,8 @@ class AdapterNet:
             self.feats_t = None  # (T, r, n): A h of a frozen first-layer A (b_only)
             if self.kind[first] == "factor" and a not in self.trained:
                 self.feats_t = torch.bmm(self.p[a], self.h0.transpose(1, 2))
-        self._bufs: dict[int, dict[str, torch.Tensor]] = {}
+        self._plans: dict[tuple[int, bool], _Plan] = {}
+        self._current: _Plan | None = None
 
     def _layer_kind(self, l: int) -> str:
         if f"layer{l}.W" in self.p:
@@ -97,131 +119,149 @@ class AdapterNet:
             return "base"
         return "factor" if l == self.first else "merged"
 
-    def _buffers(self, m: int) -> dict[str, torch.Tensor]:
-        """Buffers for ``m`` rows per trial, allocated on first use."""
-        if m in self._bufs:
-            return self._bufs[m]
-        T, like = self.T, self.h0
-        new = lambda *shape: torch.empty(shape, dtype=like.dtype)  # noqa: E731
-        b: dict[str, torch.Tensor] = {}
-        if m != self.n:
-            b["h0"] = new(T, m, self.h0.shape[2])
-            if self.base is not None:
-                b["base"] = new(T, m, self.base.shape[2])
-        for l, kind in self.kind.items():
-            d_out, d_in = self.w[l].shape
-            b[f"z{l}"] = new(T, m, d_out)
-            if l > self.first:
-                b[f"gh{l}"] = new(T, m, d_in)  # gradient wrt the layer's input
-            if kind == "factor":
-                r = self.p[f"layer{l}.A"].shape[1]
-                b[f"low{l}"] = new(T, r, m)
-                b[f"glow{l}"] = new(T, r, m)
-                b[f"gbt{l}"] = new(T, r, d_out)
-            if kind == "merged":
-                b[f"weff{l}"] = new(T, d_out, d_in)
-                b[f"gw{l}"] = new(T, d_out, d_in)
-        self._bufs[m] = b
-        return b
+    def _plan(self, m: int, rows: bool) -> _Plan:
+        """The plan for ``m`` rows per trial, from the fixed inputs or (``rows``) from row buffers."""
+        key = (m, rows)
+        if key not in self._plans:
+            self._plans[key] = self._build(m, rows)
+        return self._plans[key]
 
-    def _rows(self, idx: torch.Tensor | None, b: dict[str, torch.Tensor]) -> tuple:
-        """(h0, base, feats_t) restricted to the rows ``idx`` (T, m) of each trial."""
-        if idx is None:
-            return self.h0, self.base, self.feats_t
-        T, n = self.T, self.n
+    def _build(self, m: int, rows: bool) -> _Plan:
+        T = self.T
+        new = lambda *shape: torch.empty(shape, dtype=self.h0.dtype)  # noqa: E731
+        b: dict[str, torch.Tensor] = {}
+        h0, base, feats = self.h0, self.base, self.feats_t
+        if rows:
+            h0 = b["h0"] = new(T, m, self.h0.shape[2])
+            if base is not None:
+                base = b["base"] = new(T, m, base.shape[2])
+            if feats is not None:
+                feats = b["feats"] = new(T, feats.shape[1], m)
+        z = {l: new(T, m, self.w[l].shape[0]) for l in self.kind}  # each layer's output
+        forward, low = self._forward_ops(m, h0, base, feats, z, b)
+        return _Plan(forward, self._backward_ops(m, h0, low, z, b), b, z[self.last])
+
+    def _forward_ops(self, m: int, h0: torch.Tensor, base: torch.Tensor | None, feats: torch.Tensor | None,
+                     z: dict[int, torch.Tensor], b: dict[str, torch.Tensor]) -> tuple[list[Op], torch.Tensor | None]:
+        """Ops writing every layer's output ``z[l]``; also the first layer's ``A h`` (T, r, m), if factored."""
+        T, s = self.T, self.s
+        ops: list[Op] = []
+        low = None
+        for l, kind in self.kind.items():
+            h, out = (h0 if l == self.first else z[l - 1]), z[l]
+            a, bb, w = (self.p.get(f"layer{l}.{k}") for k in ("A", "B", "W"))
+            if kind == "factor":
+                if feats is None:
+                    low = torch.empty((T, a.shape[1], m), dtype=h.dtype)
+                    ops.append(partial(torch.bmm, a, h.transpose(1, 2), out=low))
+                else:
+                    low = feats
+                ops.append(partial(torch.baddbmm, base, low.transpose(1, 2), bb.transpose(1, 2), alpha=s, out=out))
+            elif kind == "merged":
+                d_out, d_in = self.w[l].shape
+                b[f"weff{l}"] = weff = torch.empty((T, d_out, d_in), dtype=h.dtype)
+                ops.append(partial(torch.baddbmm, self.w[l].expand(T, -1, -1), bb, a, alpha=s, out=weff))
+                ops.append(partial(torch.bmm, h, weff.transpose(1, 2), out=out))
+            elif kind == "full":
+                ops.append(partial(torch.bmm, h, w.transpose(1, 2), out=out))
+            else:
+                ops.append(partial(torch.matmul, h, self.w_t[l], out=out))
+            if l < self.last:
+                ops.append(out.tanh_ if self.act == "tanh" else out.relu_)
+        return ops, low
+
+    def _backward_ops(self, m: int, h0: torch.Tensor, low: torch.Tensor | None, z: dict[int, torch.Tensor],
+                      b: dict[str, torch.Tensor]) -> list[Op]:
+        """Ops from the output gradient (written over ``z[last]``) down to the gradients ``grads``."""
+        T, s = self.T, self.s
+        new = lambda *shape: torch.empty(shape, dtype=h0.dtype)  # noqa: E731
+        ops: list[Op] = []
+        g = z[self.last]
+        for l in range(self.last, self.first - 1, -1):
+            kind = self.kind[l]
+            if l < self.last:  # G_z = G_h * phi'(z), from the layer's output h, in place
+                if self.act == "relu":
+                    ops.append(partial(torch.ops.aten.threshold_backward.grad_input, g, z[l], 0.0, grad_input=g))
+                else:
+                    ops.append(partial(torch.ops.aten.tanh_backward.grad_input, g, z[l], grad_input=g))
+            h_in = h0 if l == self.first else z[l - 1]
+            a, bb, w = (self.p.get(f"layer{l}.{k}") for k in ("A", "B", "W"))
+            ga, gb, gw_full = (self.g.get(f"layer{l}.{k}") for k in ("A", "B", "W"))
+            scaled: list[torch.Tensor] = []
+            weight = None
+            if kind == "factor":
+                if gb is not None:
+                    gbt = new(T, low.shape[1], g.shape[2])
+                    ops.append(partial(torch.bmm, low, g, out=gbt))  # (T, r, d_out)
+                    ops.append(partial(gb.copy_, gbt.transpose(1, 2)))
+                    scaled.append(gb)
+                if ga is not None:
+                    # B^T must be contiguous: with both operands transposed views bmm is ~8x slower.
+                    bt, glow = new(T, bb.shape[2], bb.shape[1]), new(T, bb.shape[2], m)
+                    ops.append(partial(bt.copy_, bb.transpose(1, 2)))
+                    ops.append(partial(torch.bmm, bt, g.transpose(1, 2), out=glow))
+                    ops.append(partial(torch.bmm, glow, h_in, out=ga))
+                    scaled.append(ga)
+            elif kind == "merged":
+                gw = new(T, bb.shape[1], a.shape[2])  # (T, d_out, d_in)
+                ops.append(partial(torch.bmm, g.transpose(1, 2), h_in, out=gw))
+                if gb is not None:
+                    ops.append(partial(torch.bmm, gw, a.transpose(1, 2), out=gb))
+                    scaled.append(gb)
+                if ga is not None:
+                    ops.append(partial(torch.bmm, bb.transpose(1, 2), gw, out=ga))
+                    scaled.append(ga)
+                weight = b[f"weff{l}"]
+            elif kind == "full":
+                ops.append(partial(torch.bmm, g.transpose(1, 2), h_in, out=gw_full))
+                weight = w
+            if s != 1.0:
+                ops.extend(partial(t.mul_, s) for t in scaled)
+            if l > self.first:
+                gh = new(T, m, self.w[l].shape[1])  # gradient wrt the layer's input
+                if weight is None:
+                    ops.append(partial(torch.matmul, g, self.w[l], out=gh))
+                else:
+                    ops.append(partial(torch.bmm, g, weight, out=gh))
+                g = gh
+        return ops
+
+    def _gather(self, idx: torch.Tensor, b: dict[str, torch.Tensor]) -> None:
+        """Copy the rows ``idx`` (T, m) of each trial's fixed inputs into the row buffers ``b``."""
+        T, n, m = self.T, self.n, idx.shape[1]
         flat = (idx + n * torch.arange(T)[:, None]).reshape(-1)
-        h0 = torch.index_select(self.h0.reshape(T * n, -1), 0, flat, out=b["h0"].view(T * idx.shape[1], -1))
-        base = None
-        if self.base is not None:
-            base = torch.index_select(self.base.reshape(T * n, -1), 0, flat,
-                                      out=b["base"].view(T * idx.shape[1], -1))
-        feats = None
-        if self.feats_t is not None:
-            feats = torch.gather(self.feats_t, 2, idx[:, None, :].expand(-1, self.feats_t.shape[1], -1))
-        return h0.view(T, idx.shape[1], -1), None if base is None else base.view(T, idx.shape[1], -1), feats
+        torch.index_select(self.h0.reshape(T * n, -1), 0, flat, out=b["h0"].view(T * m, -1))
+        if "base" in b:
+            torch.index_select(self.base.reshape(T * n, -1), 0, flat, out=b["base"].view(T * m, -1))
+        if "feats" in b:
+            torch.gather(self.feats_t, 2, idx[:, None, :].expand(-1, self.feats_t.shape[1], -1), out=b["feats"])
 
     def forward(self, idx: torch.Tensor | None = None) -> torch.Tensor:  # -> (T, m, d_L)
-        """Outputs on the rows ``idx`` (T, m) of each trial (all rows when None); keeps what backward needs."""
-        m = self.n if idx is None else idx.shape[1]
-        b = self._buffers(m)
-        h0, base, feats_t = self._rows(idx, b)
-        self._m, self._b, self._h0 = m, b, h0
-        h = h0
-        s = self.s
-        for l, kind in self.kind.items():
-            z = b[f"z{l}"]
-            if kind == "factor":
-                low = feats_t if feats_t is not None else torch.bmm(self.p[f"layer{l}.A"], h.transpose(1, 2),
-                                                                     out=b[f"low{l}"])
-                self._low = low
-                torch.baddbmm(base, low.transpose(1, 2), self.p[f"layer{l}.B"].transpose(1, 2), alpha=s, out=z)
-            elif kind == "merged":
-                weff = torch.baddbmm(self.w[l].expand(self.T, -1, -1), self.p[f"layer{l}.B"],
-                                     self.p[f"layer{l}.A"], alpha=s, out=b[f"weff{l}"])
-                torch.bmm(h, weff.transpose(1, 2), out=z)
-            elif kind == "full":
-                torch.bmm(h, self.p[f"layer{l}.W"].transpose(1, 2), out=z)
-            else:
-                torch.matmul(h, self.w_t[l], out=z)
-            if l < self.last:
-                activate_(z, self.act)
-            h = z
-        return h
+        """Outputs on the rows ``idx`` (T, m) of each trial (all rows when None); keeps what backward needs.
+
+        The returned tensor is a buffer of the network, overwritten by the next pass.
+        """
+        plan = self._plan(self.n if idx is None else idx.shape[1], idx is not None)
+        if idx is not None:
+            self._gather(idx, plan.buffers)
+        for op in plan.forward:
+            op()
+        self._current = plan
+        return plan.out
 
     def backward(self, g: torch.Tensor) -> None:
         """Write the gradients of ``sum_t objective_t`` into the ``grads`` tensors.
 
-        ``g`` (T, m, d_L) is the gradient wrt the outputs of the last ``forward``; it is
-        overwritten.
+        ``g`` (T, m, d_L) is the gradient wrt the outputs of the last ``forward``; the
+        output buffer that ``forward`` returned may be passed after being overwritten in place.
         """
-        b, s = self._b, self.s
-        for l in range(self.last, self.first - 1, -1):
-            kind = self.kind[l]
-            if l < self.last:  # G_z = G_h * phi'(z), from the layer's output h, in place
-                h_out = b[f"z{l}"]
-                if self.act == "relu":
-                    torch.ops.aten.threshold_backward.grad_input(g, h_out, 0.0, grad_input=g)
-                else:
-                    torch.ops.aten.tanh_backward.grad_input(g, h_out, grad_input=g)
-            h_in = self._h0 if l == self.first else b[f"z{l - 1}"]
-            a, bb, w = (self.p.get(f"layer{l}.{k}") for k in ("A", "B", "W"))
-            ga, gb, gw_full = (self.g.get(f"layer{l}.{k}") for k in ("A", "B", "W"))
-            if kind == "factor":
-                if f"layer{l}.B" in self.trained:
-                    gbt = torch.bmm(self._low, g, out=b[f"gbt{l}"])  # (T, r, d_out)
-                    gb.copy_(gbt.transpose(1, 2))
-                    if s != 1.0:
-                        gb.mul_(s)
-                if f"layer{l}.A" in self.trained:
-                    # B^T must be contiguous: with both operands transposed views bmm is ~8x slower.
-                    glow = torch.bmm(bb.transpose(1, 2).contiguous(), g.transpose(1, 2), out=b[f"glow{l}"])
-                    torch.bmm(glow, h_in, out=ga)
-                    if s != 1.0:
-                        ga.mul_(s)
-                continue
-            if kind == "merged":
-                gw = torch.bmm(g.transpose(1, 2), h_in, out=b[f"gw{l}"])
-                if f"layer{l}.B" in self.trained:
-                    torch.bmm(gw, a.transpose(1, 2), out=gb)
-                    if s != 1.0:
-                        gb.mul_(s)
-                if f"layer{l}.A" in self.trained:
-                    torch.bmm(bb.transpose(1, 2), gw, out=ga)
-                    if s != 1.0:
-                        ga.mul_(s)
-                weight = b[f"weff{l}"]
-            elif kind == "full":
-                torch.bmm(g.transpose(1, 2), h_in, out=gw_full)
-                weight = w
-            else:
-                weight = None
-            if l > self.first:
-                gh = b[f"gh{l}"]
-                if weight is None:
-                    torch.matmul(g, self.w[l], out=gh)
-                else:
-                    torch.bmm(g, weight, out=gh)
-                g = gh
+        plan = self._current
+        if plan is None:
+            raise ValueError("backward needs a forward pass first")
+        if g.data_ptr() != plan.out.data_ptr():
+            plan.out.copy_(g)
+        for op in plan.backward:
+            op()
 
 
 def output_gradient(out: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:  # (T, m, d_L)
@@ -269,6 +309,10 @@ class FlatAdam:
                              f"lr / (1 - beta1) = {largest:.3g} overflow {self.flat.dtype}; lower lr")
         self.grad = torch.zeros_like(self.flat)
         self.m, self.v, self.denom = (torch.zeros_like(self.flat) for _ in range(3))
+        # Constants as 0-d tensors of the buffer's dtype: a Python float operand would be
+        # converted to a tensor on every call, which costs more than the arithmetic here.
+        scalar = lambda value: torch.tensor(value, dtype=self.flat.dtype)  # noqa: E731
+        self._beta2, self._eps, self._correction2 = scalar(betas[1]), scalar(self.eps), scalar(1.0)
         self.params: dict[str, torch.Tensor] = {}
         self.grads: dict[str, torch.Tensor] = {}
         offset = 0
@@ -283,6 +327,7 @@ class FlatAdam:
         self.t += 1
         beta1, beta2 = self.betas
         self.m.lerp_(self.grad, 1.0 - beta1)
-        self.v.mul_(beta2).addcmul_(self.grad, self.grad, value=1.0 - beta2)
-        torch.sqrt(self.v, out=self.denom).div_(math.sqrt(1.0 - beta2**self.t)).add_(self.eps)
+        self.v.mul_(self._beta2).addcmul_(self.grad, self.grad, value=1.0 - beta2)
+        self._correction2.fill_(math.sqrt(1.0 - beta2**self.t))
+        torch.sqrt(self.v, out=self.denom).div_(self._correction2).add_(self._eps)
         self.flat.addcdiv_(self.m, self.denom, value=-self.lr / (1.0 - beta1**self.t))
