@@ -7,6 +7,9 @@ per-operation overhead, not arithmetic. Hence:
 
 * every intermediate lives in a buffer allocated once per training run (``out=`` and in-place
   operations; a fresh 1 MiB tensor per operation costs page faults on every step);
+* a pass is a list of torch calls bound once per batch size, with their operands, transposed
+  views and buffers (``AdapterNet``), and Adam's constants are 0-d tensors: each call costs a
+  few microseconds of dispatch, and a step makes about 25 of them;
 * products are ordered so that the wide dimension is the output's (``B^T (G^T)`` rather than
   ``G B``), which the CPU matmul kernels run several times faster;
 * work that frozen tensors make constant is done once, not every step: the activations below

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import dataclasses
 import hashlib
 import itertools
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from synthetic.linear import LinearTask
 from synthetic.montecarlo import measure_gap
@@ -59,41 +59,11 @@ EXIT_USAGE = 2
 
 # --- threads ---------------------------------------------------------------------------------
 
-_OPENBLAS_SET = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
-                 "scipy_openblas_set_num_threads_64_", "openblas_set_num_threads64_")
-_OPENBLAS_GET = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
-                 "scipy_openblas_get_num_threads_64_", "openblas_get_num_threads64_")
-
-
-def _openblas_libraries() -> list[ctypes.CDLL]:
-    """The OpenBLAS libraries loaded in this process (NumPy's, SciPy's), found via /proc/self/maps."""
-    try:
-        maps = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
-        return []
-    paths = sorted({line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()})
-    libs = []
-    for path in paths:
-        try:
-            libs.append(ctypes.CDLL(path))
-        except OSError:
-            continue
-    return libs
-
-
-def _symbol(lib: ctypes.CDLL, names: Sequence[str]):
-    for name in names:
-        if hasattr(lib, name):
-            return getattr(lib, name)
-    return None
-
-
 def blas_threads() -> int | None:
-    """Threads of the first loaded OpenBLAS (None if there is none)."""
-    for lib in _openblas_libraries():
-        get = _symbol(lib, _OPENBLAS_GET)
-        if get is not None:
-            return int(get())
+    """Threads of the first loaded OpenBLAS, NumPy's or SciPy's (None if there is none)."""
+    for info in threadpool_info():
+        if info.get("internal_api") == "openblas":
+            return int(info["num_threads"])
     return None
 
 
@@ -102,21 +72,16 @@ _ACTIVE: dict[str, Any] = {"depth": 0, "threads": None, "restore": None}
 
 
 def _set_threads(threads: int) -> Callable[[], None]:
-    """Set torch and OpenBLAS threads; return a function that restores the previous settings."""
+    """Set torch and BLAS threads; return a function that restores the previous settings."""
     import torch
 
     previous_torch = torch.get_num_threads()
-    libs = [(_symbol(lib, _OPENBLAS_SET), _symbol(lib, _OPENBLAS_GET)) for lib in _openblas_libraries()]
-    libs = [(set_, get) for set_, get in libs if set_ is not None and get is not None]
-    previous_blas = [int(get()) for _, get in libs]
+    blas = threadpool_limits(limits=threads, user_api="blas")
     torch.set_num_threads(threads)
-    for set_, _ in libs:
-        set_(threads)
 
     def restore() -> None:
         torch.set_num_threads(previous_torch)
-        for (set_, _), n in zip(libs, previous_blas):
-            set_(n)
+        blas.restore_original_limits()
 
     return restore
 
@@ -127,9 +92,9 @@ def limit_threads(threads: int) -> Iterator[None]:
 
     Results of BLAS-backed products can depend on the thread count in the last bits, so a sweep
     fixes it for every point; it also keeps workers from oversubscribing a shared machine.
-    (OpenBLAS is reached through its C API, as ``threadpoolctl`` does.) The settings are global
-    to the process, so concurrent blocks (worker threads) share one setting: the first sets it,
-    the last restores it, and a block that asks for a different count meanwhile is an error.
+    BLAS libraries are set through ``threadpoolctl``. The settings are global to the process,
+    so concurrent blocks (worker threads) share one setting: the first sets it, the last
+    restores it, and a block that asks for a different count meanwhile is an error.
     """
     threads = as_int(threads, "threads", minimum=1)
     with _LOCK:

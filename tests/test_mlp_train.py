@@ -239,6 +239,31 @@ def test_manual_gradients_equal_autograd(variant, task):
         np.testing.assert_allclose(grads[k].numpy(), auto[k].grad.numpy(), **tol(np.float64), err_msg=k)
 
 
+def test_backward_takes_a_gradient_given_in_a_new_tensor():
+    """``backward`` gives the same gradients whether it gets the output buffer overwritten in place or a copy;
+    before any forward pass it is a ValueError."""
+    weights, x, y, state = _setup(TINY, "lora", 2, 9, 2)
+    trained, _ = factor_names("lora", TINY.adapted_layers)
+    w = [torch.tensor(np.array(m), dtype=torch.float64) for m in weights]
+    ys = torch.tensor(y)
+    rng = np.random.default_rng(1)  # B away from its zero start, so that every gradient is non-zero
+    params = {k: torch.tensor(v + 0.3 * rng.standard_normal(v.shape), dtype=torch.float64) for k, v in state.items()}
+    grads = {}
+    for mode in ("in_place", "copy"):
+        grads[mode] = {k: torch.zeros_like(params[k]) for k in trained}
+        net = AdapterNet(w, params, grads[mode], torch.tensor(x, dtype=torch.float64), 0.8, TINY.activation)
+        if mode == "copy":
+            with pytest.raises(ValueError, match="forward"):
+                net.backward(torch.zeros(2, 9, 3, dtype=torch.float64))
+        out = net.forward(None)
+        g = output_gradient(out if mode == "in_place" else out.clone(), ys, TINY.kind)
+        assert (g.data_ptr() == out.data_ptr()) == (mode == "in_place")
+        net.backward(g)
+    for k in trained:
+        assert torch.equal(grads["in_place"][k], grads["copy"][k]), k
+        assert torch.any(grads["copy"][k] != 0), k
+
+
 def test_unknown_activation_raises():
     """An activation other than tanh or relu is a ValueError naming the argument."""
     weights, x, y, state = _setup(TINY, "lora", 2, 5, 1)
