@@ -200,8 +200,9 @@ class AdapterNet:
                     scaled.append(gb)
                 if ga is not None:
                     # B^T must be contiguous: with both operands transposed views bmm is ~8x slower.
-                    bt, glow = new(T, bb.shape[2], bb.shape[1]), new(T, bb.shape[2], m)
-                    ops.append(partial(bt.copy_, bb.transpose(1, 2)))
+                    bt, glow = bb.transpose(1, 2).contiguous(), new(T, bb.shape[2], m)
+                    if gb is not None:  # B is trained: refresh its transpose every step
+                        ops.append(partial(bt.copy_, bb.transpose(1, 2)))
                     ops.append(partial(torch.bmm, bt, g.transpose(1, 2), out=glow))
                     ops.append(partial(torch.bmm, glow, h_in, out=ga))
                     scaled.append(ga)
