@@ -10,13 +10,12 @@ from numpy.testing import assert_allclose
 import synthetic.linear as linear
 import theory
 from synthetic.linear import (
-    LinearTask,
     clipped_test_losses,
     linear_trial_losses,
-    parse_spectrum,
     population_losses,
     sample_training_sets,
 )
+from synthetic.linear_task import LinearTask, parse_spectrum
 from tests.strategies import linear_tasks, seeds
 from tests.tolerances import MC_SIGMAS, tol
 
