@@ -1,7 +1,7 @@
 """Monte Carlo experiments that measure the A/B asymmetry and generalization gaps."""
 
 from synthetic.channel import adapted_shift_rms, perturbed_trial_losses
-from synthetic.fit import fit_a_only, fit_b_only, fit_full, fit_lora, frozen_factor, lstsq_batched
+from synthetic.fit import fit_a_only, fit_b_only, fit_full, fit_lora, frozen_factor
 from synthetic.gd import GDConfig, gd_fit, gd_vs_closed_form
 from synthetic.learners import discretize, linear_supersample, mlp_fit, mlp_supersample
 from synthetic.linear import (
@@ -12,6 +12,7 @@ from synthetic.linear import (
     population_losses,
     sample_training_sets,
 )
+from synthetic.lstsq import lstsq_batched
 from synthetic.mlp import MLPTask, mlp_trial_losses
 from synthetic.montecarlo import GapResult, GapSummary, mean_interval, measure_gap, summarize
 from synthetic.quantize import Quantized, quantize

@@ -16,9 +16,10 @@ the squared error summed over the ``d_out`` outputs and averaged over samples, w
 optional ridge ``λ >= 0`` on the trained factor (on ``M`` itself for ``full`` and ``lora``).
 
 Singular or ill-conditioned sample systems (``n < d_in``, a low-rank ``Σ``) never produce NaN:
-every solve is a pseudo-inverse through the SVD, with singular values below
-``max(n, p) · eps · s_max`` treated as zero, the cut-off ``numpy.linalg.lstsq`` uses; the
-result is the minimum-norm least-squares solution. With ``λ > 0`` the filter
+every least-squares problem goes through ``synthetic.lstsq.solve_lstsq`` (normal equations when
+every trial is well conditioned, else a pseudo-inverse through the SVD with singular values
+below ``max(n, p) · eps · s_max`` treated as zero, the cut-off ``numpy.linalg.lstsq`` uses);
+the result is the minimum-norm least-squares solution. With ``λ > 0`` the filter
 ``s / (s² + nλ)`` is finite for every ``s`` and no cut-off is needed.
 """
 
@@ -29,6 +30,7 @@ import warnings
 import numpy as np
 import torch
 
+from synthetic.lstsq import lstsq_batched, solve_lstsq, xy_arrays
 from theory.random import haar_stiefel
 from theory.validation import (
     COND_WARN,
@@ -43,10 +45,6 @@ from theory.validation import (
 )
 
 VARIANTS = ("b_only", "a_only", "lora", "full")
-#: Largest bound on the condition number of ``XᵀX + nλI`` (every trial) at which least squares
-#: is solved through the normal equations rather than the SVD (relative error about
-#: ``cond · eps``, at most 1e-10 here).
-NORMAL_EQUATIONS_COND = 1e6
 INITS = ("haar", "kaiming_uniform", "gaussian", "w0_top_singular")
 
 
@@ -62,137 +60,6 @@ def check_init(init: object, name: str = "init") -> str:
     if not isinstance(init, str) or init not in INITS:
         raise ValueError(f"{name} {init!r} is not one of {', '.join(map(repr, INITS))}")
     return init
-
-
-def _xy(x: object, y: object) -> tuple[Array, Array]:
-    x_ = as_array(x, "x", (None, None, None))
-    y_ = as_array(y, "y", (x_.shape[0], x_.shape[1], None))
-    return x_, y_
-
-
-def _warn_if_ill_conditioned(s: Array, n_rows: int, n_cols: int, name: str) -> None:
-    """Warn when, in some trial, the singular values ``s`` (T, k) kept by the lstsq cut-off span
-    a condition number of ``name``ᵀ``name`` above ``COND_WARN``."""
-    top = s[:, 0]
-    kept = np.where(s > max(n_rows, n_cols) * np.finfo(np.float64).eps * top[:, None], s, np.inf)
-    ratio = np.divide(top, kept.min(axis=1), out=np.zeros_like(top), where=np.isfinite(kept.min(axis=1)))
-    if np.any(ratio**2 > COND_WARN):
-        warnings.warn(
-            f"{name} is ill-conditioned in some trial (condition number of its Gram matrix above "
-            f"{COND_WARN:.0e}): the fit is the least-squares solution through the SVD pseudo-inverse, "
-            f"which amplifies noise along the weak directions; ridge > 0 regularises it",
-            IllConditionedWarning,
-            stacklevel=3,
-        )
-
-
-def _svd_filter(s: Array, n_rows: int, n_cols: int, ridge: float) -> Array:
-    """``1/s`` above the lstsq cut-off (0 below) when ``ridge == 0``; ``s/(s² + nλ)`` otherwise."""
-    if ridge > 0:
-        return s / (s**2 + n_rows * ridge)
-    cutoff = max(n_rows, n_cols) * np.finfo(np.float64).eps * s[..., :1]
-    keep = s > cutoff
-    return np.divide(1.0, s, out=np.zeros_like(s), where=keep)
-
-
-@checked_finite("x", "y", "ridge")
-def lstsq_batched(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T, n, p), (T, n, q) -> (T, p, q)
-    r"""Minimum-norm least squares (or ridge) for every trial: ``argmin_G ‖Y − X G‖²/n + λ‖G‖²``.
-
-    .. math:: G = V \,\mathrm{diag}(f(s))\, U^T Y, \qquad X = U\,\mathrm{diag}(s)\,V^T,
-
-    with ``f(s) = 1/s`` (zero below the cut-off of ``numpy.linalg.lstsq``) for ``λ = 0``, the
-    pseudo-inverse solution, and ``f(s) = s/(s² + nλ)`` for ridge. With ``λ = 0``, a design whose
-    kept singular values give ``XᵀX`` a condition number above ``COND_WARN`` in some trial
-    raises an ``IllConditionedWarning`` (the solution is still the least-squares one).
-
-    Parameters
-    ----------
-    x : (T, n, p) design; y : (T, n, q) targets; ridge : float, ``λ >= 0``.
-
-    Returns
-    -------
-    (T, p, q)
-    """
-    x_, y_ = _xy(x, y)
-    ridge = as_real(ridge, "ridge", minimum=0.0)
-    return _lstsq(x_, y_, ridge, "x")
-
-
-def _lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
-    """``lstsq_batched`` on validated arrays; ``name`` is the design's name in warnings.
-
-    When ``n >= p`` and every trial's system matrix ``XᵀX + nλI`` has a condition number at most
-    ``NORMAL_EQUATIONS_COND``, the normal equations are solved directly (a (p, p) solve instead
-    of an (n, p) SVD); their relative error is about ``cond · eps``, below 1e-11 there. Otherwise,
-    and always when ``n < p``, the SVD pseudo-inverse below.
-    """
-    n_rows, n_cols = x.shape[1], x.shape[2]
-    if n_rows >= n_cols:
-        xt = np.swapaxes(x, 1, 2)
-        system = xt @ x
-        if ridge > 0:
-            system[:, np.arange(n_cols), np.arange(n_cols)] += n_rows * ridge
-        solved = _normal_solve(system, xt @ y)
-        if solved is not None:
-            return solved
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
-    if ridge == 0:
-        _warn_if_ill_conditioned(s, x.shape[1], x.shape[2], name)
-    f = _svd_filter(s, x.shape[1], x.shape[2], ridge)
-    return np.swapaxes(vt, 1, 2) @ (f[..., None] * (np.swapaxes(u, 1, 2) @ y))
-
-
-@checked_finite("x", "y", "ridge")
-def _normal_solve(system: Array, rhs: Array) -> Array | None:  # (T, p, p), (T, p, q) -> (T, p, q)
-    r"""``system⁻¹ rhs`` by Cholesky when every trial's ``system`` is finite, positive definite and
-    well conditioned; ``None`` otherwise.
-
-    With ``system = L Lᵀ``, ``cond₂(system) <= ‖L‖_F² ‖L⁻¹‖_F²``; the solve is used only when this
-    bound is at most ``NORMAL_EQUATIONS_COND``, where its relative error is about ``cond · eps``.
-    """
-    if not np.all(np.isfinite(system)):
-        return None
-    s = torch.from_numpy(np.ascontiguousarray(system))
-    chol, info = torch.linalg.cholesky_ex(s)
-    if bool(torch.any(info != 0)):
-        return None
-    eye = torch.eye(system.shape[1], dtype=s.dtype).expand_as(chol)
-    inverse = torch.linalg.solve_triangular(chol, eye, upper=False)
-    bound = chol.square().sum(dim=(1, 2)) * inverse.square().sum(dim=(1, 2))
-    if not bool(torch.all(bound <= NORMAL_EQUATIONS_COND)):
-        return None
-    return torch.cholesky_solve(torch.from_numpy(np.ascontiguousarray(rhs)), chol).numpy()
-
-
-def gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array:  # (T,p,p), (T,p,q) -> (T,p,q)
-    r"""Least squares in normal-equation form: ``G = (XᵀX + nλI)⁺ XᵀY`` from ``system = XᵀX``, ``rhs = XᵀY``.
-
-    A direct solve when every trial's system has a condition number at most
-    ``NORMAL_EQUATIONS_COND``; otherwise the pseudo-inverse through ``eigh``, with eigenvalues below
-    ``max(n, p) · eps · w_max`` treated as zero (what the Gram matrix can resolve; the minimum-norm
-    solution of ``synthetic.fit``'s SVD route up to that cut-off) and, with ``λ = 0``, an
-    ``IllConditionedWarning`` when the kept eigenvalues span more than ``COND_WARN``.
-    """
-    p = system.shape[1]
-    if ridge > 0:
-        system = system + n_rows * ridge * np.eye(p)
-    solved = _normal_solve(system, rhs)
-    if solved is not None:
-        return solved
-    w, v = np.linalg.eigh((system + np.swapaxes(system, 1, 2)) / 2)
-    keep = w > max(n_rows, p) * np.finfo(np.float64).eps * w[:, -1:]
-    smallest_kept = np.where(keep, w, np.inf).min(axis=1)
-    if ridge == 0 and np.any(w[:, -1] > COND_WARN * smallest_kept):
-        warnings.warn(
-            f"x is ill-conditioned in some trial (condition number of its Gram matrix above {COND_WARN:.0e}): "
-            f"the fit is the least-squares solution through the pseudo-inverse of XᵀX, which amplifies noise "
-            f"along the weak directions; ridge > 0 regularises it",
-            IllConditionedWarning,
-            stacklevel=3,
-        )
-    inv = np.divide(1.0, w, out=np.zeros_like(w), where=keep)
-    return v @ (inv[:, :, None] * (np.swapaxes(v, 1, 2) @ rhs))
 
 
 def fit_full(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T,n,d_in), (T,n,d_out) -> (T,d_out,d_in)
@@ -227,10 +94,10 @@ def fit_b_only(x: Array, y: Array, a: Array, *, ridge: float = 0.0) -> Array:  #
     -------
     (T, d_out, r) the trained ``B``.
     """
-    x_, y_ = _xy(x, y)
+    x_, y_ = xy_arrays(x, y)
     a_ = as_array(a, "a", (x_.shape[0], None, x_.shape[2]))
     ridge = as_real(ridge, "ridge", minimum=0.0)
-    return np.swapaxes(_lstsq(x_ @ np.swapaxes(a_, 1, 2), y_, ridge, "x Aᵀ"), 1, 2)
+    return np.swapaxes(solve_lstsq(x_ @ np.swapaxes(a_, 1, 2), y_, ridge, "x Aᵀ"), 1, 2)
 
 
 @checked_finite("x", "y", "b", "ridge")
@@ -259,7 +126,7 @@ def fit_a_only(x: Array, y: Array, b: Array, *, ridge: float = 0.0) -> Array:  #
     -------
     (T, r, d_in) the trained ``A``.
     """
-    x_, y_ = _xy(x, y)
+    x_, y_ = xy_arrays(x, y)
     b_ = as_array(b, "b", (x_.shape[0], y_.shape[2], None))
     ridge = as_real(ridge, "ridge", minimum=0.0)
     u_b, b_sv, p_t = np.linalg.svd(b_, full_matrices=False)  # (T, d_out, r), (T, r), (T, r, r)
@@ -273,7 +140,7 @@ def fit_a_only(x: Array, y: Array, b: Array, *, ridge: float = 0.0) -> Array:  #
             stacklevel=2,
         )
     if ridge == 0:  # Aᵀ = X⁺ (Y U_B diag(1/b) Pᵀ), the least squares of the projected outputs
-        return np.swapaxes(_lstsq(x_, (y_ @ u_b / b_sv[:, None, :]) @ p_t, 0.0, "x"), 1, 2)
+        return np.swapaxes(solve_lstsq(x_, (y_ @ u_b / b_sv[:, None, :]) @ p_t, 0.0, "x"), 1, 2)
     u, s, vt = np.linalg.svd(x_, full_matrices=False)
     c = np.swapaxes(u, 1, 2) @ y_ @ u_b  # (T, k, r)
     s_ = s[:, :, None]
@@ -307,7 +174,7 @@ def fit_lora(
     -------
     b : (T, d_out, r); a : (T, r, d_in)
     """
-    x_, y_ = _xy(x, y)
+    x_, y_ = xy_arrays(x, y)
     r = as_rank(rank, x_.shape[2], y_.shape[2])
     ridge = as_real(ridge, "ridge", minimum=0.0)
     m_hat = fit_full(x_, y_, ridge=ridge)  # (T, d_out, d_in)

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.fit import check_variant, gram_solve, top_eigenvectors, update_from
+from synthetic.fit import check_variant, top_eigenvectors, update_from
+from synthetic.lstsq import gram_solve
 from synthetic.quantize import quantize
 from theory.validation import Array
 

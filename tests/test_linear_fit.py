@@ -13,8 +13,8 @@ from synthetic.fit import (
     fit_full,
     fit_lora,
     frozen_factor,
-    lstsq_batched,
 )
+from synthetic.lstsq import lstsq_batched
 from tests.strategies import batched_designs, linear_problems, seeds
 from tests.tolerances import tol
 

@@ -1,0 +1,155 @@
+r"""Batched least squares for every trial at once: the solver under the closed-form fits.
+
+``lstsq_batched`` minimises ``‖Y − X G‖²/n + λ‖G‖²`` per trial from the data (normal equations
+by Cholesky when every trial is well conditioned, else the SVD pseudo-inverse, the minimum-norm
+solution with ``numpy.linalg.lstsq``'s cut-off); ``gram_solve`` does the same from the sufficient
+statistics ``XᵀX`` and ``XᵀY`` (``synthetic.suffstats``). The fits of the four tuning variants
+(``synthetic.fit``) are built on them. Singular or ill-conditioned systems never produce NaN;
+with ``λ = 0`` an ill-conditioned design raises an ``IllConditionedWarning``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from theory.validation import COND_WARN, Array, IllConditionedWarning, as_array, as_real, checked_finite
+
+#: Largest bound on the condition number of ``XᵀX + nλI`` (every trial) at which least squares
+#: is solved through the normal equations rather than the SVD (relative error about
+#: ``cond · eps``, at most 1e-10 here).
+NORMAL_EQUATIONS_COND = 1e6
+
+
+def xy_arrays(x: object, y: object) -> tuple[Array, Array]:
+    """Validated (T, n, p) inputs and (T, n, q) targets with matching leading axes."""
+    x_ = as_array(x, "x", (None, None, None))
+    y_ = as_array(y, "y", (x_.shape[0], x_.shape[1], None))
+    return x_, y_
+
+
+def _warn_if_ill_conditioned(s: Array, n_rows: int, n_cols: int, name: str) -> None:
+    """Warn when, in some trial, the singular values ``s`` (T, k) kept by the lstsq cut-off span
+    a condition number of ``name``ᵀ``name`` above ``COND_WARN``."""
+    top = s[:, 0]
+    kept = np.where(s > max(n_rows, n_cols) * np.finfo(np.float64).eps * top[:, None], s, np.inf)
+    ratio = np.divide(top, kept.min(axis=1), out=np.zeros_like(top), where=np.isfinite(kept.min(axis=1)))
+    if np.any(ratio**2 > COND_WARN):
+        warnings.warn(
+            f"{name} is ill-conditioned in some trial (condition number of its Gram matrix above "
+            f"{COND_WARN:.0e}): the fit is the least-squares solution through the SVD pseudo-inverse, "
+            f"which amplifies noise along the weak directions; ridge > 0 regularises it",
+            IllConditionedWarning,
+            stacklevel=3,
+        )
+
+
+def _svd_filter(s: Array, n_rows: int, n_cols: int, ridge: float) -> Array:
+    """``1/s`` above the lstsq cut-off (0 below) when ``ridge == 0``; ``s/(s² + nλ)`` otherwise."""
+    if ridge > 0:
+        return s / (s**2 + n_rows * ridge)
+    cutoff = max(n_rows, n_cols) * np.finfo(np.float64).eps * s[..., :1]
+    keep = s > cutoff
+    return np.divide(1.0, s, out=np.zeros_like(s), where=keep)
+
+
+@checked_finite("x", "y", "ridge")
+def lstsq_batched(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T, n, p), (T, n, q) -> (T, p, q)
+    r"""Minimum-norm least squares (or ridge) for every trial: ``argmin_G ‖Y − X G‖²/n + λ‖G‖²``.
+
+    .. math:: G = V \,\mathrm{diag}(f(s))\, U^T Y, \qquad X = U\,\mathrm{diag}(s)\,V^T,
+
+    with ``f(s) = 1/s`` (zero below the cut-off of ``numpy.linalg.lstsq``) for ``λ = 0``, the
+    pseudo-inverse solution, and ``f(s) = s/(s² + nλ)`` for ridge. With ``λ = 0``, a design whose
+    kept singular values give ``XᵀX`` a condition number above ``COND_WARN`` in some trial
+    raises an ``IllConditionedWarning`` (the solution is still the least-squares one).
+
+    Parameters
+    ----------
+    x : (T, n, p) design; y : (T, n, q) targets; ridge : float, ``λ >= 0``.
+
+    Returns
+    -------
+    (T, p, q)
+    """
+    x_, y_ = xy_arrays(x, y)
+    ridge = as_real(ridge, "ridge", minimum=0.0)
+    return solve_lstsq(x_, y_, ridge, "x")
+
+
+def solve_lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
+    """``lstsq_batched`` on validated (T, n, p) and (T, n, q) arrays; ``name`` is the design's name in warnings.
+
+    When ``n >= p`` and every trial's system matrix ``XᵀX + nλI`` has a condition number at most
+    ``NORMAL_EQUATIONS_COND``, the normal equations are solved directly (a (p, p) solve instead
+    of an (n, p) SVD); their relative error is about ``cond · eps``, below 1e-11 there. Otherwise,
+    and always when ``n < p``, the SVD pseudo-inverse below.
+    """
+    n_rows, n_cols = x.shape[1], x.shape[2]
+    if n_rows >= n_cols:
+        xt = np.swapaxes(x, 1, 2)
+        system = xt @ x
+        if ridge > 0:
+            system[:, np.arange(n_cols), np.arange(n_cols)] += n_rows * ridge
+        solved = _normal_solve(system, xt @ y)
+        if solved is not None:
+            return solved
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    if ridge == 0:
+        _warn_if_ill_conditioned(s, x.shape[1], x.shape[2], name)
+    f = _svd_filter(s, x.shape[1], x.shape[2], ridge)
+    return np.swapaxes(vt, 1, 2) @ (f[..., None] * (np.swapaxes(u, 1, 2) @ y))
+
+
+@checked_finite("x", "y", "ridge")
+def _normal_solve(system: Array, rhs: Array) -> Array | None:  # (T, p, p), (T, p, q) -> (T, p, q)
+    r"""``system⁻¹ rhs`` by Cholesky when every trial's ``system`` is finite, positive definite and
+    well conditioned; ``None`` otherwise.
+
+    With ``system = L Lᵀ``, ``cond₂(system) <= ‖L‖_F² ‖L⁻¹‖_F²``; the solve is used only when this
+    bound is at most ``NORMAL_EQUATIONS_COND``, where its relative error is about ``cond · eps``.
+    """
+    if not np.all(np.isfinite(system)):
+        return None
+    s = torch.from_numpy(np.ascontiguousarray(system))
+    chol, info = torch.linalg.cholesky_ex(s)
+    if bool(torch.any(info != 0)):
+        return None
+    eye = torch.eye(system.shape[1], dtype=s.dtype).expand_as(chol)
+    inverse = torch.linalg.solve_triangular(chol, eye, upper=False)
+    bound = chol.square().sum(dim=(1, 2)) * inverse.square().sum(dim=(1, 2))
+    if not bool(torch.all(bound <= NORMAL_EQUATIONS_COND)):
+        return None
+    return torch.cholesky_solve(torch.from_numpy(np.ascontiguousarray(rhs)), chol).numpy()
+
+
+def gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array:  # (T,p,p), (T,p,q) -> (T,p,q)
+    r"""Least squares in normal-equation form: ``G = (XᵀX + nλI)⁺ XᵀY`` from ``system = XᵀX``, ``rhs = XᵀY``.
+
+    A direct solve when every trial's system has a condition number at most
+    ``NORMAL_EQUATIONS_COND``; otherwise the pseudo-inverse through ``eigh``, with eigenvalues below
+    ``max(n, p) · eps · w_max`` treated as zero (what the Gram matrix can resolve; the minimum-norm
+    solution of ``solve_lstsq``'s SVD route up to that cut-off) and, with ``λ = 0``, an
+    ``IllConditionedWarning`` when the kept eigenvalues span more than ``COND_WARN``.
+    """
+    p = system.shape[1]
+    if ridge > 0:
+        system = system + n_rows * ridge * np.eye(p)
+    solved = _normal_solve(system, rhs)
+    if solved is not None:
+        return solved
+    w, v = np.linalg.eigh((system + np.swapaxes(system, 1, 2)) / 2)
+    keep = w > max(n_rows, p) * np.finfo(np.float64).eps * w[:, -1:]
+    smallest_kept = np.where(keep, w, np.inf).min(axis=1)
+    if ridge == 0 and np.any(w[:, -1] > COND_WARN * smallest_kept):
+        warnings.warn(
+            f"x is ill-conditioned in some trial (condition number of its Gram matrix above {COND_WARN:.0e}): "
+            f"the fit is the least-squares solution through the pseudo-inverse of XᵀX, which amplifies noise "
+            f"along the weak directions; ridge > 0 regularises it",
+            IllConditionedWarning,
+            stacklevel=3,
+        )
+    inv = np.divide(1.0, w, out=np.zeros_like(w), where=keep)
+    return v @ (inv[:, :, None] * (np.swapaxes(v, 1, 2) @ rhs))
