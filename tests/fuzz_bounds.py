@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import bounds
 from tests.fuzz_specs import COUNT, NONNEG, OPEN_UNIT, POSITIVE, REAL, RNG, UNIT, VARIANT_ARG, Arg, Spec, rank_arg, rng
 from tests.fuzz_synthetic import TASK
-from tests.strategies import EITHER, OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects
+from tests.fuzz_values import EITHER, OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects
 
 # --- valid baselines --------------------------------------------------------------------------
 

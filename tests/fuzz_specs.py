@@ -1,8 +1,7 @@
 """The machinery of the bad-input fuzz (issue 7), shared by the per-package tables.
 
 A ``Spec`` names one public callable, a valid baseline call of it (keyword arguments, tiny sizes)
-and, per argument, an ``Arg``: a strategy of invalid values (``tests/strategies.py``, fuzz
-section). ``check`` replaces one argument of the baseline with a drawn value and asserts what the
+and, per argument, an ``Arg``: a strategy of invalid values (``tests/fuzz_values.py``). ``check`` replaces one argument of the baseline with a drawn value and asserts what the
 value's ``expect`` demands: a ``ValueError`` whose message names the argument (or, for a shape
 change, an argument it disagrees with), or — for a valid edge such as zero noise — a result
 without NaN. Any other exception, a ``RuntimeWarning`` (an error under the project's pytest
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from tests.strategies import OK, RAISE, Bad, bad_generators, bad_ints, bad_names, bad_reals
+from tests.fuzz_values import OK, RAISE, Bad, bad_generators, bad_ints, bad_names, bad_reals
 
 #: Public names of the packages that are plain result containers or constants, not fuzzed.
 CONTAINERS = frozenset({"BoundResult", "Estimate", "HighProbabilityBound", "GapResult", "GapSummary", "Quantized"})

@@ -30,7 +30,7 @@ from tests.fuzz_specs import (
     rank_arg,
     rng,
 )
-from tests.strategies import OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects, bad_reals
+from tests.fuzz_values import OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects, bad_reals
 from theory.validation import MAX_ABS
 
 # --- valid baselines --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 
 import theory
 from tests.fuzz_specs import D_IN, D_OUT, NONNEG, R, RNG, Arg, Spec, rank_arg, rng
-from tests.strategies import bad_arrays, bad_covariances, bad_ints, bad_names
+from tests.fuzz_values import bad_arrays, bad_covariances, bad_ints, bad_names
 
 # --- valid baselines --------------------------------------------------------------------------
 

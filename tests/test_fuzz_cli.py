@@ -4,7 +4,7 @@
 folder or subcommand exits with status 2 and prints one error line naming it, before any
 computation (``tests/test_fuzz.py`` fuzzes the library). Each kind of bad value is its own test,
 so every kind gets the profile's examples. The
-strategies of ``tests/strategies.py`` that draw the invalid values are checked against the
+strategies of ``tests/fuzz_values.py`` that draw the invalid values are checked against the
 validation helpers they imitate (STYLE.md rule 8).
 """
 
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from figures import cli, registry
 from synthetic.linear import LinearTask
 from theory import validation
-from tests.strategies import (
+from tests.fuzz_values import (
     EITHER,
     OK,
     RAISE,
