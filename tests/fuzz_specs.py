@@ -1,7 +1,8 @@
 """The machinery of the bad-input fuzz (issue 7), shared by the per-package tables.
 
 A ``Spec`` names one public callable, a valid baseline call of it (keyword arguments, tiny sizes)
-and, per argument, an ``Arg``: a strategy of invalid values (``tests/fuzz_values.py``). ``check`` replaces one argument of the baseline with a drawn value and asserts what the
+and, per argument, an ``Arg``: a strategy of invalid values (``tests/fuzz_values.py``).
+``check`` replaces one argument of the baseline with a drawn value and asserts what the
 value's ``expect`` demands: a ``ValueError`` whose message names the argument (or, for a shape
 change, an argument it disagrees with), or — for a valid edge such as zero noise — a result
 without NaN. Any other exception, a ``RuntimeWarning`` (an error under the project's pytest
