@@ -11,7 +11,7 @@ them (Kaiming-uniform is not exactly invariant).
 Random streams. ``seed`` (an int, chosen by the entry point) seeds independent streams keyed
 by (stream, trial) through ``numpy.random.SeedSequence(seed, spawn_key=...)`` (``stream_rng``).
 The task's own matrices (``W0``, ``Δ``) come from ``task_seed``. The trials are sampled and
-fitted by ``synthetic.linear``, which re-exports this module's names.
+fitted by ``synthetic.linear``, which re-exports ``LinearTask`` and the streams.
 """
 
 from __future__ import annotations
