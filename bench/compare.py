@@ -29,7 +29,7 @@ from bench.linear_loop import loop_trial
 from bench.mlp_loop import loop_step_flops, loop_trial_flops, loop_trial_losses
 from synthetic.linear import LinearTask, linear_trial_losses, sample_training_sets
 from synthetic.linear import trial_chunk as linear_trial_chunk
-from synthetic.mlp import MLPTask, mlp_trial_losses, sample_data, trial_chunk, trial_streams
+from synthetic.mlp import MLPTask, mlp_trial_losses, sample_trials, trial_chunk, trial_streams
 from synthetic.mlp_train import factor_names, init_adapters, train_adapters
 from theory.validation import as_int, as_real
 
@@ -151,12 +151,12 @@ def batched_training_seconds(config: MLPBenchConfig, variant: str) -> float:
     trials = min(c.trials, trial_chunk(c.task, c.n))
     weights, target = c.task.base_weights(), c.task.target_weights()
     streams = [trial_streams(c.seed, t) for t in range(trials)]
-    data = [sample_data(c.task, c.n, s["data"], target=target) for s in streams]
+    x, y = sample_trials(c.task, c.n, [s["data"] for s in streams], target=target)
     inits = [init_adapters(variant, c.task.init, weights, c.task.adapted_layers, c.rank, s["init"]) for s in streams]
     state = {k: np.stack([i[k] for i in inits]) for k in inits[0]}
     trained, _ = factor_names(variant, c.task.adapted_layers)
     start = time.perf_counter()
-    train_adapters(weights, state, trained, np.stack([d[0] for d in data]), np.stack([d[1] for d in data]),
+    train_adapters(weights, state, trained, x, y,
                    kind=c.task.kind, steps=c.task.steps, lr=c.task.lr, scaling=c.task.scaling(c.rank),
                    activation=c.task.activation)
     return (time.perf_counter() - start) / trials

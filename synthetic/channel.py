@@ -44,7 +44,7 @@ from synthetic.linear import (
     trial_chunk,
     update_losses,
 )
-from synthetic.mlp import TEST_CHUNK, MLPTask, sample_data, trial_streams
+from synthetic.mlp import TEST_CHUNK, MLPTask, sample_trials, trial_streams
 from synthetic.mlp_train import LOSSES as MLP_LOSSES
 from synthetic.mlp_train import evaluate, factor_names
 from synthetic.quantize import quantize
@@ -174,8 +174,7 @@ def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
     target = task.target_weights()
     streams = [trial_streams(seed, t) for t in range(trials)]
-    data = [sample_data(task, n, s["data"], target=target) for s in streams]
-    x, y = np.stack([d[0] for d in data]), np.stack([d[1] for d in data])
+    x, y = sample_trials(task, n, [s["data"] for s in streams], target=target)
     state, bits = mlp_fit(task, variant, rank, x, y, q_bits=q_bits, seed=seed,
                           order_rngs=[s["order"] for s in streams])
     trained, _ = factor_names(variant, task.adapted_layers)
@@ -192,8 +191,7 @@ def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau
     totals = {"": np.zeros(trials), "_unperturbed": np.zeros(trials)}
     for start in range(0, task.test_size, TEST_CHUNK):
         m = min(TEST_CHUNK, task.test_size - start)
-        chunk = [sample_data(task, m, s["test"], target=target) for s in streams]
-        xt, yt = np.stack([c[0] for c in chunk]), np.stack([c[1] for c in chunk])
+        xt, yt = sample_trials(task, m, [s["test"] for s in streams], target=target)
         for suffix, st in (("", noisy), ("_unperturbed", state)):
             totals[suffix] += evaluate(weights, st, xt, yt, **kw)[loss] * m
     out = {"params": params, "n_params": np.full(trials, float(params.shape[1]))}

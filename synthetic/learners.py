@@ -52,7 +52,7 @@ from synthetic.linear import (
     sample_training_sets,
     stream_rng,
 )
-from synthetic.mlp import MLPTask, sample_data
+from synthetic.mlp import MLPTask, sample_trials
 from synthetic.mlp_train import (
     EVAL_CHUNK,
     factor_names,
@@ -337,9 +337,8 @@ def mlp_supersample(
     if task.batch_size is not None and task.batch_size > n:
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
     target = task.target_weights()
-    data = [sample_data(task, 2 * n, mlp_stream(seed, STREAM_SUPERSAMPLE, j), target=target) for j in range(k_z)]
-    x = np.stack([d[0] for d in data])  # (k_z, 2n, d_0)
-    y = np.stack([d[1] for d in data])  # (k_z, 2n)
+    supersamples = [mlp_stream(seed, STREAM_SUPERSAMPLE, j) for j in range(k_z)]
+    x, y = sample_trials(task, 2 * n, supersamples, target=target)  # (k_z, 2n, d_0), (k_z, 2n)
     u = np.stack([mlp_stream(seed, STREAM_SELECTOR, j).integers(0, 2, size=(k_u, n)) for j in range(k_z)])
     rows = 2 * np.arange(n) + u
     pick = np.arange(k_z)[:, None, None]

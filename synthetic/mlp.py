@@ -17,6 +17,7 @@ from synthetic.mlp_task import (  # noqa: F401 - the task is part of this module
     check_mlp_call,
     network_outputs,
     sample_data,
+    sample_trials,
     trial_streams,
 )
 from synthetic.mlp_train import LOSSES, evaluate, factor_names, init_adapters, train_adapters
@@ -128,9 +129,7 @@ def _chunk_losses(task: MLPTask, variant: str, rank: int, n: int, ids: range, *,
     target = task.target_weights()
     streams = [trial_streams(seed, t) for t in ids]
     trials = len(streams)
-    data = [sample_data(task, n, s["data"], target=target) for s in streams]
-    x = np.stack([d[0] for d in data])
-    y = np.stack([d[1] for d in data])
+    x, y = sample_trials(task, n, [s["data"] for s in streams], target=target)
     inits = [init_adapters(variant, task.init, weights, task.adapted_layers, rank, s["init"])
              for s in streams]
     state = {k: np.stack([i[k] for i in inits]) for k in inits[0]}
@@ -178,9 +177,8 @@ def _test_losses(task: MLPTask, weights: tuple[Array, ...], target: tuple[Array,
         totals: dict[str, Array] = {}
         for start in range(0, task.test_size, TEST_CHUNK):
             m = min(TEST_CHUNK, task.test_size - start)
-            chunk = [sample_data(task, m, s["test"], target=target) for s in streams[sub]]
-            losses = evaluate(weights, sub_state, np.stack([c[0] for c in chunk]),
-                              np.stack([c[1] for c in chunk]), **kw)  # type: ignore[arg-type]
+            xt, yt = sample_trials(task, m, [s["test"] for s in streams[sub]], target=target)
+            losses = evaluate(weights, sub_state, xt, yt, **kw)  # type: ignore[arg-type]
             for k, v in losses.items():
                 totals[k] = totals.get(k, 0.0) + v * m
         for k, v in totals.items():

@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 
-from synthetic.mlp import MLPTask, mlp_trial_losses, network_outputs, sample_data, trial_streams
+from synthetic.mlp import MLPTask, mlp_trial_losses, network_outputs, sample_data, sample_trials, trial_streams
 from synthetic.quantize import SCALE_BITS
 from tests.strategies import mlp_tasks
 from tests.tolerances import MC_SIGMAS, tol
@@ -53,6 +54,45 @@ def test_labels_are_target_argmax_and_noise_rate():
     agree = (y == network_outputs(noisy.target_weights(), x).argmax(axis=1)).astype(float)
     want = 1 - p + p / classes
     assert abs(agree.mean() - want) < MC_SIGMAS * np.sqrt(want * (1 - want) / n)
+
+
+@pytest.mark.parametrize("task", [TINY, replace(TINY, label_noise=0.4),
+                                  replace(TINY_REG, input_dist="powerlaw:1.5", noise_std=0.3)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sample_trials_is_sample_data_per_trial(task, threads):
+    """``sample_trials`` stacks exactly what ``sample_data`` draws from each generator, on any thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x, y = sample_trials(task, 9, [np.random.default_rng(s) for s in range(5)])
+    finally:
+        torch.set_num_threads(before)
+    assert x.shape == (5, 9, task.widths[0]) and y.shape[:2] == (5, 9)
+    for s in range(5):
+        want_x, want_y = sample_data(task, 9, np.random.default_rng(s))
+        np.testing.assert_array_equal(x[s], want_x)
+        np.testing.assert_array_equal(y[s], want_y)
+        assert y.dtype == want_y.dtype
+
+
+def test_sample_trials_draws_a_repeated_generator_in_order():
+    """A generator given twice is drawn from trial after trial, as two ``sample_data`` calls would be."""
+    x, y = sample_trials(TINY, 7, [np.random.default_rng(4)] * 3)
+    rng = np.random.default_rng(4)
+    for t in range(3):
+        want_x, want_y = sample_data(TINY, 7, rng)
+        np.testing.assert_array_equal(x[t], want_x)
+        np.testing.assert_array_equal(y[t], want_y)
+
+
+def test_sample_trials_rejects_bad_input():
+    """A non-generator in ``rngs`` or a bad ``n`` is a ValueError naming it."""
+    with pytest.raises(ValueError, match="rngs"):
+        sample_trials(TINY, 3, [np.random.default_rng(0), 7])
+    with pytest.raises(ValueError, match="n"):
+        sample_trials(TINY, 0, [np.random.default_rng(0)])
+    with pytest.raises(ValueError, match="rngs"):
+        sample_trials(TINY, 3, 5)
 
 
 def test_regression_noise_and_powerlaw_inputs():
