@@ -51,12 +51,14 @@ def _mlp_rows(res: dict[str, dict], peak: float) -> dict[str, Any]:
         row: dict[str, Any] = {"flops_per_trial": flops, "training_flops_per_trial": train_flops, "check": r["check"]}
         for name in ("loop", "batched"):
             sec, train_sec = r[f"{name}_seconds_per_trial"], r[f"{name}_training_seconds_per_trial"]
-            row[name] = {"seconds_per_trial": sec, "trials": r[f"{name}_trials"], "gflops": flops / sec / 1e9,
+            row[name] = {"seconds_per_trial": sec, "seconds_per_trial_runs": r[f"{name}_seconds_per_trial_runs"],
+                         "trials": r[f"{name}_trials"], "gflops": flops / sec / 1e9,
                          "fraction_of_peak": flops / sec / 1e9 / peak, "training_seconds_per_trial": train_sec,
                          "training_gflops": train_flops / train_sec / 1e9,
                          "training_fraction_of_peak": train_flops / train_sec / 1e9 / peak}
             agg[name] += sec
             agg[f"{name}_training"] += train_sec
+        row["batched"]["calls_per_run"] = r["batched_calls_per_run"]
         row["ratio"] = row["loop"]["seconds_per_trial"] / row["batched"]["seconds_per_trial"]
         row["training_ratio"] = row["loop"]["training_seconds_per_trial"] / row["batched"]["training_seconds_per_trial"]
         rows[variant] = row

@@ -141,11 +141,23 @@ def _timed(fn: Callable[[], dict]) -> tuple[dict, float]:
     return out, time.perf_counter() - start
 
 
-def batched_training_seconds(config: MLPBenchConfig, variant: str) -> float:
+def _window(fn: Callable[[], dict], seconds: float) -> tuple[dict, float, int]:
+    """Call ``fn`` until at least ``seconds`` have passed (at least once): (last result, elapsed, calls)."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        out = fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return out, elapsed, calls
+
+
+def batched_training_seconds(config: MLPBenchConfig, variant: str, min_seconds: float = 0.0) -> float:
     """Seconds per trial of ``train_adapters`` alone on the engine's first chunk of trials.
 
     The inputs are built as ``mlp_trial_losses`` builds them (same streams); only the call that
-    runs the Adam steps is timed, the counterpart of the loop's ``train_seconds``.
+    runs the Adam steps is timed, the counterpart of the loop's ``train_seconds``. The call is
+    repeated on the same inputs until the timed calls add up to ``min_seconds`` (at least once).
     """
     c = config
     trials = min(c.trials, trial_chunk(c.task, c.n))
@@ -155,11 +167,15 @@ def batched_training_seconds(config: MLPBenchConfig, variant: str) -> float:
     inits = [init_adapters(variant, c.task.init, weights, c.task.adapted_layers, c.rank, s["init"]) for s in streams]
     state = {k: np.stack([i[k] for i in inits]) for k in inits[0]}
     trained, _ = factor_names(variant, c.task.adapted_layers)
-    start = time.perf_counter()
-    train_adapters(weights, state, trained, x, y,
-                   kind=c.task.kind, steps=c.task.steps, lr=c.task.lr, scaling=c.task.scaling(c.rank),
-                   activation=c.task.activation)
-    return (time.perf_counter() - start) / trials
+    total, calls = 0.0, 0
+    while calls == 0 or total < min_seconds:
+        start = time.perf_counter()
+        train_adapters(weights, state, trained, x, y,
+                       kind=c.task.kind, steps=c.task.steps, lr=c.task.lr, scaling=c.task.scaling(c.rank),
+                       activation=c.task.activation)
+        total += time.perf_counter() - start
+        calls += 1
+    return total / (calls * trials)
 
 
 def time_mlp(config: MLPBenchConfig, *, engine: Engine = mlp_trial_losses,
@@ -169,9 +185,12 @@ def time_mlp(config: MLPBenchConfig, *, engine: Engine = mlp_trial_losses,
     Each engine is warmed up on 2 trials first (imports, allocator, thread pool). Data
     generation and evaluation are inside the timings of both: a trial is everything it takes
     to turn a seed into a train and a test loss. The Adam steps alone are timed as well
-    (``train_seconds`` of the loop, ``batched_training_seconds``). Every timing is the best of
-    ``config.repeats`` runs, the two engines alternating, so that a burst of load from another
-    process on a shared machine does not decide a ratio; every run's time is kept as well.
+    (``train_seconds`` of the loop, ``batched_training_seconds``). Each of ``config.repeats``
+    runs times the loop first, then the engine in a window of the same length: the engine is
+    run again on the same trials until it has taken as long as the loop did (likewise for the
+    Adam steps alone). On a shared machine a short window is likelier to fall in a quiet spell
+    than a long one, so equal windows keep the ratio from favouring the faster engine. Every
+    timing is the best of the runs; every run's time is kept as well.
     """
     c = config
     out: dict[str, dict] = {}
@@ -179,19 +198,21 @@ def time_mlp(config: MLPBenchConfig, *, engine: Engine = mlp_trial_losses,
         kw = {"loss": c.loss, "seed": c.seed}
         engine(c.task, variant, c.rank, c.n, 2, **kw)
         loop(c.task, variant, c.rank, c.n, 2, **kw)
-        t_batched, t_loop, t_loop_train, t_batched_train = [], [], [], []
+        t_batched, t_loop, t_loop_train, t_batched_train, calls = [], [], [], [], []
         for _ in range(c.repeats):
-            batched, seconds = _timed(lambda: engine(c.task, variant, c.rank, c.n, c.trials, **kw))
-            t_batched.append(seconds / c.trials)
             looped, seconds = _timed(lambda: loop(c.task, variant, c.rank, c.n, c.loop_trials, **kw))
             t_loop.append(seconds / c.loop_trials)
+            batched, seconds, k = _window(lambda: engine(c.task, variant, c.rank, c.n, c.trials, **kw), seconds)
+            t_batched.append(seconds / (k * c.trials))
+            calls.append(k)
             t_loop_train.append(float(np.mean(looped["train_seconds"])))
-            t_batched_train.append(batched_training_seconds(c, variant))
+            t_batched_train.append(batched_training_seconds(c, variant, float(np.sum(looped["train_seconds"]))))
         out[variant] = {
             "loop_seconds_per_trial": min(t_loop),
             "batched_seconds_per_trial": min(t_batched),
             "loop_seconds_per_trial_runs": t_loop,
             "batched_seconds_per_trial_runs": t_batched,
+            "batched_calls_per_run": calls,
             "loop_trials": c.loop_trials,
             "batched_trials": c.trials,
             "loop_flops_per_trial": loop_trial_flops(c.task, variant, c.rank, c.n),

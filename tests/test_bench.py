@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -96,6 +97,29 @@ def test_equality_check_passes_for_the_engine_and_fails_for_a_different_one():
     assert time_mlp(config, loop=loop)["lora"]["check"]["ok"]
     check = time_mlp(config, engine=undertrained, loop=loop)["lora"]["check"]
     assert not check["ok"] and abs(check["diff"]) > 2 * check["stderr"]
+
+
+def test_engine_is_timed_in_a_window_as_long_as_the_loops():
+    """Each run times the engine, repeated on the same trials, for at least as long as the loop's run."""
+    config = replace(_small_config(), repeats=2)
+    gaps = np.random.default_rng(0).standard_normal(config.loop_trials)
+    calls = []
+
+    def slow_loop(*args, **kwargs):
+        time.sleep(0.3)
+        return {"gap": gaps, "train_seconds": np.full(config.loop_trials, 0.001)}
+
+    def fast_engine(*args, **kwargs):
+        calls.append(args[4])
+        time.sleep(0.01)
+        return {"gap": gaps}
+
+    row = time_mlp(config, engine=fast_engine, loop=slow_loop)["lora"]
+    assert calls[0] == 2 and set(calls[1:]) == {config.trials}  # warm-up, then the timed windows
+    assert sum(row["batched_calls_per_run"]) == len(calls) - 1 and min(row["batched_calls_per_run"]) > 1
+    for loop_s, batched_s, k in zip(row["loop_seconds_per_trial_runs"], row["batched_seconds_per_trial_runs"],
+                                    row["batched_calls_per_run"]):
+        assert batched_s * k * config.trials >= loop_s * config.loop_trials
 
 
 def test_gap_check_statistic():
