@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -141,7 +142,7 @@ def _timed(fn: Callable[[], dict]) -> tuple[dict, float]:
     return out, time.perf_counter() - start
 
 
-def _window(fn: Callable[[], dict], seconds: float) -> tuple[dict, float, int]:
+def _window(fn: Callable[[], Any], seconds: float) -> tuple[Any, float, int]:
     """Call ``fn`` until at least ``seconds`` have passed (at least once): (last result, elapsed, calls)."""
     calls, start = 0, time.perf_counter()
     while True:
@@ -224,13 +225,11 @@ def time_mlp(config: MLPBenchConfig, *, engine: Engine = mlp_trial_losses,
     return out
 
 
-def _data_seconds(c: LinearBenchConfig) -> float:
-    """Seconds to draw the training sets of ``c.trials`` trials in the exact path's chunks."""
+def _draw_training_sets(c: LinearBenchConfig) -> None:
+    """Draw the training sets of ``c.trials`` trials in the exact path's chunks (and discard them)."""
     chunk = linear_trial_chunk(c.task, c.n)
-    start = time.perf_counter()
     for first in range(0, c.trials, chunk):
         sample_training_sets(c.task, c.n, np.arange(first, min(c.trials, first + chunk)), seed=c.seed)
-    return time.perf_counter() - start
 
 
 def time_linear(config: LinearBenchConfig) -> dict[str, dict]:
@@ -242,6 +241,8 @@ def time_linear(config: LinearBenchConfig) -> dict[str, dict]:
     same distribution, which ``check`` tests on the gaps (``gap_check``). ``data_seconds_per_trial``
     times the drawing of the training sets alone (in the exact path's chunks); ``loop / data`` is
     the largest ratio an exact path that draws the data could reach with solves that cost nothing.
+    Each of ``config.repeats`` runs times the Adam loop first, then each exact path and the
+    drawing in windows of the same length (repeated on the same trials), as ``time_mlp`` does.
     """
     c = config
     out: dict[str, dict] = {}
@@ -249,23 +250,26 @@ def time_linear(config: LinearBenchConfig) -> dict[str, dict]:
     for variant in c.variants:
         linear_trial_losses(c.task, variant, c.rank, c.n, 2, loss="population", seed=c.seed)  # warm-up
         linear_trial_losses(c.task, variant, c.rank, c.n, 2, loss="population", seed=c.seed, sampler="sufficient")
+        exact = linear_trial_losses(c.task, variant, c.rank, c.n, c.trials, loss="population", seed=c.seed)
+        loop_trial(c.task, variant, c.rank, c.n, 0, exact["train_loss"][0], **{**kw, "max_steps": 5})  # warm-up
         t_exact, t_suff, t_loop, t_data = [], [], [], []
         for _ in range(c.repeats):
-            exact, seconds = _timed(lambda: linear_trial_losses(c.task, variant, c.rank, c.n, c.trials,
-                                                                loss="population", seed=c.seed))
-            t_exact.append(seconds / c.trials)
-            suff, seconds = _timed(lambda: linear_trial_losses(c.task, variant, c.rank, c.n, c.trials,
-                                                               loss="population", seed=c.seed, sampler="sufficient"))
-            t_suff.append(seconds / c.trials)
-            loop_trial(c.task, variant, c.rank, c.n, 0, exact["train_loss"][0], **{**kw, "max_steps": 5})  # warm-up
             losses, steps = [], []
             start = time.perf_counter()
             for t in range(c.loop_trials):
                 loss, k = loop_trial(c.task, variant, c.rank, c.n, t, exact["train_loss"][t], **kw)
                 losses.append(loss)
                 steps.append(k)
-            t_loop.append((time.perf_counter() - start) / c.loop_trials)
-            t_data.append(_data_seconds(c) / c.trials)
+            window = time.perf_counter() - start
+            t_loop.append(window / c.loop_trials)
+            exact, seconds, calls = _window(lambda: linear_trial_losses(c.task, variant, c.rank, c.n, c.trials,
+                                                                        loss="population", seed=c.seed), window)
+            t_exact.append(seconds / (calls * c.trials))
+            suff, seconds, calls = _window(lambda: linear_trial_losses(
+                c.task, variant, c.rank, c.n, c.trials, loss="population", seed=c.seed, sampler="sufficient"), window)
+            t_suff.append(seconds / (calls * c.trials))
+            _, seconds, calls = _window(lambda: _draw_training_sets(c), window)
+            t_data.append(seconds / (calls * c.trials))
         diff = np.asarray(losses) - exact["train_loss"][: c.loop_trials]
         out[variant] = {
             "exact_seconds_per_trial": min(t_exact),
