@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -158,7 +158,7 @@ def batched_training_seconds(config: MLPBenchConfig, variant: str, min_seconds: 
 
     The inputs are built as ``mlp_trial_losses`` builds them (same streams); only the call that
     runs the Adam steps is timed, the counterpart of the loop's ``train_seconds``. The call is
-    repeated on the same inputs until the timed calls add up to ``min_seconds`` (at least once).
+    repeated on the same inputs until ``min_seconds`` have passed (at least once).
     """
     c = config
     trials = min(c.trials, trial_chunk(c.task, c.n))
@@ -168,15 +168,11 @@ def batched_training_seconds(config: MLPBenchConfig, variant: str, min_seconds: 
     inits = [init_adapters(variant, c.task.init, weights, c.task.adapted_layers, c.rank, s["init"]) for s in streams]
     state = {k: np.stack([i[k] for i in inits]) for k in inits[0]}
     trained, _ = factor_names(variant, c.task.adapted_layers)
-    total, calls = 0.0, 0
-    while calls == 0 or total < min_seconds:
-        start = time.perf_counter()
-        train_adapters(weights, state, trained, x, y,
-                       kind=c.task.kind, steps=c.task.steps, lr=c.task.lr, scaling=c.task.scaling(c.rank),
-                       activation=c.task.activation)
-        total += time.perf_counter() - start
-        calls += 1
-    return total / (calls * trials)
+    _, seconds, calls = _window(lambda: train_adapters(weights, state, trained, x, y, kind=c.task.kind,
+                                                       steps=c.task.steps, lr=c.task.lr,
+                                                       scaling=c.task.scaling(c.rank), activation=c.task.activation),
+                                min_seconds)
+    return seconds / (calls * trials)
 
 
 def time_mlp(config: MLPBenchConfig, *, engine: Engine = mlp_trial_losses,

@@ -299,11 +299,10 @@ def sample_trials(task: MLPTask, n: int, rngs: Sequence[np.random.Generator], *,
     distinct = len({id(r) for r in rngs}) == len(rngs)
     workers = min(len(rngs), torch.get_num_threads()) if distinct else 1
     if workers <= 1:
-        for t, rng in enumerate(rngs):
-            y[t] = _label(task, x[t], _draw(task, rng, x[t]), target)
-        return x, y
-    with ThreadPoolExecutor(workers) as pool:
-        draws = list(pool.map(lambda t: _draw(task, rngs[t], x[t]), range(len(rngs))))
+        draws = [_draw(task, rng, x[t]) for t, rng in enumerate(rngs)]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            draws = list(pool.map(lambda t: _draw(task, rngs[t], x[t]), range(len(rngs))))
     for t, d in enumerate(draws):
         y[t] = _label(task, x[t], d, target)
     return x, y
