@@ -115,6 +115,24 @@ class AdapterNet:
         self._plans: dict[tuple[int, bool], _Plan] = {}
         self._current: _Plan | None = None
 
+    def layer_tensors(self) -> list[tuple[str, torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+        """Per layer from the first adapted one: ``(kind, pretrained weight, params, grads)``.
+
+        ``params`` and ``grads`` are keyed by short name (``A``, ``B``, ``W``); the first
+        layer's params also hold its fixed ``base`` pre-activation (T, n, d_out) and, for a
+        frozen A, its fixed features ``feats`` = A h (T, r, n). What ``FusedGradients`` reads.
+        """
+        out = []
+        for l, kind in self.kind.items():
+            params = {k: self.p[f"layer{l}.{k}"] for k in ("A", "B", "W") if f"layer{l}.{k}" in self.p}
+            grads = {k: self.g[f"layer{l}.{k}"] for k in ("A", "B", "W") if f"layer{l}.{k}" in self.g}
+            if l == self.first and self.base is not None:
+                params["base"] = self.base
+            if l == self.first and self.feats_t is not None:
+                params["feats"] = self.feats_t
+            out.append((kind, self.w[l], params, grads))
+        return out
+
     def _layer_kind(self, l: int) -> str:
         if f"layer{l}.W" in self.p:
             return "full"
@@ -301,6 +319,8 @@ class FlatAdam:
     Attributes
     ----------
     params, grads : name -> view of the flat parameter / gradient buffer, shaped as given
+    moments : name -> views of the first and second moment buffers, shaped as given
+    t : steps taken
     """
 
     def __init__(self, tensors: Mapping[str, torch.Tensor], lr: float,
@@ -319,11 +339,13 @@ class FlatAdam:
         self._beta2, self._eps, self._correction2 = scalar(betas[1]), scalar(self.eps), scalar(1.0)
         self.params: dict[str, torch.Tensor] = {}
         self.grads: dict[str, torch.Tensor] = {}
+        self.moments: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         offset = 0
         for name, t in tensors.items():
             size = t.numel()
-            self.params[name] = self.flat[offset : offset + size].view(t.shape)
-            self.grads[name] = self.grad[offset : offset + size].view(t.shape)
+            part = lambda flat: flat[offset : offset + size].view(t.shape)  # noqa: E731
+            self.params[name], self.grads[name] = part(self.flat), part(self.grad)
+            self.moments[name] = (part(self.m), part(self.v))
             offset += size
 
     def step(self) -> None:
