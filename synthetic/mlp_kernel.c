@@ -35,6 +35,21 @@ typedef float vec __attribute__((vector_size(4 * LANES), aligned(64)));
 typedef int32_t mask __attribute__((vector_size(4 * LANES), aligned(64)));
 #define V(p) ((vec *)(p)) /* a padded, 64-byte aligned row as vectors */
 
+/* The sum of a vector's lanes, as a tree of four halvings (a fixed order). */
+_Static_assert(LANES == 16, "hsum halves 16 lanes");
+#if defined(__clang__)
+#define SWAP(v, ...) __builtin_shufflevector((v), (v), __VA_ARGS__)
+#else
+#define SWAP(v, ...) __builtin_shuffle((v), (mask){__VA_ARGS__})
+#endif
+static inline float hsum(vec v) {
+    v += SWAP(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += SWAP(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += SWAP(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v += SWAP(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return v[0];
+}
+
 typedef struct {
     int32_t kind, d_in, d_out, rank;
     float *w;            /* BASE, MERGED: shared (d_out, d_in); FULL: per trial (d_out, d_in) */
@@ -64,13 +79,15 @@ typedef struct {
 
 /* Scratch of one call; rows padded with zeros (p(d) = pad(d)). Dense layers: w[l] (d_out,
  * p(d_in)) the effective weight, wt[l] (d_in, p(d_out)) its transpose, gw[l] (d_out, p(d_in))
- * dW. FACTOR: w[l] (d_out, p(rank)) s B, wt[l] (rank, p(d_out)) s B^T, at[l] (d_in, p(rank))
- * A^T, gw[l] (rank, p(d_out)) dB^T / s then (rank, p(d_in)) dA. act[l] (ROWS, p(width l)):
- * activations, act[0] the input block; low, glow (ROWS, p(rank)): A h and s B^T g of the
- * block; g, g_in (ROWS, p(widest)): gradients wrt a layer's output and input. */
+ * dW. FACTOR: wt[l] (rank, p(d_out)) s B^T, at[l] (rank, p(d_in)) A, gw[l] (rank, p(d_out))
+ * dB^T / s then (rank, p(d_in)) dA. act[l] (ROWS, p(width l)): activations, act[0] a copy of
+ * the input block when it cannot be read in place; in: the input block; low, glow (ROWS,
+ * p(rank)): A h and s B^T g of the block; g, g_in (ROWS, p(widest)): gradients wrt a layer's
+ * output and input. */
 typedef struct {
     float *w[MAX_LAYERS], *wt[MAX_LAYERS], *at[MAX_LAYERS], *gw[MAX_LAYERS], *act[MAX_LAYERS + 1];
     float *low, *glow, *g, *g_in;
+    const float *in;
 } Scratch;
 
 /* Lay the scratch out from p (when s is not NULL); returns its size in floats. Every part is a
@@ -88,14 +105,14 @@ static size_t layout(const Net *net, float *p, Scratch *s) {
         const Layer *L = &net->layer[l];
         const size_t di = L->d_in, dout = L->d_out, r = L->rank;
         if (L->kind == FACTOR) {
-            PART(w[l], dout * pad(r));
+            PART(w[l], 0);
             PART(wt[l], r * pad(dout));
-            PART(at[l], di * pad(r));
+            PART(at[l], r * pad(di));
             PART(gw[l], r * (pad(dout) + pad(di)));
         } else {
             PART(w[l], dout * pad(di));
             PART(wt[l], di * pad(dout));
-            PART(at[l], 0);
+            PART(at[l], L->kind == MERGED ? r * pad(di) : 0);
             PART(gw[l], dout * pad(di));
         }
         PART(act[l + 1], (size_t)ROWS * pad(dout));
@@ -111,20 +128,41 @@ static size_t layout(const Net *net, float *p, Scratch *s) {
     return used;
 }
 
-/* z (ROWS, pn) (+)= h (ROWS, k) M with h rows of stride ph and M (k, pn): LANES outputs of all
- * ROWS rows at a time, accumulated in registers (ROWS independent chains, where one chain
- * through memory would wait on each store). With add, z's values are added to. */
-static void product(int k, int ph, int pn, const float *h, const float *M, float *z, int add) {
+/* z (ROWS, pn) = init + h (ROWS, k) M, with h rows of stride ph, M (k, pn) and init (ROWS, pn)
+ * or NULL for zeros (init may be z): LANES outputs of all ROWS rows at a time, accumulated in
+ * registers (ROWS independent chains, where one chain through memory would wait on each store). */
+static void product(int k, int ph, int pn, const float *h, const float *M, float *z, const float *init) {
     for (int c = 0; c < pn / LANES; c++) {
         vec acc[ROWS] = {{0}};
-        if (add)
-            for (int i = 0; i < ROWS; i++) acc[i] = V(z + (size_t)i * pn)[c];
+        if (init)
+            for (int i = 0; i < ROWS; i++) acc[i] = V(init + (size_t)i * pn)[c];
         for (int j = 0; j < k; j++) {
             const vec w = V(M + (size_t)j * pn)[c];
             for (int i = 0; i < ROWS; i++) acc[i] += h[(size_t)i * ph + j] * w;
         }
         for (int i = 0; i < ROWS; i++) V(z + (size_t)i * pn)[c] = acc[i];
     }
+}
+
+/* out (ROWS, pout)[:, :n] = h (ROWS, pk) M^T with M (n, pk): dot products along the rows, for a
+ * narrow output (the rank) that a product would pad to a whole vector. */
+static void dots(int n, int pk, const float *h, const float *M, float *out, int pout) {
+    for (int i = 0; i < ROWS; i++)
+        for (int o = 0; o < n; o++) {
+            vec acc = {0};
+            for (int c = 0; c < pk / LANES; c++) acc += V(h + (size_t)i * pk)[c] * V(M + (size_t)o * pk)[c];
+            out[(size_t)i * pout + o] = hsum(acc);
+        }
+}
+
+/* rows (rows, d) of a per-trial tensor as a block (ROWS, pad(d)): read in place when they are a
+ * whole block of whole vectors on a 64-byte boundary, else copied (zero-padded) into buffer. */
+static const float *block(int rows, int d, const float *src, float *buffer) {
+    if (rows == ROWS && d % LANES == 0 && (uintptr_t)src % 64 == 0) return src;
+    const int pd = pad(d);
+    memset(buffer, 0, sizeof(float) * (size_t)ROWS * pd);
+    for (int i = 0; i < rows; i++) memcpy(buffer + (size_t)i * pd, src + (size_t)i * d, sizeof(float) * d);
+    return buffer;
 }
 
 /* D (n, pd) += C^T S over the block: D[o] += sum_i C[i, o] S[i] with C (ROWS, n) of stride pc
@@ -143,19 +181,17 @@ static void prepare(const Net *net, int t, Scratch *s) {
     const float sc = net->scaling;
     for (int l = 0; l < net->n_layers; l++) {
         const Layer *L = &net->layer[l];
-        const int di = L->d_in, dout = L->d_out, r = L->rank, pi = pad(di), po = pad(dout), pr = pad(r);
+        const int di = L->d_in, dout = L->d_out, r = L->rank, pi = pad(di), po = pad(dout);
         float *w = s->w[l], *wt = s->wt[l];
         if (L->kind == FACTOR) {
             const float *b = L->b + (size_t)t * dout * r;
-            memset(w, 0, sizeof(float) * (size_t)dout * pr);
             memset(wt, 0, sizeof(float) * (size_t)r * po);
             for (int o = 0; o < dout; o++)
-                for (int k = 0; k < r; k++) w[(size_t)o * pr + k] = wt[(size_t)k * po + o] = sc * b[(size_t)o * r + k];
+                for (int k = 0; k < r; k++) wt[(size_t)k * po + o] = sc * b[(size_t)o * r + k];
             if (L->a) {
                 const float *a = L->a + (size_t)t * r * di;
-                memset(s->at[l], 0, sizeof(float) * (size_t)di * pr);
-                for (int k = 0; k < r; k++)
-                    for (int j = 0; j < di; j++) s->at[l][(size_t)j * pr + k] = a[(size_t)k * di + j];
+                memset(s->at[l], 0, sizeof(float) * (size_t)r * pi);
+                for (int k = 0; k < r; k++) memcpy(s->at[l] + (size_t)k * pi, a + (size_t)k * di, sizeof(float) * di);
             }
             memset(s->gw[l], 0, sizeof(float) * (size_t)r * (po + pi));
             continue;
@@ -165,6 +201,8 @@ static void prepare(const Net *net, int t, Scratch *s) {
         for (int o = 0; o < dout; o++) memcpy(w + (size_t)o * pi, src + (size_t)o * di, sizeof(float) * di);
         if (L->kind == MERGED) {
             const float *a = L->a + (size_t)t * r * di, *b = L->b + (size_t)t * dout * r;
+            memset(s->at[l], 0, sizeof(float) * (size_t)r * pi);
+            for (int k = 0; k < r; k++) memcpy(s->at[l] + (size_t)k * pi, a + (size_t)k * di, sizeof(float) * di);
             for (int o = 0; o < dout; o++)
                 for (int k = 0; k < r; k++) {
                     const float c = sc * b[(size_t)o * r + k];
@@ -176,13 +214,6 @@ static void prepare(const Net *net, int t, Scratch *s) {
             for (int j = 0; j < di; j++) wt[(size_t)j * po + o] = w[(size_t)o * pi + j];
         if (L->gw || L->ga || L->gb) memset(s->gw[l], 0, sizeof(float) * (size_t)dout * pi);
     }
-}
-
-/* Copy rows (rows, d) of a per-trial tensor into a padded block (ROWS, pad(d)). */
-static void load_rows(int rows, int d, const float *src, float *dst) {
-    const int pd = pad(d);
-    memset(dst, 0, sizeof(float) * (size_t)ROWS * pd);
-    for (int i = 0; i < rows; i++) memcpy(dst + (size_t)i * pd, src + (size_t)i * d, sizeof(float) * d);
 }
 
 /* The activation in place on n floats (a multiple of LANES); relu zeroes z <= 0 and keeps NaN, as torch. */
@@ -233,7 +264,7 @@ static void forward(const Net *net, int t, int i0, int rows, Scratch *s) {
     for (int l = 0; l <= last; l++) {
         const Layer *L = &net->layer[l];
         const int di = L->d_in, dout = L->d_out, r = L->rank, pi = pad(di), po = pad(dout), pr = pad(r);
-        const float *h = s->act[l];
+        const float *h = l == 0 ? s->in : s->act[l];
         float *z = s->act[l + 1];
         if (L->kind == FACTOR) { /* z = h W0^T (fixed) + (A h)(s B^T) */
             if (L->feats) {
@@ -241,12 +272,12 @@ static void forward(const Net *net, int t, int i0, int rows, Scratch *s) {
                 for (int i = 0; i < rows; i++)
                     for (int k = 0; k < r; k++) s->low[(size_t)i * pr + k] = L->feats[((size_t)t * r + k) * m + i0 + i];
             } else {
-                product(di, pi, pr, h, s->at[l], s->low, 0);
+                dots(r, pi, h, s->at[l], s->low, pr);
             }
-            load_rows(rows, dout, L->base + ((size_t)t * m + i0) * dout, z);
-            product(r, pr, po, s->low, s->wt[l], z, 1);
+            const float *base = block(rows, dout, L->base + ((size_t)t * m + i0) * dout, z);
+            product(r, pr, po, s->low, s->wt[l], z, base);
         } else {
-            product(di, pi, po, h, s->wt[l], z, 0);
+            product(di, pi, po, h, s->wt[l], z, NULL);
         }
         if (l < last) activate(ROWS * po, z, net->activation);
     }
@@ -259,19 +290,19 @@ static void backward(const Net *net, int t, int i0, int rows, Scratch *s) {
     for (int l = last; l >= 0; l--) {
         const Layer *L = &net->layer[l];
         const int di = L->d_in, dout = L->d_out, r = L->rank, pi = pad(di), po = pad(dout), pr = pad(r);
-        const float *h = s->act[l];
+        const float *h = l == 0 ? s->in : s->act[l];
         if (l < last) activation_grad(ROWS * po, g, s->act[l + 1], net->activation);
         if (L->kind == FACTOR) {
             if (L->gb) outer(r, pr, po, s->low, g, s->gw[l]); /* dB^T / s += (A h)^T g */
             if (L->ga) {                                      /* dA += (s B^T g^T) h */
-                product(dout, po, pr, g, s->w[l], s->glow, 0);
+                dots(r, po, g, s->wt[l], s->glow, pr);
                 outer(r, pr, pi, s->glow, h, s->gw[l] + (size_t)r * po);
             }
         } else if (L->gw || L->ga || L->gb) { /* dW += g^T h */
             outer(dout, po, pi, g, h, s->gw[l]);
         }
         if (l > 0) { /* gradient wrt the layer's input: g W */
-            product(dout, po, pi, g, s->w[l], g_in, 0);
+            product(dout, po, pi, g, s->w[l], g_in, NULL);
             float *tmp = g;
             g = g_in, g_in = tmp;
         }
@@ -299,14 +330,14 @@ static void store(const Net *net, int t, const Scratch *s) {
             float *out = L->gw + (size_t)t * dout * di;
             for (int o = 0; o < dout; o++) memcpy(out + (size_t)o * di, gw + (size_t)o * pi, sizeof(float) * di);
         } else if (L->kind == MERGED) {
-            const float *a = L->a + (size_t)t * r * di, *b = L->b + (size_t)t * dout * r;
+            const float *b = L->b + (size_t)t * dout * r;
             if (L->gb) { /* dB = s dW A^T */
                 float *gb = L->gb + (size_t)t * dout * r;
                 for (int o = 0; o < dout; o++)
                     for (int k = 0; k < r; k++) {
-                        float v = 0.0f;
-                        for (int j = 0; j < di; j++) v += gw[(size_t)o * pi + j] * a[(size_t)k * di + j];
-                        gb[(size_t)o * r + k] = sc * v;
+                        vec v = {0};
+                        for (int c = 0; c < pi / LANES; c++) v += V(gw + (size_t)o * pi)[c] * V(s->at[l] + (size_t)k * pi)[c];
+                        gb[(size_t)o * r + k] = sc * hsum(v);
                     }
             }
             if (L->ga) { /* dA = s B^T dW */
@@ -349,7 +380,7 @@ static void trial_gradients(const Net *net, int t, Scratch *s) {
     prepare(net, t, s);
     for (int i0 = 0; i0 < net->m; i0 += ROWS) {
         const int rows = net->m - i0 < ROWS ? net->m - i0 : ROWS;
-        load_rows(rows, first->d_in, net->x + ((size_t)t * net->m + i0) * first->d_in, s->act[0]);
+        s->in = block(rows, first->d_in, net->x + ((size_t)t * net->m + i0) * first->d_in, s->act[0]);
         forward(net, t, i0, rows, s);
         backward(net, t, i0, rows, s);
     }
