@@ -1,7 +1,10 @@
-r"""Hand-written forward and backward passes of the batched adapted MLP: the training hot loop.
+r"""Hand-written forward and backward passes of the batched adapted MLP, in torch.
 
-``synthetic.mlp_train.train_adapters`` runs every trial's Adam steps through this module. It
-computes what autograd would, but for a CPU it matters *how*: the per-trial problems are small
+``synthetic.mlp_train.train_adapters`` runs Adam steps through this module for minibatch and
+float64 training, for fully trained layers, and wherever the fused C kernel
+(``synthetic.mlp_kernel``, the same gradients computed row block by row block) is unavailable;
+the kernel is tested against it. It computes what autograd would, but for a CPU it matters
+*how*: the per-trial problems are small
 (a 256 x 128 activation is 128 KiB), so the cost of a step is memory traffic, allocation and
 per-operation overhead, not arithmetic. Hence:
 
