@@ -50,6 +50,30 @@ static inline float hsum(vec v) {
     return v[0];
 }
 
+/* tanh on 16 lanes: tanh|x| = -e / (2 + e) with e = expm1(-2|x|), the sign restored. expm1(u) is
+ * its Taylor polynomial to u^8 for |u| < ln2/2 (truncation below 1e-9 relative), else
+ * exp(u) - 1 with exp(u) = 2^k exp(r), r = u - k ln2 in [-ln2/2, ln2/2] and exp(r) to r^7
+ * (below 6e-9 relative). |x| > 9 is clamped (tanh(9) rounds to 1 in float32); NaN stays NaN. */
+static inline vec tanh_vec(vec x) {
+    const vec zero = {0}, big = zero + 9.0f;
+    const mask signbit = (mask){0} + INT32_MIN, sign = (mask)x & signbit;
+    vec a = (vec)((mask)x & ~signbit);
+    a = (vec)(((mask)a & ~(a > big)) | ((mask)big & (a > big)));
+    const vec u = -2.0f * a;
+    vec small = u * (1.0f + u * (1.0f / 2 + u * (1.0f / 6 + u * (1.0f / 24 + u * (1.0f / 120 + u * (1.0f / 720
+                     + u * (1.0f / 5040 + u * (1.0f / 40320))))))));
+    const vec shifter = zero + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    const vec k = (u * 1.44269504f + shifter) - shifter;
+    const vec r = (u - k * 0.693359375f) - k * -2.12194440e-4f; /* ln2 in two parts */
+    const vec er = 1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
+                        + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    const mask bits = (__builtin_convertvector(k, mask) + 127) << 23;
+    const vec large = er * (vec)bits - 1.0f;
+    const mask near = a < zero + 0.17328679f; /* |u| < ln2 / 2 */
+    const vec e = (vec)(((mask)small & near) | ((mask)large & ~near));
+    return (vec)((mask)(-e / (2.0f + e)) | sign);
+}
+
 typedef struct {
     int32_t kind, d_in, d_out, rank;
     float *w;            /* BASE, MERGED: shared (d_out, d_in); FULL: per trial (d_out, d_in) */
@@ -222,7 +246,7 @@ static void activate(int n, float *z, int activation) {
         const vec zero = {0};
         for (int j = 0; j < n / LANES; j++) V(z)[j] = (vec)((mask)V(z)[j] & ~(V(z)[j] <= zero)); /* NaN stays */
     } else {
-        for (int i = 0; i < n; i++) z[i] = tanhf(z[i]);
+        for (int j = 0; j < n / LANES; j++) V(z)[j] = tanh_vec(V(z)[j]);
     }
 }
 
@@ -408,6 +432,17 @@ static void trial_adam(const Net *net, const Adam *h, int t, int step) {
         if (L->ga) adam_update(na, L->a + t * na, L->ga + t * na, L->ma + t * na, L->va + t * na, h, c2, size);
         if (L->gb) adam_update(nb, L->b + t * nb, L->gb + t * nb, L->mb + t * nb, L->vb + t * nb, h, c2, size);
         if (L->gw) adam_update(nw, L->w + t * nw, L->gw + t * nw, L->mw + t * nw, L->vw + t * nw, h, c2, size);
+    }
+}
+
+/* out[0:n] = tanh(x[0:n]) as the kernel computes it (for tests of its accuracy). */
+void mlp_tanh(const float *x, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i += LANES) {
+        vec v = {0};
+        const int64_t k = n - i < LANES ? n - i : LANES;
+        memcpy(&v, x + i, sizeof(float) * k);
+        v = tanh_vec(v);
+        memcpy(out + i, &v, sizeof(float) * k);
     }
 }
 
