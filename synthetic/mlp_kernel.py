@@ -129,6 +129,8 @@ def _library() -> ctypes.CDLL | None:
     lib.mlp_train.argtypes = [ctypes.POINTER(_Net), ctypes.POINTER(_Adam), ctypes.c_int32, ctypes.c_int32,
                               ctypes.c_void_p]
     lib.mlp_train.restype = None
+    lib.mlp_tanh.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    lib.mlp_tanh.restype = None
     return lib
 
 
