@@ -16,6 +16,7 @@ from bench.compare import MLPBenchConfig, gap_check, reference_mlp_task, time_ml
 from bench.linear_loop import loop_trial
 from bench.mlp_loop import build_model, loop_step_flops, loop_trial_losses
 from bench.scaling import fit_exponent, format_table, measure_point
+from synthetic import mlp_kernel
 from synthetic.linear import LinearTask, linear_trial_losses
 from synthetic.mlp import mlp_trial_losses
 from synthetic.mlp_train import init_adapters
@@ -48,6 +49,9 @@ def test_bench_quick_prints_summary_last_and_writes_json(tmp_path, capsys):
     assert doc["environment"] == environment() and {"numpy", "torch", "python"} <= set(doc["environment"])
     assert doc["mlp"]["config"]["n"] == MLPBenchConfig.quick().n and "task" in doc["linear"]["config"]
     assert doc["peak"]["gflops"] > 0 and doc["machine"]["torch_threads"] == 1
+    kernel = mlp_kernel.available()
+    assert doc["machine"]["fused_mlp_kernel"] is kernel
+    assert any(("MLP training: fused kernel" if kernel else "MLP training: torch") in line for line in lines)
     for variant in ("lora", "b_only", "a_only"):
         row = doc["mlp"]["rows"][variant]
         for engine in ("loop", "batched"):
