@@ -196,12 +196,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["machine"]["torch_threads"] = torch.get_num_threads()
         report["machine"]["blas_threads"] = blas_threads()
         report["machine"]["fused_mlp_kernel"] = mlp_kernel.available()
+        training = "fused kernel" if mlp_kernel.available() else "torch (the fused kernel is unavailable)"
         peak = matmul_peak_gflops()
         report["peak"] = {"gflops": peak, "before": peak, "size": 2048, "dtype": "float32"}
         print(f"bench: torch {torch.__version__}, {os.cpu_count()} CPUs; every measurement with "
               f"torch.set_num_threads({torch.get_num_threads()}) and OpenBLAS threads {blas_threads()}; "
               f"load average before: {', '.join(f'{x:.2f}' for x in report['machine']['load_average_before'] or [])}; "
-              f"MLP training: {'fused kernel' if mlp_kernel.available() else 'torch (the fused kernel is unavailable)'}")
+              f"MLP training: {training}")
         print(f"fp32 matmul peak (torch.matmul, 2048 x 2048, best of 8): {peak:.1f} GFLOP/s")
         if args.only in (None, "mlp"):
             config = MLPBenchConfig.quick() if args.quick else MLPBenchConfig.full()

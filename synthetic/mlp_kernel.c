@@ -348,7 +348,8 @@ static void store(const Net *net, int t, const Scratch *s) {
             }
             if (L->ga) { /* dA = (s B^T g^T) h, s already in wt */
                 float *ga = L->ga + (size_t)t * r * di;
-                for (int k = 0; k < r; k++) memcpy(ga + (size_t)k * di, gw + (size_t)r * po + (size_t)k * pi, sizeof(float) * di);
+                const float *src = gw + (size_t)r * po;
+                for (int k = 0; k < r; k++) memcpy(ga + (size_t)k * di, src + (size_t)k * pi, sizeof(float) * di);
             }
         } else if (L->kind == FULL && L->gw) {
             float *out = L->gw + (size_t)t * dout * di;
@@ -359,8 +360,9 @@ static void store(const Net *net, int t, const Scratch *s) {
                 float *gb = L->gb + (size_t)t * dout * r;
                 for (int o = 0; o < dout; o++)
                     for (int k = 0; k < r; k++) {
+                        const vec *row = V(gw + (size_t)o * pi), *a = V(s->at[l] + (size_t)k * pi);
                         vec v = {0};
-                        for (int c = 0; c < pi / LANES; c++) v += V(gw + (size_t)o * pi)[c] * V(s->at[l] + (size_t)k * pi)[c];
+                        for (int c = 0; c < pi / LANES; c++) v += row[c] * a[c];
                         gb[(size_t)o * r + k] = sc * hsum(v);
                     }
             }

@@ -23,7 +23,8 @@ from synthetic.mlp_train import VARIANTS, factor_names, init_adapters, train_ada
 from tests.strategies import mlp_tasks, relu_mlp_tasks
 from tests.tolerances import tol
 
-pytestmark = pytest.mark.skipif(not mlp_kernel.available(), reason="the fused kernel is unavailable (no C compiler, or LORA_ASYM_KERNEL=0)")
+pytestmark = pytest.mark.skipif(not mlp_kernel.available(),
+                                reason="the fused kernel is unavailable (no C compiler, or LORA_ASYM_KERNEL=0)")
 
 
 def _setup(task: MLPTask, variant: str, rank: int, n: int, trials: int, seed: int = 4, shift: float = 0.3):
