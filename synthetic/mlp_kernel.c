@@ -179,13 +179,24 @@ static void dots(int n, int pk, const float *h, const float *M, float *out, int 
         }
 }
 
+/* dst (n, pad(d)) = src (n, d), each row zero-padded to whole vectors. */
+static void pad_rows(int n, int d, const float *src, float *dst) {
+    const int pd = pad(d);
+    memset(dst, 0, sizeof(float) * (size_t)n * pd);
+    for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * pd, src + (size_t)i * d, sizeof(float) * d);
+}
+
+/* dst (n, d) = src (n, pad(d)) without the padding. */
+static void unpad_rows(int n, int d, const float *src, float *dst) {
+    for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * d, src + (size_t)i * pad(d), sizeof(float) * d);
+}
+
 /* rows (rows, d) of a per-trial tensor as a block (ROWS, pad(d)): read in place when they are a
  * whole block of whole vectors on a 64-byte boundary, else copied (zero-padded) into buffer. */
 static const float *block(int rows, int d, const float *src, float *buffer) {
     if (rows == ROWS && d % LANES == 0 && (uintptr_t)src % 64 == 0) return src;
-    const int pd = pad(d);
-    memset(buffer, 0, sizeof(float) * (size_t)ROWS * pd);
-    for (int i = 0; i < rows; i++) memcpy(buffer + (size_t)i * pd, src + (size_t)i * d, sizeof(float) * d);
+    pad_rows(rows, d, src, buffer);
+    memset(buffer + (size_t)rows * pad(d), 0, sizeof(float) * (size_t)(ROWS - rows) * pad(d));
     return buffer;
 }
 
@@ -212,21 +223,15 @@ static void prepare(const Net *net, int t, Scratch *s) {
             memset(wt, 0, sizeof(float) * (size_t)r * po);
             for (int o = 0; o < dout; o++)
                 for (int k = 0; k < r; k++) wt[(size_t)k * po + o] = sc * b[(size_t)o * r + k];
-            if (L->a) {
-                const float *a = L->a + (size_t)t * r * di;
-                memset(s->at[l], 0, sizeof(float) * (size_t)r * pi);
-                for (int k = 0; k < r; k++) memcpy(s->at[l] + (size_t)k * pi, a + (size_t)k * di, sizeof(float) * di);
-            }
+            if (L->a) pad_rows(r, di, L->a + (size_t)t * r * di, s->at[l]);
             memset(s->gw[l], 0, sizeof(float) * (size_t)r * (po + pi));
             continue;
         }
         const float *src = L->kind == FULL ? L->w + (size_t)t * dout * di : L->w;
-        memset(w, 0, sizeof(float) * (size_t)dout * pi);
-        for (int o = 0; o < dout; o++) memcpy(w + (size_t)o * pi, src + (size_t)o * di, sizeof(float) * di);
+        pad_rows(dout, di, src, w);
         if (L->kind == MERGED) {
             const float *a = L->a + (size_t)t * r * di, *b = L->b + (size_t)t * dout * r;
-            memset(s->at[l], 0, sizeof(float) * (size_t)r * pi);
-            for (int k = 0; k < r; k++) memcpy(s->at[l] + (size_t)k * pi, a + (size_t)k * di, sizeof(float) * di);
+            pad_rows(r, di, a, s->at[l]);
             for (int o = 0; o < dout; o++)
                 for (int k = 0; k < r; k++) {
                     const float c = sc * b[(size_t)o * r + k];
@@ -347,13 +352,10 @@ static void store(const Net *net, int t, const Scratch *s) {
                     for (int k = 0; k < r; k++) gb[(size_t)o * r + k] = sc * gw[(size_t)k * po + o];
             }
             if (L->ga) { /* dA = (s B^T g^T) h, s already in wt */
-                float *ga = L->ga + (size_t)t * r * di;
-                const float *src = gw + (size_t)r * po;
-                for (int k = 0; k < r; k++) memcpy(ga + (size_t)k * di, src + (size_t)k * pi, sizeof(float) * di);
+                unpad_rows(r, di, gw + (size_t)r * po, L->ga + (size_t)t * r * di);
             }
         } else if (L->kind == FULL && L->gw) {
-            float *out = L->gw + (size_t)t * dout * di;
-            for (int o = 0; o < dout; o++) memcpy(out + (size_t)o * di, gw + (size_t)o * pi, sizeof(float) * di);
+            unpad_rows(dout, di, gw, L->gw + (size_t)t * dout * di);
         } else if (L->kind == MERGED) {
             const float *b = L->b + (size_t)t * dout * r;
             if (L->gb) { /* dB = s dW A^T */
