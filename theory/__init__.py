@@ -1,5 +1,6 @@
 """Closed forms of Section 4.1 of Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models"."""
 
+from theory.captured import captured_fraction, effective_rank
 from theory.expectations import (
     asymmetry_gap,
     expected_loss_a_only,
@@ -24,7 +25,9 @@ from theory.similarity import cca_similarity
 __all__ = [
     "asymmetry_gap",
     "best_rank_update",
+    "captured_fraction",
     "cca_similarity",
+    "effective_rank",
     "expected_loss_a_only",
     "expected_loss_b_only",
     "haar_stiefel",
