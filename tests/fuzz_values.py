@@ -128,7 +128,8 @@ def _reshaped(draw, valid: np.ndarray, fixed_axes: tuple[int, ...]):
 
 
 def bad_arrays(
-    valid: np.ndarray, *, fixed_axes: tuple[int, ...] | None = None, any_ndim: bool = False, huge: str = RAISE
+    valid: np.ndarray, *, fixed_axes: tuple[int, ...] | None = None, any_ndim: bool = False, huge: str = RAISE,
+    optional: bool = False,
 ) -> st.SearchStrategy[Bad]:
     """Invalid values of an array argument whose valid value looks like ``valid``.
 
@@ -136,7 +137,7 @@ def bad_arrays(
     for the arrays limited to ``MAX_ABS``), one axis too few or too many (EITHER with ``any_ndim``:
     arrays of any rank are valid), an empty axis, complex entries, None, a string, a ragged nested
     list, an object array; and a length change along each axis (``fixed_axes``: the axes whose
-    length other arguments fix, all of them by default).
+    length other arguments fix, all of them by default). With ``optional``, None is valid (OK).
     """
     valid = np.asarray(valid)
     fixed = tuple(range(valid.ndim)) if fixed_axes is None else fixed_axes
@@ -145,20 +146,27 @@ def bad_arrays(
         *empties, ("complex", valid + 1j), ("None", None), ("string", "matrix"), ("ragged", [[1.0, 2.0], [3.0]]),
         ("object array", np.array([{"a": 1}], dtype=object)), ("scalar", 1.0),
     ]
+    if optional:
+        fixed_items = [item for item in fixed_items if item[1] is not None]
     ranks = _fixed(("one axis too few", valid[0]), ("one axis too many", valid[None]),
                    expect=EITHER if any_ndim else RAISE)
-    return st.one_of(_fixed(*fixed_items), ranks, _poisoned(valid),
-                     _poisoned(valid, (HUGE, -HUGE), "above MAX_ABS", huge), _reshaped(valid, fixed))
+    parts = [_fixed(*fixed_items), ranks, _poisoned(valid),
+             _poisoned(valid, (HUGE, -HUGE), "above MAX_ABS", huge), _reshaped(valid, fixed)]
+    if optional:
+        parts.append(st.just(Bad("None (optional)", None, OK)))
+    return st.one_of(parts)
 
 
-def bad_covariances(valid: np.ndarray) -> st.SearchStrategy[Bad]:
-    """``bad_arrays`` plus a non-symmetric and a non-PSD matrix of the same size; zero is EITHER."""
+def bad_covariances(valid: np.ndarray, *, optional: bool = False) -> st.SearchStrategy[Bad]:
+    """``bad_arrays`` plus a non-symmetric and a non-PSD matrix of the same size; zero is EITHER.
+
+    With ``optional`` (an output metric, where None means the identity), None is valid."""
     d = valid.shape[0]
     top = float(np.linalg.eigvalsh(valid)[-1])
     asym = valid + np.triu(np.full((d, d), 0.5), 1)
     not_psd = valid - (top + 1.0) * np.outer(np.eye(d)[0], np.eye(d)[0])
     return st.one_of(
-        bad_arrays(valid),
+        bad_arrays(valid, optional=optional),
         _fixed(("non-symmetric", asym), ("not PSD", not_psd)),
         st.just(Bad("zero covariance", np.zeros((d, d)), EITHER, partners=True)),
     )

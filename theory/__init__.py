@@ -4,6 +4,7 @@ from theory.captured import captured_fraction, effective_rank
 from theory.expectations import (
     asymmetry_gap,
     expected_loss_a_only,
+    expected_loss_a_only_mc,
     expected_loss_b_only,
     loss_a_only_draws,
     loss_b_only_draws,
@@ -29,6 +30,7 @@ __all__ = [
     "cca_similarity",
     "effective_rank",
     "expected_loss_a_only",
+    "expected_loss_a_only_mc",
     "expected_loss_b_only",
     "haar_stiefel",
     "loss_a_only",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.linear import _problem, _sqrtm
+from theory.linear import _as_metric, _problem, _sqrtm, _weighted
 from theory.random import haar_stiefel
+from theory.captured import ISOTROPIC_RTOL
 from theory.validation import (
     RANK_RTOL,
     Array,
@@ -23,35 +24,57 @@ from theory.validation import (
 )
 
 
-@checked_finite("delta", "sigma", "noise_var")
-def expected_loss_a_only(delta: Array, sigma: Array, rank: int, noise_var: float) -> float:
+@checked_finite("delta", "sigma", "noise_var", "metric")
+def expected_loss_a_only(
+    delta: Array, sigma: Array, rank: int, noise_var: float, *, metric: Array | None = None
+) -> float:
     r"""Exact ``E_U[L(U A^*)]`` over a Haar output map ``B = U ∈ St(d_out, r)``.
 
-    Since ``E_U[U Uᵀ] = (r/d_out) I`` (THEORY.md §1), the expected reduction in eq. (3) is
+    Since ``E_U[U Uᵀ] = (r/d_out) I`` (docs/THEORY.md §1), the expected reduction in eq. (3) is
     ``(r/d_out) Tr[ΔΣΔᵀ]``:
 
     .. math:: E[L_{a\_only}] = d_{out} s^2 + (1 − r/d_{out}) \operatorname{Tr}[ΔΣΔ^T].
 
+    With an output metric ``G = c I`` (eq. (1G)) the same holds with every term scaled by ``c``.
+    A general ``G`` tilts the projector (docs/THEORY.md §1b) and the expectation has no closed
+    form: ``ValueError`` naming ``metric``; use ``expected_loss_a_only_mc``.
+
     Parameters
     ----------
     delta : (d_out, d_in); sigma : (d_in, d_in); rank : int; noise_var : float.
+    metric : (d_out, d_out) output metric ``G``, a non-negative multiple of the identity, or None.
     """
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
     d_out, d_in = delta_.shape
     r = as_rank(rank, d_in, d_out)
+    metric_ = _as_metric(metric, d_out)
+    scale = 1.0
+    if metric_ is not None:
+        diag = np.diagonal(metric_)
+        spread = float(np.max(np.abs(metric_ - np.diag(np.full(d_out, diag.mean())))))
+        if spread > ISOTROPIC_RTOL * max(float(diag.max()), np.finfo(np.float64).tiny):
+            raise ValueError(
+                "metric is not a multiple of the identity: E over a Haar B has no closed form for a "
+                "general output metric; use expected_loss_a_only_mc(..., metric=metric, draws=, rng=)"
+            )
+        scale = float(diag.mean())
     energy = float(np.einsum("ij,jk,ik->", delta_, sigma_, delta_))
-    return float(d_out * s2 + (1.0 - r / d_out) * energy)
+    return float(scale * (d_out * s2 + (1.0 - r / d_out) * energy))
 
 
-@checked_finite("delta", "sigma", "q", "noise_var")
-def loss_b_only_draws(delta: Array, sigma: Array, q: Array, noise_var: float) -> Array:
+@checked_finite("delta", "sigma", "q", "noise_var", "metric")
+def loss_b_only_draws(
+    delta: Array, sigma: Array, q: Array, noise_var: float, *, metric: Array | None = None
+) -> Array:
     r"""Eq. (2) for a stack of frozen ``A = Qᵀ``, vectorised over draws.
 
-    Reduction ``‖Δ Σ^{1/2} P_k‖_F²`` with ``P_k`` the projector onto ``col(Σ^{1/2} Q_k)``.
+    Reduction ``‖Ĝ P_k‖_F²`` with ``Ĝ = G^{1/2} Δ Σ^{1/2}`` (``G = I`` without a metric) and
+    ``P_k`` the projector onto ``col(Σ^{1/2} Q_k)`` (docs/THEORY.md §1 and §1b).
 
     Parameters
     ----------
     delta : (d_out, d_in); sigma : (d_in, d_in); q : (draws, d_in, r); noise_var : float.
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
 
     Returns
     -------
@@ -62,25 +85,29 @@ def loss_b_only_draws(delta: Array, sigma: Array, q: Array, noise_var: float) ->
     if q_.shape[1] != delta_.shape[1]:
         raise ValueError(f"q must have shape (draws, d_in={delta_.shape[1]}, r), got {q_.shape}")
     as_rank(q_.shape[2], delta_.shape[1], delta_.shape[0], name="q.shape[2] (the rank)")
-    root = _sqrtm(sigma_)
-    target = delta_ @ root
-    u, s, _ = np.linalg.svd(root @ q_, full_matrices=False)  # (draws, d_in, r), (draws, r)
+    target, weight = _weighted(delta_, sigma_, _as_metric(metric, delta_.shape[0]))
+    u, s, _ = np.linalg.svd(_sqrtm(sigma_) @ q_, full_matrices=False)  # (draws, d_in, r), (draws, r)
     keep = s > RANK_RTOL * s[:, :1]
     reduction = np.einsum("oi,dij->doj", target, u) ** 2  # (draws, d_out, r)
     reduction = np.sum(reduction.sum(axis=1) * keep, axis=1)
-    return delta_.shape[0] * s2 + float(np.sum(target**2)) - reduction
+    return weight * s2 + float(np.sum(target**2)) - reduction
 
 
-@checked_finite("delta", "sigma", "u", "noise_var")
-def loss_a_only_draws(delta: Array, sigma: Array, u: Array, noise_var: float) -> Array:
+@checked_finite("delta", "sigma", "u", "noise_var", "metric")
+def loss_a_only_draws(
+    delta: Array, sigma: Array, u: Array, noise_var: float, *, metric: Array | None = None
+) -> Array:
     r"""Eq. (3) for a stack of frozen orthonormal ``B = U``, vectorised over draws.
 
-    Reduction ``‖U_kᵀ Δ Σ^{1/2}‖_F²`` (``P_B = U Uᵀ`` for orthonormal columns).
+    Reduction ``‖U_kᵀ Δ Σ^{1/2}‖_F²`` (``P_B = U Uᵀ`` for orthonormal columns); with an output
+    metric ``G``, ``‖P_k Ĝ‖_F²`` with ``Ĝ = G^{1/2} Δ Σ^{1/2}`` and ``P_k`` the projector onto
+    ``col(G^{1/2} U_k)`` (docs/THEORY.md §1b).
 
     Parameters
     ----------
     delta : (d_out, d_in); sigma : (d_in, d_in); u : (draws, d_out, r) with orthonormal columns;
     noise_var : float.
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
 
     Returns
     -------
@@ -94,12 +121,26 @@ def loss_a_only_draws(delta: Array, sigma: Array, u: Array, noise_var: float) ->
     gram = np.swapaxes(u_, 1, 2) @ u_
     if not np.allclose(gram, np.eye(u_.shape[2]), atol=1e-8):
         raise ValueError("u must have orthonormal columns (draw it with haar_stiefel)")
-    target = delta_ @ _sqrtm(sigma_)
-    reduction = np.sum(np.einsum("dor,oi->dri", u_, target) ** 2, axis=(1, 2))
-    return delta_.shape[0] * s2 + float(np.sum(target**2)) - reduction
+    metric_ = _as_metric(metric, delta_.shape[0])
+    target, weight = _weighted(delta_, sigma_, metric_)
+    if metric_ is None:
+        reduction = np.sum(np.einsum("dor,oi->dri", u_, target) ** 2, axis=(1, 2))
+    else:
+        basis, s, _ = np.linalg.svd(_sqrtm(metric_) @ u_, full_matrices=False)
+        keep = s > RANK_RTOL * np.maximum(s[:, :1], np.finfo(np.float64).tiny)
+        reduction = np.sum(np.sum(np.einsum("dor,oi->dri", basis, target) ** 2, axis=2) * keep, axis=1)
+    return weight * s2 + float(np.sum(target**2)) - reduction
 
 
-@checked_finite("delta", "sigma", "noise_var")
+def _mean_stderr(losses: Array) -> tuple[float, float]:
+    """Sample mean and standard error of ``losses`` (draws,), scaled so the squares cannot overflow."""
+    # Divide by a power of two near the largest loss (exact) so that the squares cannot overflow.
+    scale = 2.0 ** int(np.frexp(np.max(np.abs(losses)))[1])
+    unit = losses / scale
+    return scale * float(unit.mean()), scale * float(unit.std(ddof=1) / np.sqrt(losses.size))
+
+
+@checked_finite("delta", "sigma", "noise_var", "metric")
 def expected_loss_b_only(
     delta: Array,
     sigma: Array,
@@ -108,17 +149,20 @@ def expected_loss_b_only(
     *,
     draws: int,
     rng: np.random.Generator,
+    metric: Array | None = None,
 ) -> tuple[float, float]:
     r"""Monte Carlo estimate of ``E_Q[L(B^* Qᵀ)]`` over a Haar ``A = Qᵀ``, ``Q ∈ St(d_in, r)``.
 
-    Eq. (2) has no closed-form expectation over ``Q`` for general ``Σ`` (THEORY.md §1); this
-    averages the exact loss over ``draws`` independent Haar draws, vectorised.
+    Eq. (2) has no closed-form expectation over ``Q`` for general ``Σ`` (docs/THEORY.md §1);
+    this averages the exact loss (eq. (2), or (1G) with ``metric``) over ``draws`` independent
+    Haar draws, vectorised.
 
     Parameters
     ----------
     delta : (d_out, d_in); sigma : (d_in, d_in); rank : int; noise_var : float.
     draws : int, at least 2.
     rng : numpy.random.Generator
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
 
     Returns
     -------
@@ -129,11 +173,43 @@ def expected_loss_b_only(
     r = as_rank(rank, delta_.shape[1], delta_.shape[0])
     draws = as_int(draws, "draws", minimum=2)
     q = haar_stiefel(delta_.shape[1], r, as_generator(rng), draws=draws)
-    losses = loss_b_only_draws(delta_, sigma, q, noise_var)
-    # Divide by a power of two near the largest loss (exact) so that the squares cannot overflow.
-    scale = 2.0 ** int(np.frexp(np.max(np.abs(losses)))[1])
-    unit = losses / scale
-    return scale * float(unit.mean()), scale * float(unit.std(ddof=1) / np.sqrt(draws))
+    return _mean_stderr(loss_b_only_draws(delta_, sigma, q, noise_var, metric=metric))
+
+
+@checked_finite("delta", "sigma", "noise_var", "metric")
+def expected_loss_a_only_mc(
+    delta: Array,
+    sigma: Array,
+    rank: int,
+    noise_var: float,
+    *,
+    draws: int,
+    rng: np.random.Generator,
+    metric: Array | None = None,
+) -> tuple[float, float]:
+    r"""Monte Carlo estimate of ``E_U[L(U A^*)]`` over a Haar ``B = U ∈ St(d_out, r)``.
+
+    The Monte Carlo route for a general output metric ``G`` (docs/THEORY.md §1b), where the
+    projector onto ``col(G^{1/2} U)`` is tilted toward ``G``'s large directions and the exact
+    ``expected_loss_a_only`` does not apply: the mean of ``loss_a_only_draws`` over ``draws``
+    independent Haar draws. Without a metric it estimates ``expected_loss_a_only``.
+
+    Parameters
+    ----------
+    delta : (d_out, d_in); sigma : (d_in, d_in); rank : int; noise_var : float.
+    draws : int, at least 2.
+    rng : numpy.random.Generator
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
+
+    Returns
+    -------
+    (mean, stderr) : tuple of float
+    """
+    delta_, _, _ = _problem(delta, sigma, noise_var)
+    r = as_rank(rank, delta_.shape[1], delta_.shape[0])
+    draws = as_int(draws, "draws", minimum=2)
+    u = haar_stiefel(delta_.shape[0], r, as_generator(rng), draws=draws)
+    return _mean_stderr(loss_a_only_draws(delta_, sigma, u, noise_var, metric=metric))
 
 
 @checked_finite("delta", "sigma", "noise_var")

@@ -8,6 +8,13 @@ the adapted weight ``W0 + M`` is
 
 .. math:: L(M) = d_{out} s^2 + \operatorname{Tr}[(Δ − M) Σ (Δ − M)^T].          (1)
 
+Inside a network the layer's outputs are read by the rest of it, and a local (Gauss–Newton)
+view weights output errors by the *output metric* ``G`` (d_out, d_out), symmetric PSD
+(docs/THEORY.md §1b, derived; not in the paper):
+
+.. math:: L_G(M) = s^2 \operatorname{Tr} G + \operatorname{Tr}[G (Δ − M) Σ (Δ − M)^T].      (1G)
+
+Every loss here takes ``metric=G``; ``metric=None`` means ``G = I`` and gives eq. (1).
 ``noise_var`` is ``s²`` throughout. All arrays are float64.
 """
 
@@ -36,6 +43,22 @@ def _problem(delta: object, sigma: object, noise_var: object) -> tuple[Array, Ar
     return delta_, sigma_, as_real(noise_var, "noise_var", minimum=0.0)
 
 
+def _as_metric(metric: object, d_out: int) -> Array | None:
+    """The validated output metric ``G`` (d_out, d_out), or None for the identity."""
+    return None if metric is None else as_covariance(metric, "metric", dim=d_out)
+
+
+def _weighted(delta: Array, sigma: Array, metric: Array | None) -> tuple[Array, float]:
+    """``(G^{1/2} Δ Σ^{1/2}, Tr G)``: the shift in the metrics of both sides, and the noise weight.
+
+    Every loss of eq. (1G) is ``s² Tr G + ‖G^{1/2} (Δ − M) Σ^{1/2}‖_F²``.
+    """
+    target = delta @ _sqrtm(sigma)
+    if metric is None:
+        return target, float(delta.shape[0])
+    return _sqrtm(metric) @ target, float(np.trace(metric))
+
+
 def sqrtm_psd(sigma: Array) -> Array:  # (d, d) -> (d, d)
     r"""Symmetric square root ``Σ^{1/2}`` of a PSD matrix (eigenvalues clipped at 0).
 
@@ -59,11 +82,13 @@ def _orthonormal_basis(x: Array) -> Array:
     return u[:, s > RANK_RTOL * s[0]]
 
 
-@checked_finite("delta", "m", "sigma", "noise_var")
-def population_loss(delta: Array, m: Array, sigma: Array, noise_var: float) -> float:
-    r"""Population squared loss of the adapted weight ``W0 + M``, THEORY.md eq. (1).
+@checked_finite("delta", "m", "sigma", "noise_var", "metric")
+def population_loss(delta: Array, m: Array, sigma: Array, noise_var: float, *, metric: Array | None = None) -> float:
+    r"""Population squared loss of the adapted weight ``W0 + M``, docs/THEORY.md eq. (1) and (1G).
 
-    .. math:: L(M) = d_{out} s^2 + \operatorname{Tr}[(Δ − M) Σ (Δ − M)^T]
+    .. math:: L_G(M) = s^2 \operatorname{Tr} G + \operatorname{Tr}[G (Δ − M) Σ (Δ − M)^T],
+
+    which is eq. (1), ``d_out s² + Tr[(Δ − M) Σ (Δ − M)ᵀ]``, for ``G = I``.
 
     Parameters
     ----------
@@ -71,11 +96,16 @@ def population_loss(delta: Array, m: Array, sigma: Array, noise_var: float) -> f
     m : (d_out, d_in) the update, e.g. ``B @ A``.
     sigma : (d_in, d_in) input covariance, symmetric PSD.
     noise_var : float, ``s² >= 0``.
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
     """
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
     m_ = as_matrix(m, "m", delta_.shape)
+    metric_ = _as_metric(metric, delta_.shape[0])
     resid = delta_ - m_
-    return float(delta_.shape[0] * s2 + np.einsum("ij,jk,ik->", resid, sigma_, resid))
+    if metric_ is None:
+        return float(delta_.shape[0] * s2 + np.einsum("ij,jk,ik->", resid, sigma_, resid))
+    excess = np.einsum("ab,ai,ij,bj->", metric_, resid, sigma_, resid)
+    return float(s2 * np.trace(metric_) + max(float(excess), 0.0))
 
 
 @checked_finite("delta", "a", "sigma")
@@ -109,21 +139,24 @@ def optimal_b(delta: Array, a: Array, sigma: Array) -> Array:
     return np.linalg.solve(gram, a_ @ sigma_ @ delta_.T).T
 
 
-@checked_finite("delta", "b")
-def optimal_a(delta: Array, b: Array, sigma: Array) -> Array:
-    r"""Lemma 4.2: the best feature extractor for a frozen output map ``B``.
+@checked_finite("delta", "b", "metric")
+def optimal_a(delta: Array, b: Array, sigma: Array, *, metric: Array | None = None) -> Array:
+    r"""Lemma 4.2: the best feature extractor for a frozen output map ``B``, in the metric ``G``.
 
-    .. math:: A^* = (B^T B)^{-1} B^T Δ
+    .. math:: A^* = (B^T G B)^{-1} B^T G Δ
 
-    Zhu et al. (ICML 2024), Lemma 4.2. ``A*`` does not depend on ``Σ``; with ``Σ`` singular it
-    is one minimiser among many, all with the loss (3). Requires ``B`` of full column rank
-    (``ValueError`` when ``BᵀB`` is singular at ``RANK_RTOL``); when ``cond(BᵀB) > COND_WARN`` an
-    ``IllConditionedWarning`` says so and ``A*`` is the least-squares solution of ``B A ≈ Δ``
-    (``numpy.linalg.lstsq``) instead of the normal equations.
+    Zhu et al. (ICML 2024), Lemma 4.2, for ``G = I`` (``A* = (BᵀB)⁻¹BᵀΔ``); the metric form is
+    derived in docs/THEORY.md §1b (minimise eq. (1G) over ``A``: the normal equations
+    ``BᵀG(BA − Δ)Σ = 0``). ``A*`` does not depend on ``Σ``; with ``Σ`` singular it is one
+    minimiser among many, all with the loss (3). Requires ``BᵀGB`` invertible (``ValueError``
+    when it is singular at ``RANK_RTOL``); when its condition number exceeds ``COND_WARN`` an
+    ``IllConditionedWarning`` says so and ``A*`` is the least-squares solution of
+    ``G^{1/2} B A ≈ G^{1/2} Δ`` (``numpy.linalg.lstsq``) instead of the normal equations.
 
     Parameters
     ----------
     delta : (d_out, d_in); b : (d_out, r); sigma : (d_in, d_in).
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
 
     Returns
     -------
@@ -132,10 +165,14 @@ def optimal_a(delta: Array, b: Array, sigma: Array) -> Array:
     delta_, _, _ = _problem(delta, sigma, 0.0)
     b_ = as_matrix(b, "b", (delta_.shape[0], None))
     as_rank(b_.shape[1], delta_.shape[1], delta_.shape[0], name="b.shape[1] (the rank)")
-    gram = b_.T @ b_
-    if _ill_conditioned(gram, "Bᵀ B", "b", "loss_a_only"):
-        return np.linalg.lstsq(b_, delta_, rcond=None)[0]
-    return np.linalg.solve(gram, b_.T @ delta_)
+    metric_ = _as_metric(metric, delta_.shape[0])
+    gb = b_ if metric_ is None else metric_ @ b_
+    gram = (b_.T @ gb + gb.T @ b_) / 2
+    label = "Bᵀ B" if metric_ is None else "Bᵀ G B"
+    if _ill_conditioned(gram, label, "b" if metric_ is None else "b and metric", "loss_a_only"):
+        root = np.eye(delta_.shape[0]) if metric_ is None else _sqrtm(metric_)
+        return np.linalg.lstsq(root @ b_, root @ delta_, rcond=None)[0]
+    return np.linalg.solve(gram, gb.T @ delta_)
 
 
 def _ill_conditioned(gram: Array, label: str, arg: str, fallback: str) -> bool:
@@ -163,8 +200,8 @@ def _ill_conditioned(gram: Array, label: str, arg: str, fallback: str) -> bool:
     return True
 
 
-@checked_finite("delta", "a", "sigma", "noise_var")
-def loss_b_only(delta: Array, a: Array, sigma: Array, noise_var: float) -> float:
+@checked_finite("delta", "a", "sigma", "noise_var", "metric")
+def loss_b_only(delta: Array, a: Array, sigma: Array, noise_var: float, *, metric: Array | None = None) -> float:
     r"""Lemma 4.1, eq. (2): the population loss after tuning ``B`` with ``A`` frozen.
 
     .. math::
@@ -172,25 +209,27 @@ def loss_b_only(delta: Array, a: Array, sigma: Array, noise_var: float) -> float
                    − \operatorname{Tr}[AΣΔ^TΔΣA^T (AΣA^T)^{-1}]
 
     The reduction equals ``‖Δ Σ^{1/2} P‖_F²`` with ``P`` the orthogonal projector onto
-    ``col(Σ^{1/2} Aᵀ)`` (THEORY.md, derived); it is computed in that form, which is the minimum
-    over ``B`` also when ``A Σ Aᵀ`` is singular.
+    ``col(Σ^{1/2} Aᵀ)`` (docs/THEORY.md §1, derived); it is computed in that form, which is the
+    minimum over ``B`` also when ``A Σ Aᵀ`` is singular. With an output metric ``G``
+    (eq. (1G), docs/THEORY.md §1b) the minimiser ``B* = ΔΣAᵀ(AΣAᵀ)⁻¹`` is unchanged and the
+    loss is ``s² Tr G + ‖G^{1/2} Δ Σ^{1/2} (I − P)‖_F²``.
 
     Parameters
     ----------
     delta : (d_out, d_in); a : (r, d_in); sigma : (d_in, d_in); noise_var : float.
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
     """
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
     a_ = as_matrix(a, "a", (None, delta_.shape[1]))
     as_rank(a_.shape[0], delta_.shape[1], delta_.shape[0], name="a.shape[0] (the rank)")
-    root = _sqrtm(sigma_)
-    target = delta_ @ root
-    basis = _orthonormal_basis(root @ a_.T)
+    target, weight = _weighted(delta_, sigma_, _as_metric(metric, delta_.shape[0]))
+    basis = _orthonormal_basis(_sqrtm(sigma_) @ a_.T)
     reduction = float(np.sum((target @ basis) ** 2))
-    return float(delta_.shape[0] * s2 + np.sum(target**2) - reduction)
+    return float(weight * s2 + np.sum(target**2) - reduction)
 
 
-@checked_finite("delta", "b", "sigma", "noise_var")
-def loss_a_only(delta: Array, b: Array, sigma: Array, noise_var: float) -> float:
+@checked_finite("delta", "b", "sigma", "noise_var", "metric")
+def loss_a_only(delta: Array, b: Array, sigma: Array, noise_var: float, *, metric: Array | None = None) -> float:
     r"""Lemma 4.2, eq. (3): the population loss after tuning ``A`` with ``B`` frozen.
 
     .. math::
@@ -198,33 +237,41 @@ def loss_a_only(delta: Array, b: Array, sigma: Array, noise_var: float) -> float
                    − \operatorname{Tr}[B^TΔΣΔ^TB (B^TB)^{-1}]
 
     The reduction equals ``‖P_B Δ Σ^{1/2}‖_F²`` with ``P_B`` the projector onto ``col(B)``.
+    With an output metric ``G`` (eq. (1G), docs/THEORY.md §1b) the optimum is
+    ``A* = (BᵀGB)⁻¹BᵀGΔ`` and the reduction is ``‖P Ĝ‖_F²`` with ``Ĝ = G^{1/2} Δ Σ^{1/2}`` and
+    ``P`` the projector onto ``col(G^{1/2} B)``: the output side is now tilted by ``G`` as the
+    input side of eq. (2) is tilted by ``Σ``.
 
     Parameters
     ----------
     delta : (d_out, d_in); b : (d_out, r); sigma : (d_in, d_in); noise_var : float.
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
     """
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
     b_ = as_matrix(b, "b", (delta_.shape[0], None))
     as_rank(b_.shape[1], delta_.shape[1], delta_.shape[0], name="b.shape[1] (the rank)")
-    target = delta_ @ _sqrtm(sigma_)
-    basis = _orthonormal_basis(b_)
+    metric_ = _as_metric(metric, delta_.shape[0])
+    target, weight = _weighted(delta_, sigma_, metric_)
+    basis = _orthonormal_basis(b_ if metric_ is None else _sqrtm(metric_) @ b_)
     reduction = float(np.sum((basis.T @ target) ** 2))
-    return float(delta_.shape[0] * s2 + np.sum(target**2) - reduction)
+    return float(weight * s2 + np.sum(target**2) - reduction)
 
 
-def best_rank_update(delta: Array, sigma: Array, rank: int) -> Array:
-    r"""The minimiser of eq. (1) over updates of rank at most ``r`` (both factors trained).
+def best_rank_update(delta: Array, sigma: Array, rank: int, *, metric: Array | None = None) -> Array:
+    r"""The minimiser of eq. (1) (or (1G)) over updates of rank at most ``r`` (both factors trained).
 
-    Eckart–Young in the Σ-metric (THEORY.md, derived): with ``Δ Σ^{1/2} = U S V^T``,
+    Eckart–Young in the Σ-metric (docs/THEORY.md §1, derived): with
+    ``G^{1/2} Δ Σ^{1/2} = U S V^T``,
 
-    .. math:: M^* = U_r S_r V_r^T (Σ^{1/2})^{+},
+    .. math:: M^* = (G^{1/2})^{+} U_r S_r V_r^T (Σ^{1/2})^{+},
 
-    where ``+`` is the pseudo-inverse; ``M* = B A`` with ``B = U_r S_r`` and
-    ``A = V_r^T (Σ^{1/2})^+``.
+    where ``+`` is the pseudo-inverse and ``G = I`` without a metric; ``M* = B A`` with
+    ``B = (G^{1/2})^+ U_r S_r`` and ``A = V_r^T (Σ^{1/2})^+``.
 
     Parameters
     ----------
     delta : (d_out, d_in); sigma : (d_in, d_in); rank : int in [1, min(d_in, d_out)].
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
 
     Returns
     -------
@@ -232,36 +279,47 @@ def best_rank_update(delta: Array, sigma: Array, rank: int) -> Array:
     """
     delta_, sigma_, _ = _problem(delta, sigma, 0.0)
     r = as_rank(rank, delta_.shape[1], delta_.shape[0])
+    metric_ = _as_metric(metric, delta_.shape[0])
     root = _sqrtm(sigma_)
-    u, s, vt = np.linalg.svd(delta_ @ root, full_matrices=False)
-    return (u[:, :r] * s[:r]) @ vt[:r] @ np.linalg.pinv(root, rcond=RANK_RTOL, hermitian=True)
+    target, _ = _weighted(delta_, sigma_, metric_)
+    u, s, vt = np.linalg.svd(target, full_matrices=False)
+    update = (u[:, :r] * s[:r]) @ vt[:r] @ np.linalg.pinv(root, rcond=RANK_RTOL, hermitian=True)
+    if metric_ is None:
+        return update
+    return np.linalg.pinv(_sqrtm(metric_), rcond=RANK_RTOL, hermitian=True) @ update
 
 
-@checked_finite("delta", "sigma", "noise_var")
-def loss_lora(delta: Array, sigma: Array, rank: int, noise_var: float) -> float:
+@checked_finite("delta", "sigma", "noise_var", "metric")
+def loss_lora(delta: Array, sigma: Array, rank: int, noise_var: float, *, metric: Array | None = None) -> float:
     r"""Population loss with both factors trained (``lora``): the best rank-r update.
 
-    .. math:: \min_{\operatorname{rank} M \le r} L(M) = d_{out} s^2 + \sum_{i>r} s_i^2,
+    .. math:: \min_{\operatorname{rank} M \le r} L_G(M) = s^2 \operatorname{Tr} G + \sum_{i>r} s_i^2,
 
-    ``s_i`` the singular values of ``Δ Σ^{1/2}`` (THEORY.md §1, derived: Eckart–Young in the
-    Σ-metric).
+    ``s_i`` the singular values of ``G^{1/2} Δ Σ^{1/2}`` (docs/THEORY.md §1 and §1b, derived:
+    Eckart–Young in the metrics of both sides; ``G = I`` gives ``d_out s² + Σ_{i>r} s_i²``).
 
     Parameters
     ----------
     delta : (d_out, d_in); sigma : (d_in, d_in); rank : int; noise_var : float.
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
     """
     delta_, sigma_, s2 = _problem(delta, sigma, noise_var)
     r = as_rank(rank, delta_.shape[1], delta_.shape[0])
-    s = np.linalg.svd(delta_ @ _sqrtm(sigma_), compute_uv=False)
-    return float(delta_.shape[0] * s2 + np.sum(s[r:] ** 2))
+    target, weight = _weighted(delta_, sigma_, _as_metric(metric, delta_.shape[0]))
+    s = np.linalg.svd(target, compute_uv=False)
+    return float(weight * s2 + np.sum(s[r:] ** 2))
 
 
-def loss_full(delta: Array, sigma: Array, noise_var: float) -> float:
-    r"""Population loss of full fine-tuning: ``M = Δ`` reaches the noise floor ``d_out s²``.
+def loss_full(delta: Array, sigma: Array, noise_var: float, *, metric: Array | None = None) -> float:
+    r"""Population loss of full fine-tuning: ``M = Δ`` reaches the noise floor ``s² Tr G``.
+
+    ``d_out s²`` without a metric (eq. (1)); ``s² Tr G`` with one (eq. (1G)).
 
     Parameters
     ----------
     delta : (d_out, d_in); sigma : (d_in, d_in); noise_var : float.
+    metric : (d_out, d_out) output metric ``G``, symmetric PSD; None (default) is the identity.
     """
     delta_, _, s2 = _problem(delta, sigma, noise_var)
-    return float(delta_.shape[0] * s2)
+    metric_ = _as_metric(metric, delta_.shape[0])
+    return float(delta_.shape[0] * s2 if metric_ is None else s2 * np.trace(metric_))

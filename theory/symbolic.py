@@ -7,6 +7,8 @@ For small symbolic dimensions (every entry of ``Δ``, ``Σ``, ``A`` and ``B`` a 
   Lemma 4.2 (``∂L/∂A = −2Bᵀ(Δ − BA)Σ = 0`` at ``A*``), by differentiating eq. (1) entrywise;
 * the loss formulas (2) and (3), as ``L(B* A)`` and ``L(B A*)`` simplified against the
   closed forms;
+* with an output metric ``G`` (eq. (1G), docs/THEORY.md §1b): ``A* = (BᵀGB)⁻¹BᵀGΔ`` is
+  stationary (``∂L_G/∂A = −2BᵀG(Δ − BA)Σ = 0``) and ``B* = ΔΣAᵀ(AΣAᵀ)⁻¹`` stays stationary;
 * ``E_U[U Uᵀ] = (r/d) I`` for ``r = 1`` and ``d ∈ {2, 3}``, by integrating over the sphere in
   polar and spherical coordinates.
 
@@ -39,9 +41,13 @@ def _covariance(d: int) -> sp.Matrix:
     return sp.Matrix(d, d, lambda i, j: sp.Symbol(f"sigma{min(i, j)}{max(i, j)}", real=True))
 
 
-def _loss(delta: sp.Matrix, m: sp.Matrix, sigma: sp.Matrix, s2: sp.Symbol) -> sp.Expr:
+def _loss(delta: sp.Matrix, m: sp.Matrix, sigma: sp.Matrix, s2: sp.Symbol,
+          metric: sp.Matrix | None = None) -> sp.Expr:
+    """Eq. (1), or eq. (1G) with ``metric``: ``s² Tr G + Tr[G (Δ − M) Σ (Δ − M)ᵀ]``."""
     resid = delta - m
-    return delta.shape[0] * s2 + (resid * sigma * resid.T).trace()
+    if metric is None:
+        return delta.shape[0] * s2 + (resid * sigma * resid.T).trace()
+    return s2 * metric.trace() + (metric * resid * sigma * resid.T).trace()
 
 
 def _is_zero(expr: sp.Expr | sp.Matrix) -> bool:
@@ -102,6 +108,27 @@ def lemma_4_2(d_out: int = 3, d_in: int = 2, rank: int = 1) -> list[Identity]:
     ]
 
 
+def metric_optima(d_out: int = 3, d_in: int = 2, rank: int = 1) -> list[Identity]:
+    r"""Eq. (1G): ``A* = (BᵀGB)⁻¹BᵀGΔ`` and ``B* = ΔΣAᵀ(AΣAᵀ)⁻¹`` are stationary for a symmetric ``G``.
+
+    ``L_G`` is a convex quadratic in ``A`` (Hessian ``2 Σ ⊗ BᵀGB ⪰ 0``) and in ``B`` (Hessian
+    ``2 AΣAᵀ ⊗ G ⪰ 0``) for ``G ⪰ 0``, so these stationary points are minimisers.
+    """
+    delta, sigma, metric = _matrix("delta", d_out, d_in), _covariance(d_in), _matrix("g", d_out, d_out)
+    metric = sp.Matrix(d_out, d_out, lambda i, j: metric[min(i, j), max(i, j)])
+    a, b = _matrix("a", rank, d_in), _matrix("b", d_out, rank)
+    s2 = sp.Symbol("s2", nonnegative=True)
+    a_star = (b.T * metric * b).inv() * b.T * metric * delta
+    grad_a = _gradient(_loss(delta, b * a, sigma, s2, metric), a).subs(dict(zip(a, a_star)))
+    b_star = delta * sigma * a.T * (a * sigma * a.T).inv()
+    grad_b = _gradient(_loss(delta, b * a, sigma, s2, metric), b).subs(dict(zip(b, b_star)))
+    dims = f"d_out={d_out}, d_in={d_in}, r={rank}"
+    return [
+        Identity("metric_a_only_stationarity", f"dL_G/dA = 0 at A* = (BᵀGB)⁻¹BᵀGΔ ({dims})", _is_zero(grad_a)),
+        Identity("metric_b_only_stationarity", f"dL_G/dB = 0 at B* = ΔΣAᵀ(AΣAᵀ)⁻¹ ({dims})", _is_zero(grad_b)),
+    ]
+
+
 def haar_second_moment() -> list[Identity]:
     r"""``E_U[U Uᵀ] = (r/d) I`` for ``r = 1``: ``U`` uniform on the unit sphere of ``R^d``."""
     theta, phi = sp.symbols("theta phi", real=True)
@@ -122,4 +149,4 @@ def haar_second_moment() -> list[Identity]:
 
 def verify() -> list[Identity]:
     """Run every symbolic derivation; each returned ``Identity.holds`` should be True."""
-    return [*lemma_4_1(), *lemma_4_2(), *haar_second_moment()]
+    return [*lemma_4_1(), *lemma_4_2(), *metric_optima(), *haar_second_moment()]
