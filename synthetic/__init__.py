@@ -14,11 +14,13 @@ from synthetic.linear import (
 )
 from synthetic.lstsq import lstsq_batched
 from synthetic.mlp import MLPTask, mlp_trial_losses
+from synthetic.mlp_geometry import AsymmetryPrediction, layer_geometry, predict_asymmetry
 from synthetic.montecarlo import GapResult, GapSummary, mean_interval, measure_gap, summarize
 from synthetic.quantize import Quantized, quantize
 from synthetic.similarity import similarity_grid
 
 __all__ = [
+    "AsymmetryPrediction",
     "GDConfig",
     "GapResult",
     "GapSummary",
@@ -36,6 +38,7 @@ __all__ = [
     "frozen_factors",
     "gd_fit",
     "gd_vs_closed_form",
+    "layer_geometry",
     "linear_supersample",
     "linear_trial_losses",
     "lstsq_batched",
@@ -46,6 +49,7 @@ __all__ = [
     "mlp_trial_losses",
     "perturbed_trial_losses",
     "population_losses",
+    "predict_asymmetry",
     "quantize",
     "sample_training_sets",
     "similarity_grid",
