@@ -15,6 +15,7 @@ FIGURES: tuple[str, ...] = (
     "bound_ratios",
     "similarity",
     "rank_doubling",
+    "asymmetry_predictor",
 )
 
 

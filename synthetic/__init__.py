@@ -14,12 +14,14 @@ from synthetic.linear import (
 )
 from synthetic.lstsq import lstsq_batched
 from synthetic.mlp import MLPTask, mlp_trial_losses
+from synthetic.mlp_advantage import AdvantageMeasurement, measure_advantage
 from synthetic.mlp_geometry import AsymmetryPrediction, layer_geometry, predict_asymmetry
 from synthetic.montecarlo import GapResult, GapSummary, mean_interval, measure_gap, summarize
 from synthetic.quantize import Quantized, quantize
 from synthetic.similarity import similarity_grid
 
 __all__ = [
+    "AdvantageMeasurement",
     "AsymmetryPrediction",
     "GDConfig",
     "GapResult",
@@ -43,6 +45,7 @@ __all__ = [
     "linear_trial_losses",
     "lstsq_batched",
     "mean_interval",
+    "measure_advantage",
     "measure_gap",
     "mlp_fit",
     "mlp_supersample",

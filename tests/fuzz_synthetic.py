@@ -44,6 +44,9 @@ M_STACK = np.zeros((2, D_OUT, D_IN))
 GD = synthetic.GDConfig(steps=3)
 MLP = synthetic.MLPTask(widths=(4, 6, 6, 3), adapted_layers=(1,), perturbed_layers=(1,), perturbation_rank=2,
                         test_size=64, steps=3)
+#: A task on which full fine-tuning lowers the test loss within 30 steps (``measure_advantage`` needs it).
+ADV_MLP = synthetic.MLPTask(widths=(4, 6, 3), adapted_layers=(0,), perturbed_layers=(0,), perturbation_rank=3,
+                            perturbation_scale=1.0, kind="regression", test_size=64, steps=30, lr=3e-2)
 SS_CONFIG = bounds.SupersampleConfig(n=3, k_z=4, k_u=2)
 
 _rng = np.random.default_rng(11)
@@ -94,6 +97,10 @@ CASES = [
     (lambda: synthetic.predict_asymmetry(dataclasses.replace(MLP, logit_scale=1e6), R, samples=16, draws=8, seed=0),
      "task has a zero output metric G at layer 1"),
     (lambda: synthetic.predict_asymmetry(MLP, R, samples=16, draws=1, seed=0), "draws must be >= 2, got 1"),
+    (lambda: synthetic.measure_advantage(ADV_MLP, 5, 32, 2, seed=0), "rank 5 exceeds min(d_in, d_out) = 4"),
+    (lambda: synthetic.measure_advantage(ADV_MLP, R, 32, 1, seed=0), "trials must be >= 2, got 1"),
+    (lambda: synthetic.measure_advantage(dataclasses.replace(ADV_MLP, perturbation_scale=0.0), R, 32, 2, seed=0),
+     "full fine-tuning did not lower the mean test loss"),
     (lambda: synthetic.similarity_grid((0, 0), (0, 1), task=MLP, rank=R, n=8), "task_seeds has repeated seeds: (0, 0)"),
     (lambda: synthetic.similarity_grid((0, 1), (2,), task=dataclasses.replace(MLP, lr=1e-200), rank=R, n=8),
      "the trained B of layer 1 in cell (task seed 0, init seed 2) is zero"),
@@ -297,6 +304,10 @@ SPECS = [
          {"task": Arg(bad_objects(("a LinearTask", TASK), ("a saturated softmax: G = 0", dataclasses.replace(
              MLP, logit_scale=1e6)))),
           "rank": MLP_RANK, "samples": Arg(COUNT), "draws": Arg(bad_ints(minimum=2, edges=(2,))), "seed": Arg(SEED)}),
+    Spec("measure_advantage", synthetic.measure_advantage,
+         lambda: dict(task=ADV_MLP, rank=R, n=32, trials=2, seed=0),
+         {"task": Arg(bad_objects(("a LinearTask", TASK))), "rank": Arg(bad_ints(minimum=1, maximum=4, edges=(1,))),
+          "n": Arg(bad_ints(minimum=1)), "trials": Arg(bad_ints(minimum=2, edges=(2,))), "seed": Arg(SEED)}),
     Spec("similarity_grid", synthetic.similarity_grid,
          lambda: dict(task_seeds=(0, 1), init_seeds=(0, 1), task=MLP, rank=R, n=8, data_seed=0),
          {"task_seeds": Arg(st.sampled_from([Bad(label, v, RAISE) for label, v in [

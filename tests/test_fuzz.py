@@ -12,7 +12,7 @@ Two parts, with the tables in one module per package (``tests/fuzz_theory.py``,
   change, the argument it disagrees with), or — for values that are valid edges, such as zero
   noise — return a result without NaN.
 
-Skipped as plain result containers: ``AsymmetryPrediction``, ``BoundResult``, ``Estimate``, ``HighProbabilityBound``,
+Skipped as plain result containers: ``AdvantageMeasurement``, ``AsymmetryPrediction``, ``BoundResult``, ``Estimate``, ``HighProbabilityBound``,
 ``GapResult``, ``GapSummary``, ``Quantized``; and the constant ``VARIANTS``. The command line is
 fuzzed in ``tests/test_fuzz_cli.py``. Test ids start with the package, so ``-k synthetic`` runs
 one package's fuzz.
