@@ -1,7 +1,7 @@
 r"""The per-run baseline of the linear task: Adam, one trial at a time, until it matches the exact fit.
 
 Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.1
-(THEORY.md §1, "Finite samples"): on ``n`` samples every tuning variant has an exact solution,
+(docs/THEORY.md §1, "Finite samples"): on ``n`` samples every tuning variant has an exact solution,
 which ``synthetic.linear.linear_trial_losses`` computes for all trials at once. Without it, a
 researcher trains each trial with Adam. This module is that loop: one ``torch.optim.Adam`` per
 trial, float32, full batch, on the objective of ``synthetic.fit``

@@ -1,7 +1,7 @@
 r"""Figure 2: the asymmetry gap ``E[L_a_only] − E[L_b_only]`` and how often b_only wins, vs d/r.
 
 Left: the measured gap (Monte Carlo over Haar ``A`` and ``B``, ±2 s.e.), normalised by
-``Tr[ΔΣΔᵀ]``, against THEORY.md eq. (4) for a rank-r Σ with equal eigenvalues (Zhu et al.,
+``Tr[ΔΣΔᵀ]``, against docs/THEORY.md eq. (4) for a rank-r Σ with equal eigenvalues (Zhu et al.,
 ICML 2024, Section 4.1.1), and against the derived large-effective-rank approximation
 ``r Tr[ΔΣ²Δᵀ]/(Tr Σ Tr[ΔΣΔᵀ]) − r/d`` for a full-rank power-law Σ. Right: the fraction of
 paired draws ``(Q, U)`` in which ``L_b_only(Qᵀ) < L_a_only(U)`` (Theorem 4.3: with high

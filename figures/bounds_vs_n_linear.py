@@ -4,13 +4,13 @@ For each tuning variant (``full``, ``lora``, ``b_only``, ``a_only``) of the Sect
 (Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models", ICML 2024), fitted in
 closed form and quantized to ``q_bits`` bits per trained parameter, one panel shows, against the
 training-set size ``n`` (log–log), three bound/gap pairs. Each bound is drawn only beside the
-measured gap of the loss *and* the algorithm it is about (THEORY.md §2):
+measured gap of the loss *and* the algorithm it is about (docs/THEORY.md §2):
 
 1. **Lemma 4.5** (with Lemma 4.4, Xu & Raginsky 2017): ``sqrt(2 σ² I / n)`` with
    ``I = storage_bits · ln 2`` nats, ``storage_bits = q N + 32`` per trained tensor (the float32
    scales are counted, unlike ``bounds.lora_mi_bound``'s ``q N``); beside the gap of the clipped
    squared loss ``min(ℓ, c)`` of the quantized model. ``σ = c/2``.
-2. **Gaussian channel** (THEORY.md §2, derived): the released predictor is ``W + N``,
+2. **Gaussian channel** (docs/THEORY.md §2, derived): the released predictor is ``W + N``,
    ``N ~ N(0, τ² I)``; ``I(W + N; S) <= ½ log det(I + Cov(W)/τ²)`` estimated by
    ``bounds.gaussian_channel_mi`` across the same trials (basic bootstrap interval, pushed
    through the monotone Xu–Raginsky map); beside the clipped-loss gap of ``W + N``

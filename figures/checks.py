@@ -1,7 +1,7 @@
 r"""Did each bound hold? One record per (configuration, bound, variant), in every figure's JSON.
 
 A generalization bound is compared only with the measured gap of the loss it is a bound on
-(THEORY.md §2; Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models", ICML 2024,
+(docs/THEORY.md §2; Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models", ICML 2024,
 Section 4.2). Both carry intervals: the bound a bootstrap interval when it is estimated (equal
 ends when it is a closed form), the gap a Monte Carlo interval. A bound **held** when
 

@@ -1,6 +1,6 @@
 r"""The released predictor ``W + N`` of the Gaussian-channel bound, and its losses.
 
-THEORY.md §2 (derived): release the trained parameters through a Gaussian channel,
+docs/THEORY.md §2 (derived): release the trained parameters through a Gaussian channel,
 ``W + N`` with ``N ~ N(0, tau^2 I_p)`` drawn independently of the training set ``S``; then
 
 .. math:: I(W + N; S) \le I(W + N; W) \le \tfrac12 \log\det\!\big(I_p + \mathrm{Cov}(W)/\tau^2\big)
@@ -58,7 +58,7 @@ def adapted_shift_rms(task: LinearTask | MLPTask) -> float:
 
     A scale of the trained parameters fixed by the task alone (not by any training set), for
     choosing the channel's ``tau`` before seeing data. Linear task: ``Δ = W_t − W0``
-    (THEORY.md §1). MLP: ``Δ_l = W_{t,l} − W0_l`` over the adapted layers (zero on an adapted
+    (docs/THEORY.md §1). MLP: ``Δ_l = W_{t,l} − W0_l`` over the adapted layers (zero on an adapted
     layer the task does not perturb), pooled.
     """
     if isinstance(task, LinearTask):

@@ -1,13 +1,13 @@
 r"""Batched closed-form fits of the four tuning variants, and the paper's frozen-factor inits.
 
 Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.1
-(THEORY.md §1, "Finite samples"): on ``n`` samples every variant has an exact solution.
+(docs/THEORY.md §1, "Finite samples"): on ``n`` samples every variant has an exact solution.
 All fits here take a leading trial axis ``T`` and solve every trial at once (batched SVD /
 eigendecomposition, no Python loop over trials).
 
 Data convention: ``x`` (T, n, d_in) are the inputs and ``y`` (T, n, d_out) the targets the
 adapter must explain, ``y − W0 x`` (``W0`` is frozen and known, the bias is fixed to
-``b_t``, THEORY.md §1). The fitted update is ``M`` (d_out, d_in), the adapted weight
+``b_t``, docs/THEORY.md §1). The fitted update is ``M`` (d_out, d_in), the adapted weight
 ``W0 + M``. The objective of every variant is
 
 .. math:: \frac1n \|Y − X M^T\|_F^2 + λ \|\text{trained}\|_F^2 ,
@@ -207,7 +207,7 @@ def frozen_factor(
     r"""One frozen factor drawn from one of the paper's inits.
 
     ``side="a"`` gives a feature extractor ``A`` (r, d_in), ``side="b"`` an output map ``B``
-    (d_out, r). Inits (THEORY.md §0):
+    (d_out, r). Inits (docs/THEORY.md §0):
 
     - ``haar``: uniform on the Stiefel manifold, ``A = Qᵀ``, ``Q ∈ St(d_in, r)``, ``B = U ∈
       St(d_out, r)`` (Zhu et al., Section 4.1).

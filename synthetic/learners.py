@@ -1,6 +1,6 @@
 r"""Batched learners for the bound experiments: shared random inits and supersamples.
 
-Two needs of the generalization bounds of THEORY.md §2 that the Monte Carlo engines
+Two needs of the generalization bounds of docs/THEORY.md §2 that the Monte Carlo engines
 (``synthetic.linear``, ``synthetic.mlp``) do not cover:
 
 - **A shared random init.** The Gaussian-channel bound estimates ``Cov(W)`` across independent
@@ -83,7 +83,7 @@ def clipped_sample_losses(x: Array, y: Array, m: Array, clip: float) -> Array:
 
     ``y`` is the target minus ``W0 x`` (``synthetic.linear`` convention), so ``y − M x`` is the
     residual of the adapted weight ``W0 + M``; the squared error is summed over the ``d_out``
-    outputs as in THEORY.md eq. (1). Range ``[0, c]``: ``c/2``-sub-Gaussian (THEORY.md §2).
+    outputs as in docs/THEORY.md eq. (1). Range ``[0, c]``: ``c/2``-sub-Gaussian (docs/THEORY.md §2).
 
     Shapes: x (T, k, d_in), y (T, k, d_out), m (T, d_out, d_in) -> (T, k).
     """
@@ -240,7 +240,7 @@ def mlp_fit(
     The init (:func:`mlp_shared_init`, from ``seed``) is the algorithm's only randomness with
     full-batch training, so trials differ only through their data: a covariance of the trained
     parameters across trials is then ``Cov(W | init)``, as the Gaussian-channel bound needs
-    (THEORY.md §2). Training is ``synthetic.mlp_train.train_adapters`` with the task's steps,
+    (docs/THEORY.md §2). Training is ``synthetic.mlp_train.train_adapters`` with the task's steps,
     lr, batch size and scaling; with ``q_bits`` the trained tensors are quantized
     (:func:`quantize_trained`).
 

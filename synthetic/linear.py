@@ -1,8 +1,8 @@
 r"""The linear-regression task of Section 4.1 (``synthetic.linear_task``), sampled for many trials at once.
 
 Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.1
-(THEORY.md §1). The adapter learns an update ``M`` of ``W0``; its exact population loss is
-THEORY.md eq. (1),
+(docs/THEORY.md §1). The adapter learns an update ``M`` of ``W0``; its exact population loss is
+docs/THEORY.md eq. (1),
 
 .. math:: L(M) = d_{out} s^2 + \operatorname{Tr}[(Δ − M) Σ (Δ − M)^T].
 
@@ -113,7 +113,7 @@ def frozen_factors(
 
 
 def population_losses(task: LinearTask, m: Array) -> Array:  # (T, d_out, d_in) -> (T,)
-    r"""THEORY.md eq. (1) for a stack of updates, ``d_out s² + Tr[(Δ − M)Σ(Δ − M)ᵀ]``.
+    r"""docs/THEORY.md eq. (1) for a stack of updates, ``d_out s² + Tr[(Δ − M)Σ(Δ − M)ᵀ]``.
 
     The batched twin of ``theory.population_loss`` for the task's diagonal ``Σ`` (tested
     against it).

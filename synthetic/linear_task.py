@@ -1,7 +1,7 @@
 r"""The linear-regression task of Section 4.1: its matrices, input spectrum and random streams.
 
 Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.1
-(THEORY.md §1): ``x ~ N(0, Σ)`` (d_in), ``y = W_t x + b_t + ε`` with ``ε ~ N(0, s² I)``
+(docs/THEORY.md §1): ``x ~ N(0, Σ)`` (d_in), ``y = W_t x + b_t + ε`` with ``ε ~ N(0, s² I)``
 (d_out), the bias fixed to ``b_t = 0``, and ``Δ = W_t − W0``.
 
 Conventions. ``Σ`` is diagonal with descending eigenvalues (its eigenvectors are the standard
@@ -84,7 +84,7 @@ class LinearTask:
         Where ``Δ``'s row space ``V_Δ`` sits among ``Σ``'s eigenvectors (sorted by decreasing
         variance): the ``k`` consecutive eigenvectors starting at
         ``round((1 − alignment)(d_in − k))``, rotated by a Haar ``k × k`` matrix; 1 puts ``Δ`` on
-        the highest-variance directions, 0 on the lowest (THEORY.md's counterexample).
+        the highest-variance directions, 0 on the lowest (docs/THEORY.md's counterexample).
         ``None``: a Haar-random row space (a "random Δ"). ``U_Δ`` is always Haar.
     noise_var : float
         ``s² >= 0``, the output-noise variance per coordinate.
@@ -94,7 +94,7 @@ class LinearTask:
         Init of the frozen factor (``synthetic.fit.INITS``).
     frozen : {"per_trial", "shared"}
         One frozen factor per trial (the paper's setting) or one shared by all trials (to
-        estimate quantities conditionally on the frozen factor, THEORY.md §2).
+        estimate quantities conditionally on the frozen factor, docs/THEORY.md §2).
     ridge : float
         ``λ >= 0`` of the fits (``synthetic.fit``).
     clip : float or None
@@ -165,7 +165,7 @@ class LinearTask:
 
     @classmethod
     def counterexample(cls, d: int = 64) -> LinearTask:
-        r"""THEORY.md's counterexample: Δ (rank 4) on the lowest-variance directions of ``Σ``.
+        r"""docs/THEORY.md's counterexample: Δ (rank 4) on the lowest-variance directions of ``Σ``.
 
         ``Σ = diag(i^{−2})``; ``σ_Δ = d/2`` puts ``Tr[ΔΣΔᵀ]`` near 1 (``4 (d/2)² / d² = 1`` up to
         the spread of the four lowest eigenvalues). A random A barely sees those directions, so

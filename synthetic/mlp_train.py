@@ -9,9 +9,9 @@ shared. Layer ``l`` of the adapted network computes (Zhu et al., ICML 2024, Sect
           \qquad \phi = \tanh \text{ or relu on hidden layers, identity on the last},
 
 or ``h_{l+1} = phi(W_l h_l)`` with the whole ``W_l`` trained (variant ``full``). The network has
-no biases: THEORY.md fixes the bias, so no variant may train one.
+no biases: docs/THEORY.md fixes the bias, so no variant may train one.
 
-Variants and initial values (THEORY.md §0):
+Variants and initial values (docs/THEORY.md §0):
 
 ========  ====================  =====================  =======================
 variant   trained               A starts at            B starts at
@@ -77,7 +77,7 @@ def factor_names(variant: str, layers: Sequence[int]) -> tuple[tuple[str, ...], 
 def init_factor(init: str, side: str, w0: Array, rank: int, rng: np.random.Generator) -> Array:
     r"""A random (or W0-derived) initial factor: ``side="A"`` gives (r, d_in), ``"B"`` (d_out, r).
 
-    ``haar``: ``A = Q^T``, ``B = U`` with Q, U Haar on their Stiefel manifolds (THEORY.md §0).
+    ``haar``: ``A = Q^T``, ``B = U`` with Q, U Haar on their Stiefel manifolds (docs/THEORY.md §0).
     ``kaiming_uniform``: PyTorch's ``kaiming_uniform_(a=sqrt(5))`` as LoRA code uses it, i.e.
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with fan_in = d_in for A and r for B.
     ``gaussian``: ``N(0, 1/d_in)`` for A, ``N(0, 1/d_out)`` for B, so rows of A (columns of B)
@@ -180,7 +180,7 @@ def sample_losses(out: torch.Tensor, target: torch.Tensor, kind: str, clip: floa
 
     Classification (``target`` (T, m) int64 labels): ``cross_entropy`` (nats, unbounded) and
     ``zero_one`` (argmax error, range [0, 1]). Regression (``target`` (T, m, d_L)): ``squared``
-    :math:`\|f(x) - y\|^2` summed over outputs as in THEORY.md eq. (1), and ``clipped``
+    :math:`\|f(x) - y\|^2` summed over outputs as in docs/THEORY.md eq. (1), and ``clipped``
     :math:`\min(\ell, c)` with range [0, clip] (sub-Gaussian with parameter c/2, Lemma 4.4).
     """
     if kind == "classification":

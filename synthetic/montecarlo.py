@@ -1,7 +1,7 @@
 r"""Monte Carlo over training sets: the generalization gap of a tuning variant, with intervals.
 
 Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.2
-(THEORY.md §2): ``gen(μ, 𝒜) = E[L_μ(W) − L_S(W)]``, the expectation over the training set
+(docs/THEORY.md §2): ``gen(μ, 𝒜) = E[L_μ(W) − L_S(W)]``, the expectation over the training set
 ``S`` and the algorithm's randomness (here: the frozen factor). ``measure_gap`` draws
 ``trials`` independent training sets, trains on each, and averages ``test − train``.
 
@@ -171,7 +171,7 @@ def measure_gap(
 
     Each of the ``trials`` trials draws an independent training set of ``n`` samples (and, for
     ``b_only``/``a_only``, a frozen factor), trains, and evaluates train and test loss
-    (THEORY.md §2, "Measured gaps"). The summary's 95 % intervals are Student-t intervals over
+    (docs/THEORY.md §2, "Measured gaps"). The summary's 95 % intervals are Student-t intervals over
     trials (``mean_interval``). A bound is only comparable with the gap of the loss it is about:
     a bounded loss (``clipped``, ``zero_one``) and, for Lemma 4.5, ``q_bits``.
 

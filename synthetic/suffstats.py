@@ -1,7 +1,7 @@
 r"""Exact linear Monte Carlo from the sufficient statistics: no (n, d) data matrix is ever drawn.
 
 Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.1
-(THEORY.md §1): the training objective of every tuning variant,
+(docs/THEORY.md §1): the training objective of every tuning variant,
 
 .. math:: \frac1n \|Y - X M^T\|_F^2 = \frac1n\big(\|Y\|_F^2 - 2\,\mathrm{tr}(M C) + \mathrm{tr}(M W M^T)\big),
           \qquad W = X^T X,\; C = X^T Y,

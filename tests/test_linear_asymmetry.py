@@ -1,6 +1,6 @@
-r"""The A/B asymmetry measured on finite samples (THEORY.md §1, Section 4.1.1 of Zhu et al.).
+r"""The A/B asymmetry measured on finite samples (docs/THEORY.md §1, Section 4.1.1 of Zhu et al.).
 
-Both regimes THEORY.md asks for: ``b_only`` beats ``a_only`` on a low-rank ``Σ`` with a random
+Both regimes docs/THEORY.md asks for: ``b_only`` beats ``a_only`` on a low-rank ``Σ`` with a random
 Δ, by eq. (4) plus a finite-n correction; and loses on the counterexample (Δ on the
 lowest-variance directions). Variants are compared on the same training sets (common seed).
 """
@@ -35,7 +35,7 @@ def test_b_only_beats_a_only_on_low_rank_sigma_by_eq_4():
 
 
 def test_a_only_beats_b_only_on_the_counterexample():
-    """THEORY.md (derived): with Δ on the lowest-variance directions of Σ, a random A barely
+    """docs/THEORY.md (derived): with Δ on the lowest-variance directions of Σ, a random A barely
     sees Δ and b_only loses to a_only. Each mean also matches its finite-n expectation:
     E[L_b | A] = L_b*(A)(n − 1)/(n − r − 1) and E[L_a | B] = L_a*(B) + s² r d_in/(n − d_in − 1)."""
     task = LinearTask.counterexample(d=16)

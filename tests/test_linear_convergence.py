@@ -1,7 +1,7 @@
 r"""Finite-n losses of the sample fits converge to the population theory like 1/n.
 
 For a Gaussian design the single-factor variants and ``full`` are ordinary least squares with
-``p`` Gaussian features and independent Gaussian noise of covariance ``C`` (THEORY.md §1,
+``p`` Gaussian features and independent Gaussian noise of covariance ``C`` (docs/THEORY.md §1,
 "Finite samples"), for which (derived here, classical OLS theory: the mean of an inverse
 Wishart matrix, e.g. Anderson, "An Introduction to Multivariate Statistical Analysis", §7)
 

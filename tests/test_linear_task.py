@@ -51,7 +51,7 @@ def test_alignment_places_the_row_space_on_a_window_of_eigenvectors(task):
 
 @given(linear_tasks(), seeds)
 def test_batched_population_loss_equals_theory(task, seed):
-    """population_losses is THEORY.md eq. (1), as theory.population_loss computes it, per trial."""
+    """population_losses is docs/THEORY.md eq. (1), as theory.population_loss computes it, per trial."""
     m = np.random.default_rng(seed).standard_normal((3, task.d_out, task.d_in))
     got = population_losses(task, m)
     for t in range(3):

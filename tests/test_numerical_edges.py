@@ -138,7 +138,7 @@ def test_ill_conditioned_frozen_output_map_warns_in_the_sample_fit():
 def test_rank_equal_to_the_smaller_width_works_for_every_variant(d_in, d_out):
     r"""``rank = min(d_in, d_out)``: every closed form is finite; ``lora`` reaches full fine-tuning
     (rank Δ <= min(d_in, d_out)); the frozen factor that is square (A when ``d_in <= d_out``, B when
-    ``d_out <= d_in``) is invertible, so that variant reaches full fine-tuning too (THEORY.md §1)."""
+    ``d_out <= d_in``) is invertible, so that variant reaches full fine-tuning too (docs/THEORY.md §1)."""
     rng = np.random.default_rng(d_in * 10 + d_out)
     r = min(d_in, d_out)
     delta = rng.standard_normal((d_out, d_in))

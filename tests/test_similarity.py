@@ -1,4 +1,4 @@
-"""Similarity grid of learned LoRA factors (synthetic.similarity), THEORY.md §3."""
+"""Similarity grid of learned LoRA factors (synthetic.similarity), docs/THEORY.md §3."""
 
 from __future__ import annotations
 

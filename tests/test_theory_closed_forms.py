@@ -125,7 +125,7 @@ def test_low_rank_sigma_makes_b_only_lossless(d_out, d_in, data):
 
 
 def test_isotropic_sigma_has_no_asymmetry_in_expectation():
-    """Σ = I: both reductions are (r/d) Tr[ΔΔᵀ] in expectation for square layers (THEORY.md §1)."""
+    """Σ = I: both reductions are (r/d) Tr[ΔΔᵀ] in expectation for square layers (docs/THEORY.md §1)."""
     rng = np.random.default_rng(0)
     d, r = 12, 3
     delta = rng.standard_normal((d, d))

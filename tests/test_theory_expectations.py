@@ -83,7 +83,7 @@ def test_b_only_beats_a_only_on_low_rank_sigma():
 
 
 def test_counterexample_a_only_beats_b_only():
-    """THEORY.md (derived): the asymmetry is not unconditional.
+    """docs/THEORY.md (derived): the asymmetry is not unconditional.
 
     Σ has variance 1000 on e_1..e_16 and 1 on e_17..e_32, and Δ acts only on the low-variance
     block (row space ⟂ Σ's top eigenvectors). A random A spends its r directions mostly on the

@@ -27,7 +27,7 @@ def _mean_and_se(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("d,r", [(3, 1), (5, 2), (6, 6)])
 def test_second_moment_is_r_over_d_identity(d, r):
-    """E_U[U Uᵀ] = (r/d) I_d for U Haar on St(d, r) (THEORY.md §1), within 4 s.e. entrywise."""
+    """E_U[U Uᵀ] = (r/d) I_d for U Haar on St(d, r) (docs/THEORY.md §1), within 4 s.e. entrywise."""
     q = theory.haar_stiefel(d, r, np.random.default_rng(0), draws=DRAWS)
     mean, se = _mean_and_se(q @ np.swapaxes(q, 1, 2))
     assert np.all(np.abs(mean - (r / d) * np.eye(d)) <= MC_SIGMAS * se + tol()["atol"])

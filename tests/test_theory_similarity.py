@@ -1,4 +1,4 @@
-"""CCA similarity of factors (THEORY.md §3, the paper's Figure 1 and Appendix A)."""
+"""CCA similarity of factors (docs/THEORY.md §3, the paper's Figure 1 and Appendix A)."""
 
 import numpy as np
 from hypothesis import given

@@ -217,7 +217,7 @@ def asymmetry_gap(delta: Array, sigma: Array, rank: int, noise_var: float) -> fl
     r"""Exact ``E_U[L_{a\_only}] − L_{b\_only}`` when ``rank Σ <= r``.
 
     With ``rank Σ <= r`` a Haar ``A = Qᵀ`` sees the whole input range almost surely
-    (``col(Σ^{1/2} Q) = range Σ``), so ``L_{b_only} = d_out s²`` and (THEORY.md eq. 4, the
+    (``col(Σ^{1/2} Q) = range Σ``), so ``L_{b_only} = d_out s²`` and (docs/THEORY.md eq. 4, the
     equal-eigenvalue case ``Σ = σ² U_X U_Xᵀ`` of Zhu et al., Section 4.1.1, and its derived
     extension to any ``Σ`` of rank ``<= r``)
 

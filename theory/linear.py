@@ -1,7 +1,7 @@
 r"""Population losses of the four tuning variants on linear least squares (Section 4.1).
 
 Setting of Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024),
-Section 4.1 (THEORY.md §1): inputs ``x`` with zero mean and covariance ``Σ`` (d_in, d_in),
+Section 4.1 (docs/THEORY.md §1): inputs ``x`` with zero mean and covariance ``Σ`` (d_in, d_in),
 targets ``y = W_t x + b_t + ε`` with ``ε ~ N(0, s² I_{d_out})`` and the bias fixed to ``b_t``;
 ``Δ = W_t − W0`` (d_out, d_in) is the shift the adapter must learn. The population loss of
 the adapted weight ``W0 + M`` is

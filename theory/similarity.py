@@ -17,7 +17,7 @@ def cca_similarity(m1: Array, m2: Array, side: str) -> float:
 
     .. math:: \rho(M_1, M_2) = \frac{\|U_1^T U_2\|_F^2}{\min(r_1, r_2)} \in [0, 1],
 
-    the mean squared canonical correlation over the smaller space (THEORY.md §3). It is
+    the mean squared canonical correlation over the smaller space (docs/THEORY.md §3). It is
     invariant to the reparametrisation ``BA = (BC)(C^{-1}A)``: use ``side="col"`` for output
     maps ``B`` (d_out, r) and ``side="row"`` for feature extractors ``A`` (r, d_in).
 
