@@ -14,7 +14,7 @@ from bounds.discrete_mi import discrete_mi
 from bounds.gaussian_channel import gaussian_channel_mi
 from bounds.kl import binary_kl, kl_inverse
 from bounds.mi import individual_sample_bound, lora_mi_bound, lora_mi_nats, subgaussian_sigma, xu_raginsky
-from bounds.params import VARIANTS, trainable_params
+from bounds.params import VARIANTS, trainable_params, trained_tensors
 from bounds.results import BoundResult, Estimate, HighProbabilityBound
 from bounds.supersample import Supersample, SupersampleConfig, run_supersample
 
@@ -44,5 +44,6 @@ __all__ = [
     "run_supersample",
     "subgaussian_sigma",
     "trainable_params",
+    "trained_tensors",
     "xu_raginsky",
 ]

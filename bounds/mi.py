@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bounds.params import trainable_params
+from bounds.params import trainable_params, trained_tensors
 from theory.validation import as_array, as_int, as_real
 
 
@@ -104,13 +104,19 @@ def individual_sample_bound(mi_nats_per_sample: Sequence[float] | float, sigma: 
     return sigma * math.sqrt(2.0) * float(np.mean(np.sqrt(mi)))
 
 
-def lora_mi_nats(variant: str, layers: Sequence[tuple[int, int]], rank: int | None, q_bits: int) -> float:
-    r"""Lemma 4.5's bound on ``I(W; S)`` in nats: ``q N ln 2``.
+def lora_mi_nats(
+    variant: str, layers: Sequence[tuple[int, int]], rank: int | None, q_bits: int, *, scale_bits: int = 0
+) -> float:
+    r"""Lemma 4.5's bound on ``I(W; S)`` in nats: ``(q N + scale_bits · K) ln 2``.
 
-    ``I(W; S) <= H(trained parameters) <= q N`` bits when each of the ``N`` trained
-    parameters (:func:`~bounds.params.trainable_params`) is stored with ``q`` bits; frozen
-    factors drawn independently of ``S`` carry no information about it
-    (``I((A, B); S) = I(B; S | A)`` for ``b_only``). Source: Zhu et al. (ICML 2024), Lemma 4.5.
+    ``I(W; S) <= H(stored model) <=`` its length in bits. Each of the ``N`` trained parameters
+    (:func:`~bounds.params.trainable_params`) is stored with ``q`` bits on a grid fixed before
+    the data (the paper's count, ``scale_bits = 0``); a quantizer that picks its step from the
+    trained values also stores that step, ``scale_bits`` per trained tensor (``K`` tensors,
+    :func:`~bounds.params.trained_tensors`; ``synthetic.quantize`` stores a float32, so
+    ``scale_bits = 32`` describes its output exactly). Frozen factors drawn independently of
+    ``S`` carry no information about it (``I((A, B); S) = I(B; S | A)`` for ``b_only``).
+    Source: Zhu et al. (ICML 2024), Lemma 4.5; docs/THEORY.md §2.2.
 
     Parameters
     ----------
@@ -118,6 +124,9 @@ def lora_mi_nats(variant: str, layers: Sequence[tuple[int, int]], rank: int | No
         As in :func:`~bounds.params.trainable_params`.
     q_bits : int
         Bits per stored trained parameter, ``>= 1``.
+    scale_bits : int, keyword-only
+        Bits stored per trained tensor besides its parameters, in [0, 64]; 0 (default) is the
+        paper's formula.
 
     Returns
     -------
@@ -125,7 +134,13 @@ def lora_mi_nats(variant: str, layers: Sequence[tuple[int, int]], rank: int | No
         Upper bound on ``I(W; S)`` in nats.
     """
     q_bits = as_int(q_bits, "q_bits", minimum=1)
-    return q_bits * trainable_params(variant, layers, rank) * math.log(2.0)
+    scale_bits = as_int(scale_bits, "scale_bits", minimum=0)
+    if scale_bits > 64:
+        raise ValueError(f"scale_bits must be <= 64 (a float64 scale), got {scale_bits}")
+    bits = q_bits * trainable_params(variant, layers, rank)
+    if scale_bits:
+        bits += scale_bits * trained_tensors(variant, layers)
+    return bits * math.log(2.0)
 
 
 def lora_mi_bound(
@@ -135,6 +150,8 @@ def lora_mi_bound(
     q_bits: int,
     sigma: float,
     n: int,
+    *,
+    scale_bits: int = 0,
 ) -> float:
     r"""Lemma 4.5: ``|gen| <= sqrt(2 sigma^2 ln2 q N / n)`` for a tuning variant.
 
@@ -145,6 +162,8 @@ def lora_mi_bound(
     independently of the data. For square layers the ``b_only`` bound is exactly ``sqrt(2)``
     smaller than ``lora``'s, so ``b_only`` at rank ``2r`` has ``lora``'s bound at rank ``r``.
     Units: the MI enters in nats (``q N`` bits times ``ln 2``); the bound is in the loss's units.
+    With ``scale_bits`` the stored bits also count that many per trained tensor (the step of a
+    data-dependent quantizer; :func:`lora_mi_nats`), which the figures use (``scale_bits=32``).
     Source: Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024),
     Lemma 4.5, with Lemma 4.4 (Xu & Raginsky 2017).
 
@@ -160,10 +179,12 @@ def lora_mi_bound(
         Sub-Gaussian parameter of the loss, ``> 0``.
     n : int
         Number of training samples, ``>= 1``.
+    scale_bits : int, keyword-only
+        Bits stored per trained tensor besides its parameters; 0 (default) is the paper's formula.
 
     Returns
     -------
     float
         Bound on ``|gen|``, in the loss's units.
     """
-    return xu_raginsky(lora_mi_nats(variant, layers, rank, q_bits), sigma, n)
+    return xu_raginsky(lora_mi_nats(variant, layers, rank, q_bits, scale_bits=scale_bits), sigma, n)

@@ -100,3 +100,19 @@ def trainable_params(variant: str, layers: Sequence[tuple[int, int]], rank: int 
         "a_only": sum(d_in for _, d_in in layers),
     }[variant]
     return rank * per_rank
+
+
+def trained_tensors(variant: str, layers: Sequence[tuple[int, int]]) -> int:
+    r"""Number of trained tensors of a tuning variant: two per layer for ``lora`` (A and B), one otherwise.
+
+    A quantizer whose step is chosen from the trained values stores one scale per tensor
+    (``synthetic.quantize``: a float32), which Lemma 4.5's ``q N`` does not count; see
+    :func:`~bounds.mi.lora_mi_nats`'s ``scale_bits``.
+
+    Parameters
+    ----------
+    variant : {"full", "lora", "b_only", "a_only"}
+    layers : sequence of (d_out, d_in)
+    """
+    variant = as_variant(variant)
+    return (2 if variant == "lora" else 1) * len(as_layers(layers))

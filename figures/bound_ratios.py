@@ -10,14 +10,14 @@ the ratios of the *measured* expected generalization gaps of the same variants o
 The ratios use ``bounds.lora_mi_bound`` (``q N`` bits, ``σ = 1/2``), whose units cancel. Each
 measured gap is also checked against the bound on *its* loss (``bound_checks``): Lemma 4.5 with
 Lemma 4.4 (Xu & Raginsky 2017) counting every stored bit, ``sqrt(2 σ² ln2 · storage_bits / n)``
-with ``storage_bits = q N + 32`` per trained tensor (the float32 scales) and ``σ = c/2`` for the
+with ``storage_bits = q N + 32`` per trained tensor (the float32 scales), which is
+``bounds.lora_mi_bound(..., scale_bits=32)``, and ``σ = c/2`` for the
 clipped loss in ``[0, c]`` (``bounds.subgaussian_sigma``), in the loss's own units, beside the
 mean gap with its 95 % Student-t interval over training sets; it is vacuous at or above ``c``.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 
 from dataclasses import asdict, dataclass
@@ -32,6 +32,9 @@ from figures.checks import T_INTERVAL, bound_check, caption_sentence
 from figures.output import render
 from synthetic.linear import LinearTask
 from synthetic.montecarlo import mean_interval, measure_gap
+
+#: Bits stored per trained tensor besides its parameters: the float32 step of ``synthetic.quantize``.
+SCALE_BITS = 32
 
 NAME = "bound_ratios"
 DESCRIPTION = "Lemma 4.5 bound ratio lora/b_only vs d_out/d_in (√2 at square) beside the measured gap ratio."
@@ -124,7 +127,9 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
             values = {
                 f"mean_gap_{v}": mean, f"mean_gap_{v}_low": low, f"mean_gap_{v}_high": high,
                 f"storage_bits_{v}": bits,
-                f"lemma45_{v}": bounds.xu_raginsky(bits * math.log(2.0), bounds.subgaussian_sigma(0.0, clip), config.n),
+                f"lemma45_{v}": bounds.lora_mi_bound(v, layer, config.rank, config.q_bits,
+                                                     bounds.subgaussian_sigma(0.0, clip), config.n,
+                                                     scale_bits=SCALE_BITS),
             }
             for key, value in values.items():
                 rows.setdefault(key, []).append(value)
@@ -194,7 +199,8 @@ def caption(config: Config, data: dict) -> str:
         f"(95% CI {data['gap_lora_low'][i]:.2f}-{data['gap_lora_high'][i]:.2f}); across shapes the measured lora/b_only "
         f"ratio is nearer (in log scale) to the {nearer} (mean |log| distance {min(near_params, near_bound):.2f} "
         f"vs {max(near_params, near_bound):.2f}). Each variant's measured clipped-loss gap is checked against "
-        f"Lemma 4.5 on that loss, counting every stored bit (q·N + 32 per tensor, σ = c/2): "
+        f"Lemma 4.5 on that loss, counting every stored bit (q·N + 32 per tensor: bounds.lora_mi_bound with "
+        f"scale_bits=32; σ = c/2): "
         f"at d_out/d_in = {data['d_out_over_d_in'][i]:g} b_only's gap is {data['mean_gap_b_only'][i]:.3g} "
         f"against its bound {data['lemma45_b_only'][i]:.3g}. " + caption_sentence(bound_checks(config, data))
     )

@@ -59,6 +59,8 @@ CASES = [
     (lambda: bounds.lora_mi_nats("c_only", [(4, 5)], 2, 8),
      "variant must be one of full, lora, b_only, a_only; got 'c_only'"),
     (lambda: bounds.lora_mi_bound("lora", [(4, 5)], 2, 0, 0.5, 100), "q_bits must be >= 1, got 0"),
+    (lambda: bounds.lora_mi_bound("lora", [(4, 5)], 2, 8, 0.5, 100, scale_bits=65), "scale_bits must be <= 64"),
+    (lambda: bounds.trained_tensors("lora", [(4, 0)]), "layers"),
     (lambda: bounds.trainable_params("b_only", [(4, 5), (2, 8)], 3),
      "rank 3 exceeds min(d_in, d_out) = 2 of layers[1] = (d_out=2, d_in=8)"),
     (lambda: bounds.code_length_bits(np.array([0.5, 1.0])), "quantized_params must be an integer array of symbols"),
@@ -91,6 +93,8 @@ LAYERS = Arg(st.one_of(
         ("negative width", [(4, -1)]), ("nan width", [(4, math.nan)]), ("dict", {4: 5})]]),
 ))
 
+SCALE_BITS = Arg(bad_ints(minimum=0, maximum=64, edges=(0, 64)))
+
 SPECS = [
     Spec("binary_kl", bounds.binary_kl, lambda: dict(p=0.2, q=0.3), {"p": Arg(UNIT), "q": Arg(UNIT)}),
     Spec("kl_inverse", bounds.kl_inverse, lambda: dict(p_hat=0.2, budget=0.1, side="upper"),
@@ -110,12 +114,16 @@ SPECS = [
              bad_arrays(np.full(3, 0.1)).filter(lambda b: b.label not in ("one axis too few", "scalar")), NONNEG,
              st.just(Bad("negative entry", np.array([0.1, -0.1, 0.1]), RAISE))), ("n",)),
           "sigma": Arg(POSITIVE), "n": Arg(bad_ints(minimum=1), ("mi_nats_per_sample",))}),
-    Spec("lora_mi_nats", bounds.lora_mi_nats, lambda: dict(variant="lora", layers=[(4, 5)], rank=2, q_bits=8),
-         {"variant": VARIANT_ARG, "layers": LAYERS, "rank": rank_arg(edges=(4,)), "q_bits": Arg(COUNT)}),
-    Spec("lora_mi_bound", bounds.lora_mi_bound,
-         lambda: dict(variant="b_only", layers=[(4, 5), (5, 5)], rank=2, q_bits=8, sigma=0.5, n=100),
+    Spec("lora_mi_nats", bounds.lora_mi_nats,
+         lambda: dict(variant="lora", layers=[(4, 5)], rank=2, q_bits=8, scale_bits=32),
          {"variant": VARIANT_ARG, "layers": LAYERS, "rank": rank_arg(edges=(4,)), "q_bits": Arg(COUNT),
-          "sigma": Arg(POSITIVE), "n": Arg(COUNT)}),
+          "scale_bits": SCALE_BITS}),
+    Spec("lora_mi_bound", bounds.lora_mi_bound,
+         lambda: dict(variant="b_only", layers=[(4, 5), (5, 5)], rank=2, q_bits=8, sigma=0.5, n=100, scale_bits=32),
+         {"variant": VARIANT_ARG, "layers": LAYERS, "rank": rank_arg(edges=(4,)), "q_bits": Arg(COUNT),
+          "sigma": Arg(POSITIVE), "n": Arg(COUNT), "scale_bits": SCALE_BITS}),
+    Spec("trained_tensors", bounds.trained_tensors, lambda: dict(variant="lora", layers=[(4, 5), (5, 5)]),
+         {"variant": VARIANT_ARG, "layers": LAYERS}),
     Spec("trainable_params", bounds.trainable_params, lambda: dict(variant="a_only", layers=[(4, 5)], rank=2),
          {"variant": VARIANT_ARG, "layers": LAYERS, "rank": rank_arg(edges=(4,))}),
     Spec("code_length_bits", bounds.code_length_bits, lambda: dict(quantized_params=SYMBOLS, q_bits=None),

@@ -184,3 +184,22 @@ def test_bad_input_names_the_argument(fn, args, message):
     """Bad input raises ``ValueError`` naming the argument and its value."""
     with pytest.raises(ValueError, match=message):
         fn(*args)
+
+
+@pytest.mark.parametrize("variant", ["full", "lora", "b_only", "a_only"])
+def test_scale_bits_count_what_the_quantizer_stores(variant):
+    """Lemma 4.5 with ``scale_bits=32`` counts exactly the bits the toolkit's quantized models store
+    (``q N`` plus a float32 step per trained tensor), on the linear task and on an MLP with two adapted
+    layers; ``scale_bits=0`` is the paper's ``q N``."""
+    import synthetic
+
+    linear = synthetic.LinearTask(d_in=6, d_out=4, spectrum="powerlaw:1", delta_rank=2, clip=4.0, n_test=16)
+    stored = synthetic.measure_gap(linear, variant, 2, n=8, trials=2, loss="clipped", q_bits=6, seed=0)
+    assert stored.records[0]["storage_bits"] == pytest.approx(lora_mi_nats(variant, [(4, 6)], 2, 6, scale_bits=32) / LN2,
+                                                              rel=1e-12)
+    mlp = synthetic.MLPTask(widths=(4, 6, 5, 3), adapted_layers=(0, 1), perturbed_layers=(1,), perturbation_rank=2,
+                            test_size=16, steps=2)
+    bits = synthetic.mlp_trial_losses(mlp, variant, 2, 8, 2, loss="zero_one", q_bits=5, seed=0)["storage_bits"][0]
+    assert bits == pytest.approx(lora_mi_nats(variant, [(6, 4), (5, 6)], 2, 5, scale_bits=32) / LN2, rel=1e-12)
+    paper = lora_mi_nats(variant, [(6, 4), (5, 6)], 2, 5) / LN2
+    assert paper == pytest.approx(5 * trainable_params(variant, [(6, 4), (5, 6)], 2), rel=1e-12)
