@@ -98,6 +98,12 @@ def _bench_module():
     return bench
 
 
+def _adapters_module():
+    from peft_bridge import cli as adapters_cli
+
+    return adapters_cli
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lora-asym`` and its subcommands."""
     parser = _Parser(
@@ -162,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _bench_module().add_arguments(bench)
     bench.set_defaults(func=lambda args: _bench_module().run_args(args))
+
+    adapters = sub.add_parser("adapters", help="compare saved PEFT LoRA adapters (Figure 1) and bound them (Lemma 4.5)")
+    _adapters_module().add_arguments(adapters)
     return parser
 
 

@@ -90,7 +90,7 @@ def _invalid_seed(text: str) -> bool:
         return True
 
 
-SUBCOMMANDS = ("figures", "list", "demo", "sweep", "bench")
+SUBCOMMANDS = ("figures", "list", "demo", "sweep", "bench", "adapters")
 
 #: Invalid values of the flags of ``figures`` and ``demo``, unknown flags and subcommands: (argv, fragment).
 CLI_BAD = {

@@ -23,7 +23,9 @@ def cca_similarity(m1: Array, m2: Array, side: str) -> float:
 
     Parameters
     ----------
-    m1, m2 : 2-D arrays with the same number of rows (``side="col"``) or columns (``"row"``).
+    m1, m2 : 2-D arrays with the same number of rows (``side="col"``) or columns (``"row"``);
+        torch tensors of any float dtype (bf16 and fp16 included, requiring grad or not) are
+        read as float64.
     side : {"col", "row"}
 
     Returns
@@ -34,13 +36,14 @@ def cca_similarity(m1: Array, m2: Array, side: str) -> float:
         raise ValueError(f"side must be one of {SIDES}, got {side!r}")
     a = as_matrix(m1, "m1")
     b = as_matrix(m2, "m2")
+    shapes = (a.shape, b.shape)
     if side == "row":
         a, b = a.T, b.T
     if a.shape[0] != b.shape[0]:
         axis = "rows" if side == "col" else "columns"
         raise ValueError(
             f"m1 and m2 must have the same number of {axis} for side={side!r}, "
-            f"got shapes {np.shape(m1)} and {np.shape(m2)}"
+            f"got shapes {shapes[0]} and {shapes[1]}"
         )
     u1, u2 = _orthonormal_basis(a), _orthonormal_basis(b)
     for name, u in (("m1", u1), ("m2", u2)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import TypeVar
@@ -54,14 +55,35 @@ class IllConditionedWarning(UserWarning):
 
 
 def _describe(value: object) -> str:
+    """A one-line description of ``value`` for an error message: never the entries of an array or tensor."""
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape}"
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     text = repr(value)
+    if "\n" in text:
+        text = " ".join(text.split())
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _from_torch(value: object) -> object:
+    """A torch tensor as a NumPy array, float64 unless complex (detached, on the CPU); other values unchanged.
+
+    Covers the dtypes NumPy lacks (bfloat16) and tensors that require grad, which ``np.asarray``
+    refuses. torch is never imported here: a tensor exists only if torch has been imported.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(value, torch.Tensor):
+        return value
+    if value.is_complex():  # refused by the caller, which names it
+        return value.detach().cpu().numpy()
+    return value.detach().to(torch.float64).cpu().numpy()
 
 
 def _float_array(value: object, name: str, what: str) -> Array:
     """``value`` as a float64 array without losing information (no complex parts, no strings)."""
+    value = _from_torch(value)
     try:
         raw = np.asarray(value)
     except (TypeError, ValueError) as exc:  # e.g. a ragged nested list
