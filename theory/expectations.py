@@ -58,7 +58,7 @@ def expected_loss_a_only(
                 "general output metric; use expected_loss_a_only_mc(..., metric=metric, draws=, rng=)"
             )
         scale = float(diag.mean())
-    energy = float(np.einsum("ij,jk,ik->", delta_, sigma_, delta_))
+    energy = max(float(np.einsum("ij,jk,ik->", delta_, sigma_, delta_)), 0.0)
     return float(scale * (d_out * s2 + (1.0 - r / d_out) * energy))
 
 
@@ -90,7 +90,7 @@ def loss_b_only_draws(
     keep = s > RANK_RTOL * s[:, :1]
     reduction = np.einsum("oi,dij->doj", target, u) ** 2  # (draws, d_out, r)
     reduction = np.sum(reduction.sum(axis=1) * keep, axis=1)
-    return weight * s2 + float(np.sum(target**2)) - reduction
+    return weight * s2 + np.maximum(float(np.sum(target**2)) - reduction, 0.0)  # a projection's norm: <= ‖target‖²
 
 
 @checked_finite("delta", "sigma", "u", "noise_var", "metric")
@@ -129,7 +129,7 @@ def loss_a_only_draws(
         basis, s, _ = np.linalg.svd(_sqrtm(metric_) @ u_, full_matrices=False)
         keep = s > RANK_RTOL * np.maximum(s[:, :1], np.finfo(np.float64).tiny)
         reduction = np.sum(np.sum(np.einsum("dor,oi->dri", basis, target) ** 2, axis=2) * keep, axis=1)
-    return weight * s2 + float(np.sum(target**2)) - reduction
+    return weight * s2 + np.maximum(float(np.sum(target**2)) - reduction, 0.0)  # a projection's norm: <= ‖target‖²
 
 
 def _mean_stderr(losses: Array) -> tuple[float, float]:
@@ -239,4 +239,7 @@ def asymmetry_gap(delta: Array, sigma: Array, rank: int, noise_var: float) -> fl
             f"asymmetry_gap is exact only when rank(sigma) <= rank; rank(sigma) = {k} > rank = {r}. "
             f"Estimate it with expected_loss_a_only(...) - expected_loss_b_only(..., draws=, rng=)"
         )
-    return expected_loss_a_only(delta_, sigma_, r, s2) - d_out * s2
+    # The difference computed directly: subtracting the two losses, which both hold d_out s², loses
+    # every digit of the gap once s² dwarfs it (s² = 1e16 against a gap of order 1).
+    energy = max(float(np.einsum("ij,jk,ik->", delta_, sigma_, delta_)), 0.0)
+    return float((1.0 - r / d_out) * energy)

@@ -59,6 +59,16 @@ def _weighted(delta: Array, sigma: Array, metric: Array | None) -> tuple[Array, 
     return _sqrtm(metric) @ target, float(np.trace(metric))
 
 
+def _excess(target: Array, reduction: float) -> float:
+    """``‖target‖_F² − reduction``, the loss left above the noise floor, clamped at 0.
+
+    The reduction is the squared norm of a projection of ``target``, so the difference is
+    non-negative; round-off can make an exact zero (a factor that sees the whole shift) come out
+    as −1e-15, which is returned as 0.
+    """
+    return max(float(np.sum(target**2)) - reduction, 0.0)
+
+
 def sqrtm_psd(sigma: Array) -> Array:  # (d, d) -> (d, d)
     r"""Symmetric square root ``Σ^{1/2}`` of a PSD matrix (eigenvalues clipped at 0).
 
@@ -103,9 +113,10 @@ def population_loss(delta: Array, m: Array, sigma: Array, noise_var: float, *, m
     metric_ = _as_metric(metric, delta_.shape[0])
     resid = delta_ - m_
     if metric_ is None:
-        return float(delta_.shape[0] * s2 + np.einsum("ij,jk,ik->", resid, sigma_, resid))
-    excess = np.einsum("ab,ai,ij,bj->", metric_, resid, sigma_, resid)
-    return float(s2 * np.trace(metric_) + max(float(excess), 0.0))
+        excess = float(np.einsum("ij,jk,ik->", resid, sigma_, resid))
+        return float(delta_.shape[0] * s2 + max(excess, 0.0))  # a PSD quadratic form: >= 0 but for round-off
+    excess = float(np.einsum("ab,ai,ij,bj->", metric_, resid, sigma_, resid))
+    return float(s2 * np.trace(metric_) + max(excess, 0.0))
 
 
 @checked_finite("delta", "a", "sigma")
@@ -225,7 +236,7 @@ def loss_b_only(delta: Array, a: Array, sigma: Array, noise_var: float, *, metri
     target, weight = _weighted(delta_, sigma_, _as_metric(metric, delta_.shape[0]))
     basis = _orthonormal_basis(_sqrtm(sigma_) @ a_.T)
     reduction = float(np.sum((target @ basis) ** 2))
-    return float(weight * s2 + np.sum(target**2) - reduction)
+    return float(weight * s2 + _excess(target, reduction))
 
 
 @checked_finite("delta", "b", "sigma", "noise_var", "metric")
@@ -254,7 +265,7 @@ def loss_a_only(delta: Array, b: Array, sigma: Array, noise_var: float, *, metri
     target, weight = _weighted(delta_, sigma_, metric_)
     basis = _orthonormal_basis(b_ if metric_ is None else _sqrtm(metric_) @ b_)
     reduction = float(np.sum((basis.T @ target) ** 2))
-    return float(weight * s2 + np.sum(target**2) - reduction)
+    return float(weight * s2 + _excess(target, reduction))
 
 
 def best_rank_update(delta: Array, sigma: Array, rank: int, *, metric: Array | None = None) -> Array:

@@ -172,7 +172,13 @@ def _bounded(arr: Array, name: str, max_abs: float | None) -> Array:
 
 
 def as_covariance(value: object, name: str = "sigma", dim: int | None = None) -> Array:
-    """Return a symmetric positive semi-definite (d, d) matrix, or raise ``ValueError``."""
+    """Return a symmetric positive semi-definite (d, d) matrix, or raise ``ValueError``.
+
+    Asymmetry up to ``SYMMETRY_RTOL`` and negative eigenvalues down to ``−PSD_RTOL`` times the
+    largest entry (round-off in a computed covariance) are accepted: the result is the symmetric
+    part, projected onto the PSD cone (negative eigenvalues set to 0) when it has any, so that
+    every quadratic form of it, and every loss built from it, is non-negative.
+    """
     arr = as_matrix(value, name, (dim, dim))
     if arr.shape[0] != arr.shape[1]:
         raise ValueError(f"{name} must be square, got shape {arr.shape}")
@@ -180,12 +186,17 @@ def as_covariance(value: object, name: str = "sigma", dim: int | None = None) ->
     asym = float(np.max(np.abs(arr - arr.T)))
     if asym > SYMMETRY_RTOL * scale:
         raise ValueError(f"{name} must be symmetric; max |{name} - {name}^T| = {asym:.3g}")
-    eig_min = float(np.linalg.eigvalsh((arr + arr.T) / 2)[0])
+    sym = (arr + arr.T) / 2
+    eig_min = float(np.linalg.eigvalsh(sym)[0])
     if eig_min < -PSD_RTOL * scale:
         raise ValueError(
             f"{name} must be positive semi-definite; its smallest eigenvalue is {eig_min:.3g}"
         )
-    return (arr + arr.T) / 2
+    if eig_min < 0:  # within the tolerance: project onto the PSD cone, so no loss can come out negative
+        evals, evecs = np.linalg.eigh(sym)
+        sym = (evecs * np.clip(evals, 0.0, None)) @ evecs.T
+        sym = (sym + sym.T) / 2
+    return sym
 
 
 def as_rank(value: object, d_in: int, d_out: int, name: str = "rank") -> int:
