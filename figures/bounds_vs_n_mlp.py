@@ -1,14 +1,17 @@
 r"""Figure 5: measured generalization gaps against three kinds of bound, vs n, small MLP.
 
 The MLP twin of ``figures.bounds_vs_n_linear`` (read its docstring for the three bound/gap
-pairs): a small tanh teacher–student classifier (``synthetic.MLPTask``, one adapted square hidden
-layer), trained by full-batch Adam and quantized to ``q_bits`` bits per trained parameter, with
-the 0-1 loss, which lies in ``[0, 1]`` (``σ = 1/2``) and takes two values, so the CMI bounds use
-it as it is. Each bound is drawn beside the gap of the loss and algorithm it is about:
+pairs): a small tanh teacher–student classifier (``synthetic.MLPTask``) in the regime of
+``MLPTask.paper_regime`` (docs/THEORY.md §1b and §5), scaled down: the first layer is adapted and
+perturbed, its inputs have a decaying spectrum (``"powerlaw:2"``), it is read by a map as wide as
+the network (two layers above it, as many classes as hidden units), and the shift has random
+orientation and full rank ``min(d_0, d_1)``. It is trained by full-batch Adam and quantized to
+``q_bits`` bits per trained parameter, with the 0-1 loss, which lies in ``[0, 1]`` (``σ = 1/2``)
+and takes two values, so the CMI bounds use it as it is. Each bound is drawn beside the gap of the loss and algorithm it is about:
 
 1. Lemma 4.5 of Zhu et al. (ICML 2024), ``I = storage_bits · ln 2`` with
    ``storage_bits = q N + 32`` per trained tensor, beside the 0-1 gap of the quantized network;
-2. the Gaussian channel (THEORY.md §2, derived) beside the 0-1 gap of ``W + N``;
+2. the Gaussian channel (docs/THEORY.md §2, derived) beside the 0-1 gap of ``W + N``;
 3. the supersample CMI bounds beside the 0-1 gap of the same supersample runs.
 
 Conditioning on the init. ``synthetic.mlp.mlp_trial_losses`` draws a fresh init (the frozen
@@ -17,11 +20,11 @@ here is trained instead from one shared init drawn from the seed
 (``synthetic.learners.mlp_fit``); with full-batch training that init is the algorithm's only
 randomness, so gaps and bounds are all conditional on it, and Lemma 4.5 holds conditionally
 (``I(W; S | init) <= H(W | init)``). The channel bound is reported only when ``trials > p``;
-the ``full`` variant trains ``p = 256`` parameters, more than the quick preset's trials, so it
-gets a channel bound in the full preset only. The network is smaller than the other MLP
-figures' (8-16-16-4 instead of 32-64-64-10) so that the supersample's ``k_z k_u`` trainings per
+the ``full`` variant trains ``p = 128`` parameters, more than the quick preset's trials, so it
+gets a channel bound in the full preset only. The network is smaller than
+``paper_regime``'s (8-16-16-16 instead of 32-64-64-64) so that the supersample's ``k_z k_u`` trainings per
 point fit the time budget; ``τ = tau_rel ·`` the RMS entry of the adapted layer's shift
-``Δ_1 = W_{t,1} − W0_1`` (``synthetic.channel.adapted_shift_rms``), fixed before any data.
+``Δ_0 = W_{t,0} − W0_0`` (``synthetic.channel.adapted_shift_rms``), fixed before any data.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ from synthetic.learners import mlp_supersample
 from synthetic.mlp import MLPTask
 
 NAME = "bounds_vs_n_mlp"
+#: Spectrum of the inputs of the adapted layer 0 (``MLPTask.input_dist``), as in ``MLPTask.paper_regime``.
+INPUT_DIST = "powerlaw:2"
 DESCRIPTION = "Gaps vs n of each variant (MLP, 0-1 loss) beside Lemma 4.5, Gaussian-channel and CMI bounds."
 
 
@@ -60,7 +65,7 @@ DESCRIPTION = "Gaps vs n of each variant (MLP, 0-1 loss) beside Lemma 4.5, Gauss
 class Config:
     """The MLP task, rank, sizes, training, channel trials and supersample sizes per ``n``."""
 
-    widths: tuple[int, ...] = (8, 16, 16, 4)
+    widths: tuple[int, ...] = (8, 16, 16, 16)
     rank: int = 2
     ns: tuple[int, ...] = (32, 64, 128, 256)
     q_bits: int = 8
@@ -81,7 +86,7 @@ class Config:
     @classmethod
     def tiny(cls) -> "Config":
         """Seconds-sized, for smoke tests."""
-        return cls(widths=(4, 6, 6, 3), rank=1, ns=(8, 16), steps=5, test_size=100, trials=6, k_z=3, k_u=2,
+        return cls(widths=(4, 6, 6, 3), rank=1, ns=(8, 16), steps=5, test_size=100, trials=10, k_z=3, k_u=2,
                    eval_points=4, n_boot=20)
 
     @classmethod
@@ -90,11 +95,10 @@ class Config:
 
 
 def task(config: Config) -> MLPTask:
-    """The classifier: adapt and perturb the square hidden layer 1 (shift of rank <= 4)."""
-    d = config.widths[1:3]
+    """The classifier: adapt and perturb layer 0, inputs ``"powerlaw:2"``, a shift of full rank."""
     return MLPTask(
-        widths=config.widths, adapted_layers=(1,), perturbed_layers=(1,), perturbation_rank=min(4, *d),
-        steps=config.steps, lr=config.lr, test_size=config.test_size,
+        widths=config.widths, adapted_layers=(0,), perturbed_layers=(0,), input_dist=INPUT_DIST,
+        perturbation_rank=min(config.widths[:2]), steps=config.steps, lr=config.lr, test_size=config.test_size,
     )
 
 
@@ -140,8 +144,10 @@ def bound_checks(config: Config, data: dict) -> list[dict]:
 def caption(config: Config, data: dict) -> str:
     """The setting, then the measured gaps and bounds at the largest n."""
     widths = "-".join(map(str, config.widths))
+    t = task(config)
     return (
-        f"MLP classifier ({widths} tanh teacher, adapted {config.widths[1]}x{config.widths[2]} layer), rank "
+        f"MLP classifier ({widths} tanh teacher, adapted and perturbed layer 0 ({config.widths[1]}x"
+        f"{config.widths[0]}), inputs {t.input_dist}, random-orientation shift of rank {t.perturbation_rank}), rank "
         f"{config.rank}, {config.steps} full-batch Adam steps from one shared init, trained tensors quantized to "
         f"{config.q_bits} bits; 0-1 loss throughout: Lemma 4.5 and the Gaussian channel (W + N, "
         f"τ = {float(data['tau']):.3g} = {config.tau_rel:g} x RMS entry of the layer's shift) over {config.trials} "

@@ -1,15 +1,28 @@
-r"""Figure 8: b_only at rank 2r against lora at rank r, at equal trained-parameter count.
+r"""Figure 8: b_only at rank 2r against lora at rank r (equal parameter count on a square layer), in two regimes.
 
 For square layers, Lemma 4.5 of Zhu et al. (ICML 2024) gives ``b_only`` at rank ``2r`` exactly
 the bound of ``lora`` at rank ``r`` (both train ``2 r d`` parameters), and the paper reports
 that ``b_only`` at ``2r`` often matches or beats ``lora`` at ``r`` on real tasks. Here both are
-trained on the MLP classification task of ``synthetic.MLPTask`` (0-1 loss, parameters quantized
-to ``q_bits``), with ``a_only`` at ``2r`` for comparison: test error, generalization gap
-(Monte Carlo over training sets, ±2 s.e.) and the Lemma 4.5 bound of the quantized model,
-``sqrt(2 σ² ln2 · storage_bits / n)`` with every stored bit (``q N + 32`` per trained tensor)
-and ``σ = 1/2`` for the 0-1 loss in ``[0, 1]`` (Lemma 4.4, Xu & Raginsky 2017). Each bound is
-checked against the measured 0-1 gap of its own arm (``bound_checks``: held when the bound is
-at least the gap's lower end, mean − 2 s.e.); it is vacuous at or above 1.
+trained on MLP classification tasks of ``synthetic.MLPTask`` (0-1 loss, parameters quantized to
+``q_bits``), with ``a_only`` at ``2r`` for comparison, in two regimes (``REGIMES``):
+
+- ``MLPTask.paper_regime``: the adapted layer's inputs have a decaying spectrum, the layer is
+  read by a wide map and the shift has random orientation and a rank above every rank compared;
+- ``MLPTask.narrow_readout``: a layer read through a 10-class head right after its tanh, whose
+  output metric ``G`` is concentrated on few directions, with isotropic inputs and a rank-4 shift.
+
+Each row is titled with the prediction of docs/THEORY.md §1b (derived; not in the paper):
+``b_only`` removes the fraction ``f(Σ, 2r)`` of a random-orientation shift's loss and ``a_only``
+the fraction ``f(G, 2r)`` (eq. (5), ``synthetic.predict_asymmetry`` at the rank ``2r`` both are
+trained at, for the largest base rank ``r``). Panels: test error, generalization gap (Monte
+Carlo over training sets, ±2 s.e.) and the Lemma 4.5 bound of the quantized model,
+``sqrt(2 σ² ln2 · storage_bits / n)`` with every stored bit (``q N + 32`` per trained tensor:
+``bounds.lora_mi_bound(..., scale_bits=32)``)
+and ``σ = 1/2`` for the 0-1 loss in ``[0, 1]`` (Lemma 4.4, Xu & Raginsky 2017). Both regimes
+adapt a square 64x64 layer, so ``b_only`` at ``2r``, ``lora`` at ``r`` and ``a_only`` at ``2r``
+all train ``128 r`` parameters (the caption states the counts). Each bound is checked against the measured
+0-1 gap of its own arm (``bound_checks``: held when the bound is at least the gap's lower end,
+mean − 2 s.e.); it is vacuous at or above 1.
 """
 
 from __future__ import annotations
@@ -17,33 +30,44 @@ from __future__ import annotations
 import sys
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from bounds import subgaussian_sigma, xu_raginsky
+from bounds import lora_mi_bound, subgaussian_sigma, trainable_params
 from figures.cache import memo
 from figures.checks import TWO_SE, bound_check, caption_sentence
 from figures.output import render
+from synthetic import predict_asymmetry
 from synthetic.mlp import MLPTask
 from synthetic.montecarlo import measure_gap
 
+#: Bits stored per trained tensor besides its parameters: the float32 step of ``synthetic.quantize``.
+SCALE_BITS = 32
 NAME = "rank_doubling"
-DESCRIPTION = "b_only at rank 2r vs lora at rank r (equal parameter count): test error, gap and bound."
+DESCRIPTION = "b_only at rank 2r vs lora at rank r, in two regimes: test error, gap and bound."
 ARMS = (("lora", 1), ("b_only", 2), ("a_only", 2))  # (variant, rank multiplier)
+#: Regime (an ``MLPTask`` preset) -> how its adapted layer is read.
+REGIMES = {
+    "paper_regime": "wide read-out: 64 classes, two layers above the layer",
+    "narrow_readout": "narrow read-out: a 10-class head right after the layer's tanh",
+}
 
 
 @dataclass(frozen=True)
 class Config:
-    """MLP classification, base ranks, samples, trials, quantization."""
+    """Regimes, base ranks, samples, trials, quantization, and the predictor's samples and draws."""
 
+    regimes: tuple[str, ...] = tuple(REGIMES)
     ranks: tuple[int, ...] = (1, 2, 4)
     n: int = 1024
     trials: int = 12
     q_bits: int = 8
     steps: int = 300
+    predictor_samples: int = 4096
+    predictor_draws: int = 500
 
     @classmethod
     def quick(cls) -> "Config":
@@ -52,16 +76,33 @@ class Config:
     @classmethod
     def tiny(cls) -> "Config":
         """Seconds-sized, for smoke tests."""
-        return cls(ranks=(1, 2), n=64, trials=3, steps=5)
+        return cls(ranks=(1, 2), n=64, trials=3, steps=5, predictor_samples=256, predictor_draws=20)
 
     @classmethod
     def full(cls) -> "Config":
         return cls(ranks=(1, 2, 4, 8), n=2048, trials=32, steps=1000)
 
 
-def arm(config: Config, variant: str, rank: int, seed: int) -> dict[str, np.ndarray]:
-    """Per-trial train/test 0-1 loss and storage bits of one (variant, rank)."""
-    task = replace(MLPTask.quick(), steps=config.steps)
+def regime_task(config: Config, regime: str) -> MLPTask:
+    """The ``MLPTask`` preset named ``regime`` with the configured number of Adam steps."""
+    if regime not in REGIMES:
+        raise ValueError(f"regime must be one of {tuple(REGIMES)}, got {regime!r}")
+    return getattr(MLPTask, regime)(steps=config.steps)
+
+
+def setting(task: MLPTask) -> str:
+    """The architecture, adapted layer, inputs and shift of a one-adapted-layer task, in words."""
+    (layer,) = task.adapted_layers
+    d_out, d_in = task.layer_shapes[layer]
+    inputs = "isotropic inputs" if task.input_dist == "isotropic" else \
+        f"inputs with Σ_j ∝ j^-{task.input_dist.split(':', 1)[1]}"
+    return (f"{'-'.join(map(str, task.widths))} {task.activation} classifier, adapted and perturbed layer {layer} "
+            f"({d_out}x{d_in}), {inputs}, shift of rank {task.perturbation_rank}")
+
+
+def arm(config: Config, regime: str, variant: str, rank: int, seed: int) -> dict[str, np.ndarray]:
+    """Per-trial train/test 0-1 loss and storage bits of one (regime, variant, rank)."""
+    task = regime_task(config, regime)
     result = measure_gap(task, variant, rank, config.n, config.trials, loss="zero_one", q_bits=config.q_bits, seed=seed)
     return {
         "train": np.array([r["train_loss"] for r in result.records]),
@@ -70,95 +111,163 @@ def arm(config: Config, variant: str, rank: int, seed: int) -> dict[str, np.ndar
     }
 
 
+def prediction(config: Config, regime: str, seed: int) -> dict[str, np.ndarray]:
+    """``f(Σ, 2r)`` and ``f(G, 2r)`` (docs/THEORY.md §1b, eq. (5)) at the largest base rank ``r``."""
+    rank = 2 * max(config.ranks)
+    p = predict_asymmetry(regime_task(config, regime), rank, samples=config.predictor_samples,
+                          draws=config.predictor_draws, seed=seed)
+    return {"rank": np.array(rank), "b_only_fraction": np.array(p.b_only_fraction),
+            "b_only_stderr": np.array(p.b_only_stderr), "a_only_fraction": np.array(p.a_only_fraction),
+            "a_only_stderr": np.array(p.a_only_stderr)}
+
+
+def _summary(res: dict[str, np.ndarray], bound: float) -> dict:
+    """Means and standard errors of one arm's test error and gap, its stored bits, its ``bound`` and the
+    per-trial test errors (``test_trials``; trial ``t`` of every arm has the same training set)."""
+    gap, test = res["test"] - res["train"], res["test"]
+    return {
+        "test": test.mean(), "test_se": test.std(ddof=1) / math.sqrt(test.size),
+        "gap": gap.mean(), "gap_se": gap.std(ddof=1) / math.sqrt(gap.size),
+        "bound": bound, "storage_bits": float(res["storage_bits"][0]), "test_trials": res["test"],
+    }
+
+
+def lemma45(config: Config, regime: str, variant: str, rank: int) -> float:
+    """Lemma 4.5 of the quantized arm on the 0-1 loss (σ = 1/2): ``bounds.lora_mi_bound`` counting the
+    float32 step stored per trained tensor besides the ``q N`` bits (``scale_bits=32``)."""
+    task = regime_task(config, regime)
+    layers = [task.layer_shapes[l] for l in task.adapted_layers]
+    return lora_mi_bound(variant, layers, rank, config.q_bits, subgaussian_sigma(0.0, 1.0), config.n,
+                         scale_bits=SCALE_BITS)
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
-    """Per arm: test error, gap (means and s.e.), the stored bits and the Lemma 4.5 bound on the
-    0-1 loss, each (len(ranks),)."""
+    """Per regime and arm: test error, gap (means and s.e.), stored bits and the Lemma 4.5 bound on
+    the 0-1 loss, each (len(ranks),), and ``test_trials`` (len(ranks), trials); per regime also the
+    predictor's ``prediction``."""
     out: dict = {"ranks": np.array(config.ranks)}
-    jobs = [(v, m, r) for v, m in ARMS for r in config.ranks]
-    sigma = subgaussian_sigma(0.0, 1.0)
-    rows: dict[str, list[float]] = {}
-    for variant, mult, r in tqdm(jobs, desc=f"{NAME}: training MLP adapters", leave=False):
-        params = {"config": asdict(config), "variant": variant, "rank": mult * r, "seed": seed}
-        res = memo(cache_dir, NAME, params, lambda: arm(config, variant, mult * r, seed), force=force)
-        gap = res["test"] - res["train"]
-        key = f"{variant}@{mult}r"
-        values = {
-            "test": res["test"].mean(), "test_se": res["test"].std(ddof=1) / math.sqrt(res["test"].size),
-            "gap": gap.mean(), "gap_se": gap.std(ddof=1) / math.sqrt(gap.size),
-            "bound": xu_raginsky(float(res["storage_bits"][0]) * math.log(2), sigma, config.n),
-            "storage_bits": float(res["storage_bits"][0]),
-        }
-        for name, value in values.items():
-            rows.setdefault(f"{key}/{name}", []).append(float(value))
-    for key, values in rows.items():
-        arm_key, name = key.split("/")
-        out.setdefault(arm_key, {})[name] = np.array(values)
+    jobs = [(g, v, m, r) for g in config.regimes for v, m in ARMS for r in config.ranks]
+    rows: dict[tuple[str, str, str], list[float]] = {}
+    for regime, variant, mult, r in tqdm(jobs, desc=f"{NAME}: training MLP adapters", leave=False):
+        params = {"config": asdict(config), "regime": regime, "variant": variant, "rank": mult * r, "seed": seed}
+        res = memo(cache_dir, NAME, params, lambda: arm(config, regime, variant, mult * r, seed), force=force)
+        for name, value in _summary(res, lemma45(config, regime, variant, mult * r)).items():
+            rows.setdefault((regime, f"{variant}@{mult}r", name), []).append(np.asarray(value, dtype=float))
+    for (regime, arm_key, name), values in rows.items():
+        out.setdefault(regime, {}).setdefault(arm_key, {})[name] = np.array(values)
+    for regime in config.regimes:
+        params = {"config": asdict(config), "regime": regime, "seed": seed}
+        pred = memo(cache_dir, f"{NAME}-prediction", params, lambda: prediction(config, regime, seed), force=force)
+        pred = {k: float(v) for k, v in pred.items()}
+        pred["prefers"] = "b_only" if pred["b_only_fraction"] > pred["a_only_fraction"] else "a_only"
+        out[regime]["prediction"] = pred
     return out
 
 
 def bound_checks(config: Config, data: dict) -> list[dict]:
-    """Per (arm, base rank): Lemma 4.5 against the measured 0-1 gap of that arm (mean ± 2 s.e.)."""
+    """Per (regime, arm, base rank): Lemma 4.5 against the measured 0-1 gap of that arm (mean ± 2 s.e.)."""
     checks = []
-    for variant, mult in ARMS:
-        d = data[f"{variant}@{mult}r"]
-        for i, r in enumerate(data["ranks"]):
-            half = 2 * d["gap_se"][i]
-            checks.append(bound_check(
-                {"variant": variant, "rank": mult * int(r), "base_rank": int(r), "n": config.n}, "Lemma 4.5",
-                d["bound"][i], loss="0-1 loss of the quantized network", gap=d["gap"][i],
-                gap_low=d["gap"][i] - half, gap_high=d["gap"][i] + half, gap_interval=TWO_SE,
-                vacuous=d["bound"][i] >= 1.0,
-            ))
+    for regime in config.regimes:
+        for variant, mult in ARMS:
+            d = data[regime][f"{variant}@{mult}r"]
+            for i, r in enumerate(data["ranks"]):
+                half = 2 * d["gap_se"][i]
+                where = {"regime": regime, "variant": variant, "rank": mult * int(r), "base_rank": int(r),
+                         "n": config.n}
+                checks.append(bound_check(
+                    where, "Lemma 4.5", d["bound"][i], loss="0-1 loss of the quantized network", gap=d["gap"][i],
+                    gap_low=d["gap"][i] - half, gap_high=d["gap"][i] + half, gap_interval=TWO_SE,
+                    vacuous=d["bound"][i] >= 1.0,
+                ))
     return checks
 
 
-def plot(data: dict, axes=None):
-    """Three panels: test error, gap (±2 s.e.) and bound, against the base rank r."""
+def prediction_text(pred: dict) -> str:
+    """``f(Σ, 8) = 0.88, f(G, 8) = 0.28: predicts b_only``."""
+    k = int(pred["rank"])
+    return (f"f(Σ, {k}) = {pred['b_only_fraction']:.2f}, f(G, {k}) = {pred['a_only_fraction']:.2f}: "
+            f"predicts {pred['prefers']}")
+
+
+def plot(regime_data: dict, ranks: np.ndarray, axes=None, title: str = ""):
+    """One regime's three panels: test error, gap (±2 s.e.) and bound, against the base rank r."""
     import matplotlib.pyplot as plt
 
     from figures.style import VARIANT_STYLE
 
     if axes is None:
         _, axes = plt.subplots(1, 3)
-    x = data["ranks"]
     for variant, mult in ARMS:
-        d = data[f"{variant}@{mult}r"]
+        d = regime_data[f"{variant}@{mult}r"]
         style = {k: VARIANT_STYLE[variant][k] for k in ("color", "marker")}
         label = f"{variant} at rank {mult}r" if mult > 1 else f"{variant} at rank r"
-        axes[0].errorbar(x, d["test"], yerr=2 * d["test_se"], capsize=3, label=label, **style)
-        axes[1].errorbar(x, d["gap"], yerr=2 * d["gap_se"], capsize=3, label=label, **style)
-        axes[2].plot(x, d["bound"], label=label, **style)
-    for ax, title in zip(axes, ("test 0-1 error", "generalization gap", "Lemma 4.5 bound (q·N + scale bits)")):
+        axes[0].errorbar(ranks, d["test"], yerr=2 * d["test_se"], capsize=3, label=label, **style)
+        axes[1].errorbar(ranks, d["gap"], yerr=2 * d["gap_se"], capsize=3, label=label, **style)
+        axes[2].plot(ranks, d["bound"], label=label, **style)
+    for ax, name in zip(axes, ("test 0-1 error", "generalization gap", "Lemma 4.5 bound (q·N + 32 bits per tensor)")):
         ax.set_xscale("log", base=2)
-        ax.set_xticks(x, [str(r) for r in x])
+        ax.set_xticks(ranks, [str(r) for r in ranks])
         ax.set_xlabel("base rank r")
-        ax.set_title(title)
+        ax.set_title(name)
     axes[0].legend(loc="best")
+    if title:
+        axes[1].text(0.5, 1.16, title, transform=axes[1].transAxes, ha="center", va="bottom", fontweight="bold")
     return axes
 
 
-def caption(config: Config, data: dict) -> str:
-    """The setting, then the measured comparison at the largest base rank."""
-    r = int(data["ranks"][-1])
-    lo, bo = data["lora@1r"], data["b_only@2r"]
+def paired_difference(one: dict, other: dict) -> tuple[float, float]:
+    """Mean and 2 s.e. of ``one − other`` test error at the largest base rank, paired by trial
+    (both arms' trial ``t`` trained on the same training set)."""
+    diff = np.asarray(one["test_trials"][-1]) - np.asarray(other["test_trials"][-1])  # (trials,)
+    return float(diff.mean()), float(2 * diff.std(ddof=1) / math.sqrt(diff.size))
+
+
+def _regime_caption(config: Config, regime: str, d: dict) -> str:
+    """One regime's setting, its measured comparison at the largest base rank and the predictor's call."""
+    r = int(config.ranks[-1])
+    lo, bo, ao = d["lora@1r"], d["b_only@2r"], d["a_only@2r"]
+
+    def err(a: dict) -> str:
+        return f"{a['test'][-1]:.3f} ± {2 * a['test_se'][-1]:.3f}"
+
+    def diff(one: dict, other: dict) -> str:
+        mean, half = paired_difference(one, other)
+        return f"{mean:+.3f} ± {half:.3f}"
+
+    task = regime_task(config, regime)
+    shape = [task.layer_shapes[task.adapted_layers[0]]]
+    counts = ", ".join(f"{v} {trainable_params(v, shape, m * r)}" for v, m in ARMS)
     return (
-        f"MLP classification (32-64-64-10, adapted 64x64 layer), n = {config.n}, {config.trials} training sets per "
-        f"point, {config.steps} Adam steps, parameters quantized to {config.q_bits} bits; 0-1 loss. At r = {r}: "
-        f"lora at rank {r} has test error {lo['test'][-1]:.3f} ± {2 * lo['test_se'][-1]:.3f} and gap {lo['gap'][-1]:.3f}, "
-        f"b_only at rank {2 * r} has {bo['test'][-1]:.3f} ± {2 * bo['test_se'][-1]:.3f} and gap {bo['gap'][-1]:.3f}; "
-        f"their bounds are {lo['bound'][-1]:.3f} and {bo['bound'][-1]:.3f}. Each arm's measured 0-1 gap is checked "
-        f"against its Lemma 4.5 bound (every stored bit, σ = 1/2). " + caption_sentence(bound_checks(config, data))
+        f"{regime} ({setting(task)}; {REGIMES[regime]}). At r = {r} (trained parameters: {counts}), test error of b_only "
+        f"at rank {2 * r} {err(bo)}, lora at rank {r} {err(lo)}, a_only at rank {2 * r} {err(ao)}; b_only − lora "
+        f"{diff(bo, lo)}, b_only − a_only {diff(bo, ao)} (paired by training set); gaps {bo['gap'][-1]:.3f}, "
+        f"{lo['gap'][-1]:.3f}, {ao['gap'][-1]:.3f}; Lemma 4.5 bounds {bo['bound'][-1]:.3f}, {lo['bound'][-1]:.3f}, "
+        f"{ao['bound'][-1]:.3f}. Predictor (docs/THEORY.md §1b, eq. (5)): {prediction_text(d['prediction'])}."
+    )
+
+
+def caption(config: Config, data: dict) -> str:
+    """The common setting, each regime's setting, comparison and prediction, then the bound checks."""
+    regimes = " ".join(_regime_caption(config, g, data[g]) for g in config.regimes)
+    return (
+        f"MLP classification, n = {config.n}, {config.trials} training sets per point, {config.steps} full-batch "
+        f"Adam steps, parameters quantized to {config.q_bits} bits; 0-1 loss; intervals ± 2 s.e. {regimes} Each arm's "
+        f"measured 0-1 gap is checked against its Lemma 4.5 bound (every stored bit, σ = 1/2). "
+        + caption_sentence(bound_checks(config, data))
     )
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for this figure."""
-    return dict(ncols=3, figsize=(13, 4))
+    """Keyword arguments of ``plt.subplots`` for this figure: one row of three panels per regime."""
+    rows = len(config.regimes)
+    return dict(nrows=rows, ncols=3, figsize=(13, 4.6 * rows), squeeze=False, gridspec_kw={"hspace": 0.6})
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
     """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
-    plot(data, axes)
+    for row, regime in zip(axes, config.regimes):
+        title = f"{regime}: {prediction_text(data[regime]['prediction'])}"
+        plot(data[regime], data["ranks"], row, title=title)
 
 
 def make(

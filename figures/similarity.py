@@ -1,17 +1,20 @@
 r"""Figure 7: CCA similarity of learned A's and B's over a task × init-seed grid.
 
-A miniature of Figure 1 of Zhu et al. (ICML 2024): ``lora`` is trained on the MLP task of
-``synthetic.MLPTask`` for every pair (target task, init seed of A), and the learned factors are
-compared with ``theory.cca_similarity`` (row spaces for A, column spaces for B). The paper found
-B similar across seeds on the same task, and A similar whenever the init is shared. The grid is
-run at two Adam step sizes, because how far A travels from its init decides what A clusters by.
+A miniature of Figure 1 of Zhu et al. (ICML 2024): ``lora`` is trained on the MLP task
+``synthetic.MLPTask.paper_regime`` (the paper's regime, docs/THEORY.md §1b and §5: adapted
+square 64x64 layer 0 with inputs of decaying spectrum, read by a wide map, random-orientation
+shift of full rank 64) for every pair (target task, init seed of A), and the learned factors are compared with
+``theory.cca_similarity`` (row spaces for A, column spaces for B; docs/THEORY.md §3). The paper
+found B similar across seeds on the same task, and A similar whenever the init is shared. The
+grid is run at two Adam step sizes, because how far A travels from its init decides what A
+clusters by.
 """
 
 from __future__ import annotations
 
 import sys
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +54,14 @@ class Config:
         return cls(tasks=(0, 1, 2, 3), inits=(0, 1, 2, 3), n=2048, steps=1000)
 
 
+def grid_task(config: Config, lr: float) -> MLPTask:
+    """``MLPTask.paper_regime`` with the configured Adam steps and step size ``lr``."""
+    return MLPTask.paper_regime(steps=config.steps, lr=lr)
+
+
 def grid(config: Config, lr: float, seed: int) -> dict[str, np.ndarray]:
-    """One grid's similarity matrices and verdict numbers (layer 1, the adapted square layer)."""
-    task = replace(MLPTask.quick(), steps=config.steps, lr=lr)
+    """One grid's similarity matrices and verdict numbers (the task's adapted layer)."""
+    task = grid_task(config, lr)
     out = similarity_grid(config.tasks, config.inits, task=task, rank=config.rank, n=config.n, data_seed=seed)
     layer = task.adapted_layers[0]
     verdict = {k: np.array(float(v)) for k, v in out.verdict[layer].items()}
@@ -85,18 +93,25 @@ def plot(sim: np.ndarray, cells: np.ndarray, ax=None, title: str = ""):
 
 def caption(config: Config, data: dict) -> str:
     """The setting, then the grouped mean similarities at each step size."""
+    task = grid_task(config, config.lrs[0])
+    (layer,) = task.adapted_layers
+    d_out, d_in = task.layer_shapes[layer]
+    widths = "-".join(map(str, task.widths))
     parts = []
     for lr in config.lrs:
         d = data[f"lr={lr:g}"]
         parts.append(
-            f"at lr {lr:g}, A: same init {float(d['a_same_init']):.2f} vs same task {float(d['a_same_task']):.2f}, "
+            f"At lr {lr:g}, A: same init {float(d['a_same_init']):.2f} vs same task {float(d['a_same_task']):.2f}, "
             f"B: same task {float(d['b_same_task']):.2f} vs same init {float(d['b_same_init']):.2f}"
         )
     return (
-        f"lora at rank {config.rank} on the MLP task (adapted 64x64 layer), {len(config.tasks)} target tasks x "
-        f"{len(config.inits)} init seeds, n = {config.n}, {config.steps} full-batch Adam steps; CCA similarity of "
-        f"learned A (row spaces) and B (column spaces), random-subspace level r/d = {config.rank / 64:.3f}. "
-        + "; ".join(parts) + "."
+        f"lora at rank {config.rank} on the MLP task paper_regime ({widths} tanh classifier, adapted and perturbed "
+        f"layer {layer} ({d_out}x{d_in}), inputs {task.input_dist}, random-orientation shift of rank "
+        f"{task.perturbation_rank}), {len(config.tasks)} target tasks x {len(config.inits)} init seeds, "
+        f"n = {config.n}, {config.steps} full-batch Adam steps; CCA similarity of learned A (row spaces) and B "
+        f"(column spaces), random-subspace levels r/d_in = {config.rank / d_in:.3f} (A) and "
+        f"r/d_out = {config.rank / d_out:.3f} (B). "
+        + ". ".join(parts) + "."
     )
 
 

@@ -197,6 +197,37 @@ class MLPTask:
         base = {"adapted_layers": (0, 1), "perturbed_layers": (0, 1), "test_size": 50_000, "steps": 2000}
         return cls(**{**base, **overrides})  # type: ignore[arg-type]
 
+    @classmethod
+    def paper_regime(cls, **overrides: object) -> MLPTask:
+        r"""64 -> 64 -> 64 -> 64, adapt and perturb the square layer 0; the regime of the paper's asymmetry.
+
+        docs/THEORY.md §1b: ``b_only`` removes the fraction ``f(Σ, r)`` of a random-orientation
+        shift's loss, ``a_only`` the fraction ``f(G, r)``. Here (training as in ``quick``):
+
+        1. the adapted layer's inputs have a decaying spectrum of low effective rank
+           (``Σ_j ∝ j^{-2}``, ``"powerlaw:2"``: effective rank about 2.4 of 64);
+        2. the layer is read by a wide map (two layers above it, 64 classes), so ``G`` is spread;
+        3. the shift has random orientation and full rank 64, above every rank compared.
+
+        The layer is square, so ``b_only`` at rank ``2r`` trains as many parameters as ``lora`` at
+        rank ``r`` and Lemma 4.5 gives them the same bound (Zhu et al., ICML 2024, Section 4.2.1).
+        """
+        base = {"widths": (64, 64, 64, 64), "adapted_layers": (0,), "perturbed_layers": (0,),
+                "input_dist": "powerlaw:2", "perturbation_rank": 64, "test_size": 10_000, "steps": 300}
+        return cls(**{**base, **overrides})  # type: ignore[arg-type]
+
+    @classmethod
+    def narrow_readout(cls, **overrides: object) -> MLPTask:
+        r"""The ``quick`` configuration, named as the counterexample to the paper's regime.
+
+        docs/THEORY.md §1b: the adapted 64x64 layer 1 is read through a narrow read-out (a
+        10-class head right after the layer's tanh), so ``G`` is concentrated on few directions
+        and ``f(G, r) > f(Σ, r)``: ``a_only`` is predicted to win. (``G`` is full rank, the tanh
+        sitting between the layer and the head, but concentrated.) Its inputs are isotropic and
+        its shift has rank 4, which ``lora`` at rank 4 represents exactly.
+        """
+        return cls.quick(**overrides)
+
     @property
     def layer_shapes(self) -> tuple[tuple[int, int], ...]:
         """(d_out, d_in) of every layer."""

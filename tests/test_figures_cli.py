@@ -4,15 +4,14 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import bounds
+import synthetic
 from figures import bound_ratios, bounds_vs_n_linear, cli, rank_doubling, registry
 from figures.checks import NO_BOUND_NOTE
-from synthetic.mlp import MLPTask
 from synthetic.montecarlo import measure_gap
 
 #: The keys of every bound-check record (figures.checks.bound_check).
@@ -117,25 +116,46 @@ def test_bound_ratios_checks_lemma45_against_the_clipped_gap_in_its_units(tiny):
 
 
 def test_rank_doubling_checks_lemma45_against_the_zero_one_gap(tiny):
-    """Figure 8: each check's gap is the arm's mean 0-1 gap (measured again here for one arm) with
-    ±2 s.e., and its bound is sqrt(2 (1/2)² ln2 (q N + 32 T) / n) for the 0-1 loss in [0, 1]."""
+    """Figure 8: in each regime, each check's gap is the arm's mean 0-1 gap (measured again here for one
+    arm per regime) with ±2 s.e., and its bound is sqrt(2 (1/2)² ln2 (q N + 32 T) / n) for the 0-1 loss
+    in [0, 1], N counted on that regime's adapted layer."""
     config = rank_doubling.Config.tiny()
     data = json.loads(tiny("rank_doubling")["json"].read_text())
-    layer = MLPTask.quick().layer_shapes[1]
-    assert len(data["bound_checks"]) == len(config.ranks) * len(rank_doubling.ARMS)
+    assert len(data["bound_checks"]) == len(config.regimes) * len(config.ranks) * len(rank_doubling.ARMS)
     for check in data["bound_checks"]:
+        task = rank_doubling.regime_task(config, check["where"]["regime"])
+        layer = task.layer_shapes[task.adapted_layers[0]]
         v, rank = check["where"]["variant"], check["where"]["rank"]
         assert check["loss"].startswith("0-1 loss") and -1.0 <= check["gap"] <= 1.0
         bits = config.q_bits * bounds.trainable_params(v, [layer], rank) + SCALE_BITS * (2 if v == "lora" else 1)
         expected = 0.5 * math.sqrt(2 * math.log(2) * bits / config.n)
         assert check["bound_value"] == pytest.approx(expected, rel=1e-12)
         assert check["vacuous"] is (check["bound_value"] >= 1.0)
-    first = data["bound_checks"][0]
-    task = replace(MLPTask.quick(), steps=config.steps)
-    again = measure_gap(task, first["where"]["variant"], first["where"]["rank"], config.n, config.trials,
-                        loss="zero_one", q_bits=config.q_bits, seed=0)
-    assert first["gap"] == pytest.approx(again.summary.mean_gap, rel=1e-12)
-    assert first["gap_low"] == pytest.approx(first["gap"] - 2 * again.summary.stderr_gap, abs=1e-12)
+    for regime in config.regimes:
+        first = next(c for c in data["bound_checks"] if c["where"]["regime"] == regime)
+        again = measure_gap(rank_doubling.regime_task(config, regime), first["where"]["variant"],
+                            first["where"]["rank"], config.n, config.trials, loss="zero_one", q_bits=config.q_bits,
+                            seed=0)
+        assert first["gap"] == pytest.approx(again.summary.mean_gap, rel=1e-12)
+        assert first["gap_low"] == pytest.approx(first["gap"] - 2 * again.summary.stderr_gap, abs=1e-12)
+
+
+def test_rank_doubling_records_the_predictor_call_of_each_regime(tiny):
+    """Figure 8: each regime's data hold predict_asymmetry at rank 2 max(ranks) (docs/THEORY.md §1b) with the
+    tiny configuration's samples and draws, its call, and the caption and titles quote it."""
+    config = rank_doubling.Config.tiny()
+    data = json.loads(tiny("rank_doubling")["json"].read_text())
+    rank = 2 * max(config.ranks)
+    for regime in config.regimes:
+        pred = data["data"][regime]["prediction"]
+        again = synthetic.predict_asymmetry(rank_doubling.regime_task(config, regime), rank,
+                                            samples=config.predictor_samples, draws=config.predictor_draws, seed=0)
+        assert pred["rank"] == rank
+        assert pred["b_only_fraction"] == pytest.approx(again.b_only_fraction, rel=1e-12)
+        assert pred["a_only_fraction"] == pytest.approx(again.a_only_fraction, rel=1e-12)
+        assert pred["prefers"] == again.prefers
+        assert f"predicts {again.prefers}" in data["caption"]
+        assert regime in data["caption"]
 
 
 def test_same_seed_same_numbers(tmp_path):
