@@ -1,7 +1,10 @@
 """A disk cache for the numbers behind the figures, keyed by the full configuration.
 
 Each entry is one ``.npz`` file (loaded with ``allow_pickle=False``) holding flat float/int
-arrays; its name is the SHA-256 of the canonical JSON of ``(kind, params, toolkit version)``.
+arrays; its name is the SHA-256 of the canonical JSON of ``(kind, params, toolkit version, code)``,
+where ``code`` is a fingerprint of the toolkit's source (``code_fingerprint``): an edited module
+(a task preset, a training loop, a figure's compute function) makes every entry stale, so a
+figure is never drawn from numbers an older version of the code computed.
 Entries are written atomically (temporary file, fsync, rename), so a run killed at any point
 leaves either a complete entry or none, and a rerun resumes from the entries already written.
 An entry that does not load is reported, deleted and recomputed, never trusted.
@@ -14,6 +17,7 @@ import io
 import json
 import warnings
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -28,9 +32,29 @@ class CorruptCacheWarning(UserWarning):
     """A cache entry did not load and is being recomputed."""
 
 
+#: The packages whose source decides the figures' numbers.
+SOURCE_PACKAGES = ("theory", "synthetic", "bounds", "figures")
+#: Source files fingerprinted in those packages (the fused kernel is C).
+SOURCE_SUFFIXES = (".py", ".c")
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """SHA-256 of the toolkit's source: every ``.py`` and ``.c`` file of ``SOURCE_PACKAGES``, by
+    relative path and content (read once per process; editable installs change it on every edit)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in SOURCE_PACKAGES:
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in SOURCE_SUFFIXES and path.is_file():
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def cache_key(kind: str, params: Mapping) -> str:
-    """SHA-256 of the canonical JSON of the entry's kind, parameters and the toolkit version."""
-    blob = json.dumps({"kind": kind, "params": params, "version": toolkit_version()}, sort_keys=True, default=str)
+    """SHA-256 of the canonical JSON of the entry's kind, parameters, the toolkit version and its code."""
+    blob = json.dumps({"kind": kind, "params": params, "version": toolkit_version(), "code": code_fingerprint()},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -1,5 +1,7 @@
 """The figure cache: keyed by configuration, atomic, reused unless forced, never trusts a corrupt entry."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,28 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
         write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_an_edit_to_the_toolkit_source_makes_entries_stale(tmp_path, monkeypatch):
+    """The key holds a fingerprint of the toolkit's source: the same configuration after an edit of any
+    module (here a copy of the tree with one figure's compute function changed) is a different key, so
+    a changed computation is never answered from the cache; an unchanged tree gives the same key."""
+    import shutil
+
+    from figures import cache
+
+    root = tmp_path / "tree"
+    for package in cache.SOURCE_PACKAGES:
+        shutil.copytree(Path(cache.__file__).resolve().parents[1] / package, root / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "out"))
+    fake = root / "figures" / "cache.py"
+    monkeypatch.setattr(cache, "__file__", str(fake))
+    cache.code_fingerprint.cache_clear()
+    before = cache.cache_key("k", {"a": 1})
+    cache.code_fingerprint.cache_clear()
+    assert cache.cache_key("k", {"a": 1}) == before
+    target = root / "figures" / "asymmetry_map.py"
+    target.write_text(target.read_text().replace("def compute(", "def compute(  ", 1))
+    cache.code_fingerprint.cache_clear()
+    assert cache.cache_key("k", {"a": 1}) != before
+    cache.code_fingerprint.cache_clear()
