@@ -112,9 +112,11 @@ def code_length_bits(quantized_params: np.ndarray, *, q_bits: int | None = None)
     if q_bits is None:
         return two_part
     q_bits = as_int(q_bits, "q_bits", minimum=1)
-    if lo < -(2 ** (q_bits - 1)) or hi > 2 ** (q_bits - 1) - 1:
+    # Two's complement width of the range, from bit lengths: no power of two as large as q_bits is built.
+    needed = 1 + max(hi.bit_length() if hi > 0 else 0, (-lo - 1).bit_length() if lo < 0 else 0)
+    if needed > q_bits:
         raise ValueError(
-            f"quantized_params range [{lo}, {hi}] does not fit q_bits = {q_bits} "
+            f"quantized_params range [{lo}, {hi}] does not fit q_bits = {q_bits}: it needs {needed} bits "
             f"(two's complement [{-(2 ** (q_bits - 1))}, {2 ** (q_bits - 1) - 1}])"
         )
     return 1 + min(two_part, q_bits * arr.size)

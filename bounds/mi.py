@@ -93,8 +93,8 @@ def individual_sample_bound(mi_nats_per_sample: Sequence[float] | float, sigma: 
         scalar = np.ndim(mi_nats_per_sample) == 0
     except ValueError:  # a ragged nested sequence: as_array below names it
         scalar = False
-    if scalar:
-        mi = np.full(n, as_real(mi_nats_per_sample, "mi_nats_per_sample", minimum=0.0))
+    if scalar:  # the same MI for every sample: the mean of n equal terms, in O(1)
+        return sigma * math.sqrt(2.0 * as_real(mi_nats_per_sample, "mi_nats_per_sample", minimum=0.0))
     else:
         mi = as_array(mi_nats_per_sample, "mi_nats_per_sample")
         if mi.shape != (n,):

@@ -35,7 +35,7 @@ from synthetic.linear_task import (  # noqa: F401 - the task is part of this mod
 )
 from synthetic.quantize import SCALE_BITS, quantize
 from synthetic.suffstats import STREAM_SUFFICIENT, fit_and_losses, sample_sufficient_statistics
-from theory.validation import Array, as_array, as_int, as_rank, as_real
+from theory.validation import Array, as_array, as_int, as_rank, as_real, check_memory
 
 LOSSES = ("population", "clipped")
 #: How ``linear_trial_losses`` draws a training set: the data itself, or its sufficient statistics.
@@ -73,6 +73,7 @@ def sample_training_sets(
     n = as_int(n, "n", minimum=1)
     ids = _trial_ids(trial_ids)
     seed = as_int(seed, "seed", minimum=0)
+    check_memory(ids.size * n * (task.d_in + task.d_out), "n", n, f"{ids.size} training sets of n samples")
     root = np.sqrt(task.sigma_eigenvalues)
     noise_std = np.sqrt(task.noise_var)
     x = np.empty((ids.size, n, task.d_in))
@@ -227,6 +228,9 @@ def linear_trial_losses(
         rank = as_rank(rank, task.d_in, task.d_out)
     n = as_int(n, "n", minimum=1)
     trials = as_int(trials, "trials", minimum=1)
+    check_memory(n * (task.d_in + task.d_out), "n", n, "one training set of n samples")
+    check_memory(trials * (16 + (task.d_in * task.d_out if return_params else 0)), "trials", trials,
+                 "the per-trial results")
     if loss not in LOSSES:
         raise ValueError(f"loss {loss!r} is not one of 'population', 'clipped' for a LinearTask")
     if loss == "clipped" and task.clip is None:

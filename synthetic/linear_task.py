@@ -23,7 +23,7 @@ import numpy as np
 
 from synthetic.fit import check_init
 from theory.random import haar_stiefel
-from theory.validation import Array, as_int, as_rank, as_real
+from theory.validation import Array, as_int, as_rank, as_real, check_memory
 
 FROZEN_MODES = ("per_trial", "shared")
 
@@ -123,6 +123,9 @@ class LinearTask:
     def __post_init__(self) -> None:
         d_in = as_int(self.d_in, "d_in", minimum=1)
         d_out = as_int(self.d_out, "d_out", minimum=1)
+        # Σ (d_in, d_in), W0 and Δ (d_out, d_in) are allocated: check before the spectrum is built.
+        check_memory(d_in * (d_in + 2 * d_out), "d_in", d_in, "the task's matrices")
+        check_memory(d_out * d_in, "d_out", d_out, "the task's matrices")
         parse_spectrum(self.spectrum, d_in)
         k = as_rank(self.delta_rank, d_in, d_out, name="delta_rank")
         svals = self.delta_singular_values
@@ -145,7 +148,7 @@ class LinearTask:
         as_real(self.ridge, "ridge", minimum=0.0)
         if self.clip is not None:
             as_real(self.clip, "clip", positive=True)
-        as_int(self.n_test, "n_test", minimum=1)
+        as_int(self.n_test, "n_test", minimum=1)  # test sets are drawn in chunks: no allocation to check
         as_int(self.task_seed, "task_seed", minimum=0)
 
     @classmethod

@@ -22,7 +22,7 @@ from synthetic.mlp_task import (  # noqa: F401 - the task is part of this module
 )
 from synthetic.mlp_train import LOSSES, evaluate, factor_names, init_adapters, train_adapters
 from synthetic.quantize import quantize
-from theory.validation import Array, as_int
+from theory.validation import Array, as_int, check_memory
 
 #: Test samples generated and evaluated at a time per trial (bounds memory; part of the
 #: definition of the test stream, so changing it changes which test samples are drawn).
@@ -93,6 +93,8 @@ def mlp_trial_losses(
     rank = check_mlp_call(task, variant, rank)
     n = as_int(n, "n", minimum=1)
     trials = as_int(trials, "trials", minimum=1)
+    check_memory(n * sum(task.widths), "n", n, "the activations of one trial's training set")
+    check_memory(trials * 16, "trials", trials, "the per-trial results")
     if loss not in LOSSES[task.kind]:
         raise ValueError(f"loss must be one of {LOSSES[task.kind]} for a {task.kind} task, got {loss!r}")
     if q_bits is not None:

@@ -35,7 +35,7 @@ import torch
 
 from synthetic.mlp_train import ACTIVATIONS, INITS, KINDS, VARIANTS
 from theory.random import haar_stiefel
-from theory.validation import Array, as_generator, as_int, as_rank, as_real
+from theory.validation import Array, as_generator, as_int, as_rank, as_real, check_memory
 
 #: Gain of the teacher's Gaussian weights, ``W0_l ~ N(0, TEACHER_GAIN^2 / d_in)``.
 TEACHER_GAIN = 1.5
@@ -145,13 +145,16 @@ class MLPTask:
     clip: float = 4.0
 
     def __post_init__(self) -> None:
-        try:
-            widths = tuple(self.widths)
-        except TypeError as exc:
-            raise ValueError(f"widths must be a tuple of layer widths, got {self.widths!r}") from exc
+        if not isinstance(self.widths, (Sequence, np.ndarray)) or isinstance(self.widths, (str, bytes)):
+            # A set or a generator has no order (or no repeatable one): the layers' order would be lost.
+            raise ValueError(f"widths must be an ordered sequence of layer widths (a tuple or list), got "
+                             f"{type(self.widths).__name__} {self.widths!r}"[:200])
+        widths = tuple(self.widths)
         if len(widths) < 2:
             raise ValueError(f"widths must have at least 2 entries, got {self.widths!r}")
         object.__setattr__(self, "widths", tuple(as_int(w, "widths", minimum=1) for w in widths))
+        check_memory(sum(a * b for a, b in zip(self.widths[:-1], self.widths[1:])), "widths", self.widths,
+                     "the network's weight matrices")
         n_layers = len(widths) - 1
         for name in ("adapted_layers", "perturbed_layers"):
             object.__setattr__(self, name, _layer_tuple(getattr(self, name), name, n_layers))

@@ -30,7 +30,7 @@ import theory
 from tests.fuzz_specs import D_IN, D_OUT, R
 from tests.fuzz_theory import A, B, DELTA, Q3, SIGMA, SIGMA_LOW, U3
 from tests.tolerances import tol
-from theory.validation import MAX_ABS, as_array, as_covariance, as_int, as_matrix, as_real
+from theory.validation import MAX_ABS, MAX_COUNT, as_array, as_covariance, as_int, as_matrix, as_real
 
 # --- tiny valid baselines ----------------------------------------------------------------------
 
@@ -151,14 +151,18 @@ def test_the_limit_keeps_a_product_of_two_inputs_finite_with_room_for_sums():
 
 def test_validators_accept_the_limit_and_refuse_the_next_float():
     """``|x| = MAX_ABS`` is valid; the next float64 above it is refused, by every validator; counts
-    are integers and have no limit."""
+    are integers up to ``MAX_COUNT`` (2**53, the last integer float64 holds exactly), and a larger one
+    is refused without building a number larger than itself."""
     above = float(np.nextafter(MAX_ABS, np.inf))
     for value in (MAX_ABS, -MAX_ABS):
         as_array([value, 1.0], "v")
         as_matrix([[value]], "v")
         as_real(value, "v")
     as_covariance([[MAX_ABS]], "v")
-    assert as_int(10**30, "n") == 10**30
+    assert as_int(MAX_COUNT, "n") == MAX_COUNT
+    for huge in (MAX_COUNT + 1, 10**30, 10**5000):  # repr of 10**5000 is refused by Python: not used
+        with pytest.raises(ValueError, match="^n must be <= 9007199254740992"):
+            as_int(huge, "n")
     for check in (lambda v: as_array([v], "v"), lambda v: as_matrix([[1.0, -v]], "v"),
                   lambda v: as_covariance([[v]], "v"), lambda v: as_real(v, "v"), lambda v: as_real(-v, "v")):
         with pytest.raises(ValueError, match="^v "):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.validation import Array, as_generator, as_int
+from theory.validation import Array, as_generator, as_int, check_memory
 
 
 def haar_stiefel(d: int, r: int, rng: np.random.Generator, *, draws: int | None = None) -> Array:
@@ -36,7 +36,10 @@ def haar_stiefel(d: int, r: int, rng: np.random.Generator, *, draws: int | None 
     if r > d:
         raise ValueError(f"r {r} exceeds d = {d}: a d x r matrix has at most d orthonormal columns")
     rng = as_generator(rng)
+    check_memory(d * r, "d", d, f"a {d} x {r} matrix")
     size = (d, r) if draws is None else (as_int(draws, "draws", minimum=1), d, r)
+    if draws is not None:
+        check_memory(size[0] * d * r, "draws", size[0], f"{size[0]} draws of a {d} x {r} matrix")
     gauss = rng.standard_normal(size)
     q, upper = np.linalg.qr(gauss)
     signs = np.sign(np.diagonal(upper, axis1=-2, axis2=-1))

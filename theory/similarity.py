@@ -32,7 +32,7 @@ def cca_similarity(m1: Array, m2: Array, side: str) -> float:
     -------
     float in [0, 1]; 1 when one space contains the other.
     """
-    if side not in SIDES:
+    if not isinstance(side, str) or side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {side!r}")
     a = as_matrix(m1, "m1")
     b = as_matrix(m2, "m2")

@@ -43,6 +43,11 @@ COND_WARN = 1e8
 #: that form them check their results (:func:`checked_finite`) and raise ``ValueError`` instead
 #: of returning inf or NaN.
 MAX_ABS = 1e150
+#: Largest integer accepted for a count, size or seed: float64 represents every integer up to 2**53.
+MAX_COUNT = 2**53
+#: Largest single allocation a public function makes before it refuses with ``ValueError``: a third of
+#: the 24 GiB of the machines this toolkit is developed on, leaving room for the copies a solver makes.
+MAX_BYTES = 8 * 2**30
 #: The reason quoted when an input exceeds ``MAX_ABS``.
 MAX_ABS_REASON = "products of such entries overflow float64"
 
@@ -61,6 +66,8 @@ def _describe(value: object) -> str:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
         return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    if isinstance(value, Integral) and not isinstance(value, bool) and abs(int(value)).bit_length() > 64:
+        return f"an integer of about 2**{abs(int(value)).bit_length() - 1}"  # repr of a huge int is slow or refused
     text = repr(value)
     if "\n" in text:
         text = " ".join(text.split())
@@ -76,7 +83,7 @@ def _from_torch(value: object) -> object:
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(value, torch.Tensor):
         return value
-    if value.is_complex():  # refused by the caller, which names it
+    if value.is_complex() or value.dtype == torch.bool:  # refused by the caller, which names it
         return value.detach().cpu().numpy()
     return value.detach().to(torch.float64).cpu().numpy()
 
@@ -90,6 +97,8 @@ def _float_array(value: object, name: str, what: str) -> Array:
         raise ValueError(f"{name} must be a real {what}, got {_describe(value)}") from exc
     if raw.dtype.kind == "c":
         raise ValueError(f"{name} must be real, got complex entries ({_describe(value)})")
+    if raw.dtype.kind == "b":  # as bool scalars are refused (as_real, as_int), so are bool arrays
+        raise ValueError(f"{name} must be real numbers, got booleans ({_describe(value)})")
     if raw.dtype.kind in "biuf":
         return raw.astype(np.float64, copy=False)
     if raw.dtype.kind == "O":
@@ -207,14 +216,44 @@ def as_rank(value: object, d_in: int, d_out: int, name: str = "rank") -> int:
     return r
 
 
-def as_int(value: object, name: str, minimum: int | None = None) -> int:
-    """Return ``value`` as an int (bools rejected) at least ``minimum``, or raise ``ValueError``."""
+def as_int(value: object, name: str, minimum: int | None = None, maximum: int | None = MAX_COUNT) -> int:
+    """Return ``value`` as an int (bools rejected) in ``[minimum, maximum]``, or raise ``ValueError``.
+
+    ``maximum`` defaults to ``MAX_COUNT`` (2**53): every count, size and seed of the toolkit enters
+    float64 arithmetic, where larger integers are not exact. The check compares integers only and
+    never builds a number larger than its input.
+    """
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be an integer, got {_describe(value)}")
     out = int(value)
     if minimum is not None and out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
+        raise ValueError(f"{name} must be >= {minimum}, got {_describe(out)}")
+    if maximum is not None and out > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {_describe(out)}")
     return out
+
+
+def check_memory(floats: int, name: str, value: object, what: str) -> None:
+    """Raise ``ValueError`` before an allocation of ``floats`` float64 numbers beyond ``MAX_BYTES``.
+
+    The message names the argument that sets the size, its value, what would be allocated and the
+    memory it would need, e.g. "n = 1000000000000 needs 29.1 TiB for the training sets of a chunk
+    of trials; the limit is 8 GiB (theory.validation.MAX_BYTES)".
+    """
+    need = 8 * int(floats)
+    if need > MAX_BYTES:
+        raise ValueError(f"{name} = {_describe(value)} needs {_bytes(need)} for {what}; the limit is "
+                         f"{_bytes(MAX_BYTES)} (theory.validation.MAX_BYTES)")
+
+
+def _bytes(count: int) -> str:
+    """``count`` bytes in the largest binary unit that keeps the number at least 1."""
+    value, unit = float(count), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.3g} {unit}"
 
 
 def as_real(
@@ -234,7 +273,11 @@ def as_real(
     """
     if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
         raise ValueError(f"{name} must be a real number, got {_describe(value)}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond the float64 range
+        raise ValueError(f"{name} is {_describe(value)}, beyond float64's range; the limit is "
+                         f"{max_abs if max_abs is not None else 1.8e308:.3g}") from None
     if not math.isfinite(out):
         raise ValueError(f"{name} must be finite, got {out}")
     if positive and out <= 0:
