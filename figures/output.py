@@ -5,14 +5,13 @@ Every file is replaced atomically; the JSON records the versions of the toolkit 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 
 from figures.checks import NO_BOUND_NOTE
-from synthetic.provenance import environment, plain, write_atomic
+from synthetic.provenance import environment, json_bytes, write_atomic
 
 
 def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict[str, Path]:
@@ -24,8 +23,8 @@ def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict
         tmp = out_dir / f".{name}.tmp.{ext}"
         fig.savefig(tmp)
         os.replace(tmp, paths[ext])
-    payload = {"figure": name, "environment": environment(), "caption": caption, **plain(data)}
-    write_atomic(paths["json"], json.dumps(payload, indent=1).encode())
+    payload = {"figure": name, "environment": environment(), "caption": caption, **data}
+    write_atomic(paths["json"], json_bytes(payload))
     write_atomic(paths["txt"], (caption.strip() + "\n").encode())
     return paths
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from synthetic.linear import LinearTask, linear_trial_losses
-from synthetic.provenance import environment, plain, write_atomic
+from synthetic.provenance import environment, json_bytes, plain, write_atomic
 from theory.validation import as_array, as_int, as_real
 
 #: Confidence level of the reported intervals.
@@ -140,7 +139,7 @@ class GapResult:
             "summary": plain(asdict(self.summary)),
             "records": self.records,
         }
-        return write_atomic(path, json.dumps(doc, indent=1).encode())
+        return write_atomic(path, json_bytes(doc))
 
 
 def _engine(task: object):

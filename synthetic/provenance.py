@@ -6,6 +6,8 @@ full configuration and seed; every file is written atomically.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import platform
 import tempfile
@@ -37,24 +39,64 @@ def environment() -> dict[str, str]:
     return out
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` would give a new file: ``0o666`` less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+#: Mode of the files ``write_atomic`` writes (read once: changing the umask is process-wide).
+FILE_MODE = _file_mode()
+
+
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one.
 
     Writes a temporary file in the same folder, fsyncs it and renames it over ``path``; on any
-    failure the temporary file is removed and ``path`` is untouched.
+    failure the temporary file is removed, ``path`` is untouched, and the ``OSError`` raised names
+    ``path`` (never the hidden temporary file). The file gets the usual mode of a new file
+    (``0o666`` less the umask), not the owner-only mode of a temporary file.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), FILE_MODE)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror or exc}", str(path)) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def json_bytes(doc: Any) -> bytes:
+    """``doc`` as strict JSON (UTF-8, indented): NaN and infinities become ``null``.
+
+    Python's ``json`` writes bare ``NaN`` / ``Infinity``, which strict parsers (JavaScript's
+    ``JSON.parse``, ``jq``) reject; a non-finite number in a results file is written as ``null``.
+    """
+    return json.dumps(_strict(plain(doc)), indent=1, allow_nan=False).encode()
+
+
+def _strict(value: Any) -> Any:
+    """``value`` (already ``plain``) with every non-finite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return value
 
 
 def plain(value: Any) -> Any:

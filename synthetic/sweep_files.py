@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from synthetic.provenance import environment, plain, toolkit_version, write_atomic
+from synthetic.provenance import environment, json_bytes, plain, toolkit_version, write_atomic
 
 
 def meta_path(path: str | Path) -> Path:
@@ -42,10 +41,10 @@ def write_rows(rows: list[dict[str, Any]], path: str | Path, *, config: dict[str
     head = {"toolkit": {"name": "lora-asymmetry", "version": toolkit_version()}, "environment": environment(),
             "config": plain(config)}
     if path.suffix != ".csv":
-        return write_atomic(path, json.dumps({**head, "rows": rows}, indent=1).encode())
+        return write_atomic(path, json_bytes({**head, "rows": rows}))
     columns = list(rows[0]) if rows else []
     meta = {**head, "rows_file": path.name, "columns": columns}
-    write_atomic(meta_path(path), json.dumps(meta, indent=1).encode())
+    write_atomic(meta_path(path), json_bytes(meta))
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()

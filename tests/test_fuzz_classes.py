@@ -95,3 +95,35 @@ def test_a_side_that_is_not_a_string_is_refused():
     for side in (np.array(["col"]), ["row"], None, 1):
         with pytest.raises(ValueError, match="^side must be one of"):
             theory.cca_similarity(np.eye(3), np.eye(3), side)
+
+
+def test_a_failed_write_names_the_path_the_user_gave(tmp_path):
+    """Every writer reports the path it was asked to write, never its hidden temporary file, and leaves
+    no temporary file behind."""
+    task = synthetic.LinearTask(d_in=4, d_out=4, n_test=8)
+    result = synthetic.measure_gap(task, "b_only", 2, n=8, trials=2, loss="population", seed=0)
+    missing = tmp_path / "no_such_folder" / "rows.csv"
+    for write in (result.to_csv, result.to_json):
+        with pytest.raises(OSError) as info:
+            write(missing)
+        assert str(missing) in str(info.value) and ".tmp" not in str(info.value), str(info.value)
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_results_files_get_the_usual_mode_and_strict_json(tmp_path):
+    """Results files are readable as any new file is (0o666 less the umask, not the 0o600 of a temporary
+    file), and non-finite numbers are written as JSON null, which strict parsers accept."""
+    import json
+    import os
+
+    from synthetic.provenance import json_bytes, write_atomic
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = write_atomic(tmp_path / "x.json", json_bytes({"gap": float("nan"), "a": [1.0, float("inf")],
+                                                         "b": np.array([np.nan, 2.0])}))
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}")) == {
+        "gap": None, "a": [1.0, None], "b": [None, 2.0]}
