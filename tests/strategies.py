@@ -1,80 +1,35 @@
-"""Hypothesis strategies shared by the whole suite (STYLE.md rule 8); each is tested in test_strategies.py."""
+"""Hypothesis strategies shared by the whole suite; each is tested in test_strategies.py.
+
+The strategies of theory and bounds problems are public, in ``bounds.strategies`` (users property-test
+their own bounds with them); this module re-exports them and adds those of the synthetic engines.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
 
-from theory.random import haar_stiefel
+from bounds.strategies import (  # re-exported for the suite
+    SPECTRA,
+    covariance_from,
+    covariances,
+    layer_lists,
+    linear_problems,
+    lora_settings,
+    loss_tables,
+    metric_problems,
+    mi_nats_values,
+    mi_vectors,
+    probabilities,
+    seeds,
+    shifts,
+    spectrum,
+    stiefel_factors,
+    supersamples,
+    symbol_arrays,
+)
 
-
-# --- theory: covariances, shifts and frozen factors ------------------------------------------
-
-SPECTRA = ("isotropic", "powerlaw", "lowrank")
-
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
-
-
-def spectrum(kind: str, d: int, *, alpha: float = 1.0, k: int = 1, scale: float = 1.0) -> np.ndarray:
-    """Eigenvalues (d,), descending: ``isotropic`` all equal, ``powerlaw`` ``i^-alpha``, ``lowrank`` k equal."""
-    if kind == "isotropic":
-        return np.full(d, scale)
-    if kind == "powerlaw":
-        return scale * np.arange(1, d + 1, dtype=float) ** -alpha
-    if kind == "lowrank":
-        return np.r_[np.full(k, scale), np.zeros(d - k)]
-    raise ValueError(f"unknown spectrum {kind!r}")
-
-
-def covariance_from(eigenvalues: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``V diag(λ) Vᵀ`` with a Haar rotation ``V``; symmetric by construction."""
-    d = eigenvalues.size
-    v = haar_stiefel(d, d, rng)
-    out = (v * eigenvalues) @ v.T
-    return (out + out.T) / 2
-
-
-@st.composite
-def covariances(draw, d: int, kinds: tuple[str, ...] = SPECTRA, max_rank: int | None = None):
-    """A (d, d) PSD covariance with an isotropic, power-law or low-rank spectrum."""
-    kind = draw(st.sampled_from(kinds))
-    alpha = draw(st.floats(0.5, 3.0))
-    k = draw(st.integers(1, max_rank if max_rank is not None else d))
-    scale = draw(st.floats(0.1, 10.0))
-    return covariance_from(spectrum(kind, d, alpha=alpha, k=k, scale=scale), np.random.default_rng(draw(seeds)))
-
-
-@st.composite
-def shifts(draw, d_out: int, d_in: int, rank: int | None = None):
-    """A (d_out, d_in) shift Δ of the given rank (drawn when None), Gaussian singular vectors."""
-    k = rank if rank is not None else draw(st.integers(1, min(d_out, d_in)))
-    rng = np.random.default_rng(draw(seeds))
-    scale = draw(st.floats(0.1, 10.0))
-    return scale * rng.standard_normal((d_out, k)) @ rng.standard_normal((k, d_in)) / np.sqrt(k)
-
-
-@st.composite
-def haar_factors(draw, d: int, r: int):
-    """A (d, r) Haar-distributed matrix with orthonormal columns."""
-    return haar_stiefel(d, r, np.random.default_rng(draw(seeds)))
-
-
-@st.composite
-def linear_problems(draw, max_dim: int = 8, kinds: tuple[str, ...] = SPECTRA):
-    """A whole Section 4.1 problem: dims, rank, Δ, Σ, noise variance, Haar A and B."""
-    d_out = draw(st.integers(2, max_dim))
-    d_in = draw(st.integers(2, max_dim))
-    rank = draw(st.integers(1, min(d_out, d_in)))
-    return {
-        "d_out": d_out,
-        "d_in": d_in,
-        "rank": rank,
-        "delta": draw(shifts(d_out, d_in)),
-        "sigma": draw(covariances(d_in, kinds)),
-        "noise_var": draw(st.floats(0.0, 2.0)),
-        "a": draw(haar_factors(d_in, rank)).T,
-        "b": draw(haar_factors(d_out, rank)),
-    }
+haar_factors = stiefel_factors
 
 
 # --- synthetic (linear engine): tasks and batched least-squares problems ----------------------
@@ -181,53 +136,7 @@ def mlp_tasks(draw, max_width: int = 8, max_layers: int = 3, kinds: tuple[str, .
     )
 
 
-# --- bounds: layer lists, LoRA settings and information quantities (issue 3) ----------------
-
 BOUND_VARIANTS = ("full", "lora", "b_only", "a_only")
-
-
-@st.composite
-def layer_lists(draw, max_layers: int = 4, max_dim: int = 256, square: bool = False):
-    """A non-empty list of ``(d_out, d_in)`` layers, each dimension in ``[1, max_dim]``."""
-    count = draw(st.integers(1, max_layers))
-    dims = st.integers(1, max_dim)
-    if square:
-        return [(d, d) for d in draw(st.lists(dims, min_size=count, max_size=count))]
-    return [(draw(dims), draw(dims)) for _ in range(count)]
-
-
-@st.composite
-def lora_settings(draw, max_layers: int = 4, max_dim: int = 256, square: bool = False):
-    """Arguments of ``lora_mi_bound``: layers, a rank valid for every layer, q_bits, sigma, n."""
-    layers = draw(layer_lists(max_layers, max_dim, square))
-    max_rank = min(min(d_out, d_in) for d_out, d_in in layers)
-    return {
-        "layers": layers,
-        "rank": draw(st.integers(1, max_rank)),
-        "q_bits": draw(st.integers(1, 32)),
-        "sigma": draw(st.floats(1e-3, 1e3)),
-        "n": draw(st.integers(1, 10**7)),
-    }
-
-
-mi_nats_values = st.floats(0.0, 1e6, allow_nan=False, allow_infinity=False)
-
-probabilities = st.floats(0.0, 1.0, allow_nan=False)
-
-
-@st.composite
-def mi_vectors(draw, max_size: int = 50):
-    """A (n,) array of non-negative per-sample mutual informations in nats."""
-    size = draw(st.integers(1, max_size))
-    return np.array(draw(st.lists(mi_nats_values, min_size=size, max_size=size)))
-
-
-@st.composite
-def symbol_arrays(draw, max_size: int = 64, max_abs: int = 2**15):
-    """A (size,) int64 array of quantized symbols within ``[-max_abs, max_abs - 1]``."""
-    size = draw(st.integers(1, max_size))
-    levels = draw(st.lists(st.integers(-max_abs, max_abs - 1), min_size=1, max_size=6, unique=True))
-    return np.array(draw(st.lists(st.sampled_from(levels), min_size=size, max_size=size)), dtype=np.int64)
 
 
 # --- performance and sweeps (issue 6) --------------------------------------------------------
