@@ -121,10 +121,14 @@ def _fit_a_only_gram(gram: Array, cross: Array, b: Array, n: int, ridge: float) 
 
 
 def train_losses_gram(gram: Array, cross: Array, y_sq: Array, m: Array, n: int) -> Array:  # -> (T,)
-    r"""``‖Y − X Mᵀ‖²/n = (‖Y‖² − 2 tr(M C) + tr(M W Mᵀ))/n`` for updates ``m`` (T, d_out, d_in)."""
+    r"""``‖Y − X Mᵀ‖²/n = (‖Y‖² − 2 tr(M C) + tr(M W Mᵀ))/n`` for updates ``m`` (T, d_out, d_in).
+
+    A squared norm, expanded: an exact fit (zero noise) cancels to round-off, which can fall below
+    zero (−1e-15); the loss is clamped at 0.
+    """
     cross_term = np.sum(m * np.swapaxes(cross, 1, 2), axis=(1, 2))  # tr(M C)
     quadratic = np.sum((m @ gram) * m, axis=(1, 2))  # tr(M W Mᵀ)
-    return (y_sq - 2.0 * cross_term + quadratic) / n
+    return np.maximum(y_sq - 2.0 * cross_term + quadratic, 0.0) / n
 
 
 def fit_and_losses(

@@ -84,3 +84,15 @@ def test_asymmetry_gap_does_not_depend_on_the_noise(noise_var):
     sigma = u @ u.T
     expected = (1 - 2 / 6) * np.trace(delta @ sigma @ delta.T)
     assert theory.asymmetry_gap(delta, sigma, 2, noise_var) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(("variant", "rank"), [("full", None), ("lora", 5), ("a_only", 5)])
+def test_an_exact_fit_has_a_training_loss_of_zero_not_below(variant, rank):
+    """With zero noise and n >= d_in, full, lora at full rank and a_only at rank d_out fit the training set
+    exactly; the sufficient-statistics sampler's expanded squared norm must give 0, never −1e-15."""
+    import synthetic
+
+    task = synthetic.LinearTask(d_in=6, d_out=5, noise_var=0.0, spectrum="powerlaw:1", n_test=16)
+    out = synthetic.linear_trial_losses(task, variant, rank, 12, 100, loss="population", seed=0, sampler="sufficient")
+    assert out["train_loss"].min() >= 0.0 and out["test_loss"].min() >= 0.0
+    assert out["train_loss"].max() < 1e-12
