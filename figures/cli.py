@@ -1,4 +1,4 @@
-"""The ``lora-asym`` command line: regenerate the theory figures, list them.
+"""The ``lora-asym`` command line: regenerate the theory figures, list them; ``lora-asym --version``.
 
 Errors in the arguments or the output folder print one line and exit with status 2. After each
 figure, ``figures`` prints its bound checks (``figures.checks``): one ``VIOLATION`` line per bound
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from figures import registry
 from figures.checks import report_lines
+from synthetic.provenance import toolkit_version
 
 EXIT_USAGE = 2
 
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Verify, measure and teach 'Asymmetry in Low-Rank Adapters of Foundation Models'.",
         epilog="Example: lora-asym figures --quick --out figures/out",
     )
+    parser.add_argument("--version", action="version", version=f"lora-asym {toolkit_version()}",
+                        help="print the version (lora-asym VERSION) and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     fig = sub.add_parser(
@@ -155,9 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep",
         help="Monte Carlo gaps over a grid of configurations, on serial, process or Dask backends",
         description="Measure generalization gaps over a grid (variants x ranks x n); identical numbers on every backend.",
-        epilog="Example: lora-asym sweep --variants b_only a_only --ranks 2 4 --n 64 256 --backend dask --out gaps.csv",
     )
-    _sweep_module().add_arguments(sweep)
+    _sweep_module().add_arguments(sweep)  # its flags, and the epilog: the grid-file keys and an example
     sweep.set_defaults(func=lambda args: _sweep_module().main(args))
 
     bench = sub.add_parser(

@@ -1,32 +1,31 @@
 r"""Sweeps: a grid of ``measure_gap`` calls run serially, on local processes, or on a Dask cluster.
 
-A sweep point is one ``synthetic.montecarlo.measure_gap`` call (task, variant, rank, n, trials,
-loss, q_bits, seed). Every backend runs the same function on the same points, each under the
-same thread setting (``limit_threads``), so every backend gives bit-identical numbers: the seed
-of a point derives from its configuration (``derive_seed``), never from the worker that runs it.
-
-The seed depends on the base seed, the task and ``n`` and the loss only, not on the variant,
-rank, q_bits or trial count: points that differ in those see the same training sets (common
-random numbers, so differences between variants are measured with less noise), and more
-trials extend a point's trials rather than redrawing them.
+A sweep point is one ``synthetic.montecarlo.measure_gap`` call (``synthetic.sweep_grid``: points,
+grids and the grid-file format). Every backend runs the same function on the same points, each
+under the same thread setting (``limit_threads``), so every backend gives bit-identical numbers:
+the seed of a point derives from its configuration (``derive_seed``), never from the worker that
+runs it. Every point is checked (``check_point``) before any runs.
 
 Backends: ``serial`` (this process), ``processes`` (``concurrent.futures.ProcessPoolExecutor``,
 spawned workers) and ``dask`` (``dask.distributed``: ``Client(scheduler)`` for a running
-cluster, otherwise a ``LocalCluster`` of ``workers`` worker threads in this process, which
-starts in a fraction of a second where worker processes take seconds each to import torch;
-the engines spend their time in torch and NumPy kernels, which release the GIL).
+cluster, waiting at most ``timeout`` seconds for it to answer, otherwise a ``LocalCluster`` of
+``workers`` worker threads in this process, which starts in a fraction of a second where worker
+processes take seconds each to import torch; the engines spend their time in torch and NumPy
+kernels, which release the GIL). A progress bar (tqdm) counts the points on stderr when it is a
+terminal and is cleared at the end (``TQDM_DISABLE=1`` hides it).
 
 Command line (``lora-asym sweep``, or ``python -m synthetic.sweep``)::
 
     lora-asym sweep --task linear --variants b_only a_only --ranks 2 4 --n 64 256 --trials 200
-    lora-asym sweep --grid grid.json --backend dask --scheduler tcp://10.0.0.5:8786 --out rows.csv
+    lora-asym sweep --grid docs/sweep_grid_example.json --backend dask --scheduler tcp://10.0.0.5:8786 --out rows.csv
 
-A grid file is a JSON object with the same keys as the flags: ``task`` (``"linear"`` or
-``"mlp"``), ``preset`` (``"quick"`` or ``"full"``), ``task_fields`` (overrides of the task's
-fields), ``variants``, ``ranks``, ``n``, ``trials``, ``loss``, ``q_bits``, ``seed``; flags
-given on the command line override the file. The grid is the product of variants x ranks x n.
-``--out PATH`` writes the rows with the toolkit and library versions and the configuration, atomically
-(``synthetic.sweep_files.write_rows``: one JSON document, or CSV rows plus ``PATH.meta.json``).
+A grid file is a JSON object with the keys of ``synthetic.sweep_grid.GRID_KEYS`` (``task``,
+``preset``, ``task_fields``, ``variants``, ``ranks``, ``n``, ``trials``, ``loss``, ``q_bits``,
+``seed``; ``lora-asym sweep --help`` lists them with their meaning); flags given on the command
+line override the file. The grid is the product of variants x ranks x n. ``--out PATH`` writes
+the rows (columns: ``run_point``) with the toolkit and library versions and the configuration,
+atomically (``synthetic.sweep_files.write_rows``): ``rows.json`` is one JSON document, ``rows.csv``
+the CSV rows beside the sidecar ``rows.csv.meta.json``; any other suffix is refused.
 """
 
 from __future__ import annotations
@@ -34,27 +33,42 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
-import itertools
 import json
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
+from tqdm.auto import tqdm
 
-from synthetic.linear import LinearTask
+from synthetic.fit import VARIANTS
+from synthetic.linear import LOSSES as LINEAR_LOSSES
+from synthetic.mlp_train import LOSSES as MLP_LOSSES
 from synthetic.montecarlo import measure_gap
-from synthetic.sweep_files import check_out, meta_path, write_rows
-from theory.validation import as_int
+from synthetic.sweep_files import SUFFIXES, check_out, meta_path, write_rows
+from synthetic.sweep_grid import (  # noqa: F401 - re-exported: synthetic.sweep's public names
+    GRID_KEYS,
+    PRESETS,
+    TASK_TYPES,
+    Grid,
+    SweepPoint,
+    check_point,
+    check_points,
+    derive_seed,
+    grid_help,
+    read_grid,
+    task_from_spec,
+)
+from theory.validation import as_int, as_real
 
 BACKENDS = ("serial", "processes", "dask")
-TASK_TYPES = {"linear": "LinearTask", "mlp": "MLPTask"}
 EXIT_USAGE = 2
+#: Seconds ``run_sweep`` waits for a Dask scheduler to answer (``--timeout``).
+TIMEOUT = 10.0
+#: The example at the end of ``lora-asym sweep --help``.
+EXAMPLE = ("Example: lora-asym sweep --grid docs/sweep_grid_example.json --trials 4 --out rows.csv\n"
+           "         lora-asym sweep --variants b_only a_only --ranks 2 4 --n 64 256 --backend dask")
 
 
 # --- threads ---------------------------------------------------------------------------------
@@ -113,83 +127,41 @@ def limit_threads(threads: int) -> Iterator[None]:
                 _ACTIVE["restore"] = _ACTIVE["threads"] = None
 
 
-# --- points ----------------------------------------------------------------------------------
+# --- rows and backends -----------------------------------------------------------------------
 
 
-def _task_class(name: str):
-    if name == "LinearTask":
-        return LinearTask
-    if name == "MLPTask":
-        from synthetic.mlp import MLPTask
-
-        return MLPTask
-    raise ValueError(f"task type must be 'LinearTask' or 'MLPTask', got {name!r}")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """One ``measure_gap`` call of a sweep; ``seed`` is the base seed, an integer >= 0 (``derive_seed``
-    makes the point's)."""
-
-    task: Any
-    variant: str
-    rank: int | None
-    n: int
-    trials: int
-    loss: str
-    q_bits: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        as_int(self.seed, "seed", minimum=0)
-
-    def spec(self) -> dict[str, Any]:
-        """A plain-JSON description from which any process rebuilds the point."""
-        fields_ = {f.name: _plain(getattr(self.task, f.name)) for f in dataclasses.fields(self.task)}
-        return {"task_type": type(self.task).__name__, "task": fields_, "variant": self.variant,
-                "rank": self.rank, "n": self.n, "trials": self.trials, "loss": self.loss,
-                "q_bits": self.q_bits, "base_seed": self.seed}
-
-
-def derive_seed(spec: dict[str, Any]) -> int:
-    """The point's seed: a hash of (base seed, task type and fields, n, loss), as an int in [0, 2^32).
-
-    The base seed ``spec["base_seed"]`` must be an integer >= 0 (``ValueError`` naming ``seed``).
-    """
-    as_int(spec["base_seed"], "seed", minimum=0)
-    key = json.dumps([spec["base_seed"], spec["task_type"], spec["task"], spec["n"], spec["loss"]], sort_keys=True)
-    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
-    return int(np.random.SeedSequence([int(spec["base_seed"]), digest]).generate_state(1)[0])
-
-
-def _task_from(spec: dict[str, Any]) -> Any:
-    cls = _task_class(spec["task_type"])
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name in spec["task"]:
-            v = spec["task"][f.name]
-            values[f.name] = tuple(v) if isinstance(v, list) else v
-    return cls(**values)
+def _task_column(name: str) -> str:
+    """The column of task field ``name``: ``task_<name>``, or ``name`` itself when it already starts
+    with ``task_`` (the task's ``task_seed`` is the column ``task_seed``, never ``task_task_seed``)."""
+    return name if name.startswith("task_") else f"task_{name}"
 
 
 def run_point(spec: dict[str, Any], threads: int = 1) -> dict[str, Any]:
-    """Run one point (a ``SweepPoint.spec()``) and return its tidy row; the function every worker runs."""
-    task = _task_from(spec)
+    """Run one point (a ``SweepPoint.spec()``) and return its tidy row; the function every worker runs.
+
+    The row's columns, each once, in this order:
+
+    - ``task_type``: ``"LinearTask"`` or ``"MLPTask"``;
+    - one column per task field: ``task_<field>`` (``task_d_in``, ``task_widths``; a tuple as a JSON
+      list), or the field's own name when it starts with ``task_`` (``task_seed``, the seed of the
+      task's own matrices);
+    - the call: ``variant``, ``rank``, ``n``, ``trials``, ``loss``, ``q_bits``;
+    - ``base_seed`` (the sweep's seed) and ``seed`` (the point's, ``derive_seed``);
+    - ``mean_X``, ``stderr_X``, ``ci95_X_low``, ``ci95_X_high`` for X in ``gap``, ``train_loss``,
+      ``test_loss`` (``synthetic.montecarlo.GapSummary``).
+    """
+    task = task_from_spec(spec)
     seed = derive_seed(spec)
     with limit_threads(threads):
         result = measure_gap(task, spec["variant"], spec["rank"], spec["n"], spec["trials"], loss=spec["loss"],
                              q_bits=spec["q_bits"], seed=seed)
     s = result.summary
     row: dict[str, Any] = {"task_type": spec["task_type"]}
-    row.update({f"task_{k}": json.dumps(v) if isinstance(v, list) else v for k, v in spec["task"].items()})
+    for name, value in spec["task"].items():
+        column = _task_column(name)
+        if column in row:
+            raise ValueError(f"task field {name!r} and another column are both named {column!r}")
+        row[column] = json.dumps(value) if isinstance(value, list) else value
     row.update({k: spec[k] for k in ("variant", "rank", "n", "trials", "loss", "q_bits", "base_seed")})
     row["seed"] = seed
     for name in ("gap", "train_loss", "test_loss"):
@@ -200,18 +172,34 @@ def run_point(spec: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     return row
 
 
+def _bar(total: int, progress: bool | None) -> tqdm:
+    """A progress bar of ``total`` points on stderr, cleared when done; ``None``: only on a terminal."""
+    return tqdm(total=total, desc="sweep", unit="point", leave=False, file=sys.stderr,
+                disable=None if progress is None else not progress)
+
+
 def run_sweep(points: Sequence[SweepPoint], *, backend: str = "serial", scheduler: str | None = None,
-              workers: int = 2, threads: int = 1) -> list[dict[str, Any]]:
-    """Run every point on ``backend``; one tidy row per point, in the order of ``points``.
+              workers: int = 2, threads: int = 1, timeout: float = TIMEOUT,
+              progress: bool | None = None) -> list[dict[str, Any]]:
+    """Run every point on ``backend``; one tidy row per point (``run_point``), in the order of ``points``.
+
+    Every point is checked (``check_point``: arguments and memory) before any runs, so a bad point
+    late in a grid fails at once, with a ``ValueError`` that names the argument and the point.
 
     Parameters
     ----------
-    points : SweepPoint sequence (``grid_points`` builds a product grid)
+    points : SweepPoint sequence (``Grid.points`` builds a product grid)
     backend : ``"serial"``, ``"processes"`` or ``"dask"``
     scheduler : address of a running Dask scheduler (``tcp://host:8786``); ``dask`` only. Without
         it a ``LocalCluster`` of ``workers`` worker threads is started and closed.
     workers : worker processes of ``processes``, worker threads of the local Dask cluster
     threads : torch and BLAS threads per point (the same on every backend)
+    timeout : seconds to wait for ``scheduler`` to answer, > 0 and finite; then ``ValueError``
+    progress : a progress bar on stderr (cleared at the end); ``None``: when stderr is a terminal
+
+    Returns
+    -------
+    list of dict, one row per point (columns: ``run_point``)
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -219,29 +207,39 @@ def run_sweep(points: Sequence[SweepPoint], *, backend: str = "serial", schedule
         raise ValueError(f"scheduler {scheduler!r} needs backend 'dask', got {backend!r}")
     workers = as_int(workers, "workers", minimum=1)
     threads = as_int(threads, "threads", minimum=1)
+    timeout = as_real(timeout, "timeout", positive=True)
     points = list(points)
-    for i, p in enumerate(points):
-        if not isinstance(p, SweepPoint):
-            raise ValueError(f"points[{i}] must be a SweepPoint, got {type(p).__name__}")
-        _task_class(type(p.task).__name__)
+    check_points(points)
     specs = [p.spec() for p in points]
     if not specs:
         return []
-    if backend == "serial":
-        return [run_point(s, threads) for s in specs]
-    if backend == "processes":
+    if backend == "dask":
+        return _run_dask(specs, scheduler, workers, threads, timeout, progress)
+    with _bar(len(specs), progress) as bar:
+        if backend == "serial":
+            return [_counted(run_point(s, threads), bar) for s in specs]
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools is unsafe
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            return list(pool.map(run_point, specs, [threads] * len(specs)))
-    return _run_dask(specs, scheduler, workers, threads)
+            return [_counted(row, bar) for row in pool.map(run_point, specs, [threads] * len(specs))]
 
 
-def _run_dask(specs: list[dict[str, Any]], scheduler: str | None, workers: int, threads: int) -> list[dict]:
+def _counted(row: dict[str, Any], bar: tqdm) -> dict[str, Any]:
+    bar.update()
+    return row
+
+
+def _line(exc: BaseException) -> str:
+    """``exc``'s message on one line (its type's name when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _run_dask(specs: list[dict[str, Any]], scheduler: str | None, workers: int, threads: int, timeout: float,
+              progress: bool | None) -> list[dict]:
     try:
-        from dask.distributed import Client, LocalCluster
+        from dask.distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
         raise ValueError("backend 'dask' needs dask[distributed] (pip install 'lora-asymmetry[dask]')") from exc
     cluster = None
@@ -249,9 +247,19 @@ def _run_dask(specs: list[dict[str, Any]], scheduler: str | None, workers: int, 
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except OSError as exc:  # TimeoutError is an OSError
+            raise ValueError(f"scheduler {scheduler!r} did not answer within timeout = {timeout:g} s; "
+                             f"is `dask scheduler` running there? ({_line(exc)})") from None
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"scheduler {scheduler!r} is not a Dask scheduler address, e.g. tcp://host:8786 "
+                             f"({_line(exc)})") from None
     try:
         futures = client.map(run_point, specs, threads=threads, pure=False)
+        with _bar(len(specs), progress) as bar:
+            for _ in as_completed(futures):
+                bar.update()
         return client.gather(futures)
     finally:
         client.close()
@@ -259,88 +267,72 @@ def _run_dask(specs: list[dict[str, Any]], scheduler: str | None, workers: int, 
             cluster.close()
 
 
-# --- grids and the command line ----------------------------------------------------------------
+# --- the command line --------------------------------------------------------------------------
+
+#: Grid keys a flag of the same name (``--q-bits`` for ``q_bits``) overrides.
+FLAG_KEYS = ("task", "preset", "variants", "ranks", "n", "trials", "loss", "q_bits", "seed")
 
 
-@dataclass(frozen=True)
-class Grid:
-    """A product grid of sweep points (the grid-file format of the module docstring)."""
-
-    task: str = "linear"
-    preset: str = "quick"
-    task_fields: dict[str, Any] = field(default_factory=dict)
-    variants: tuple[str, ...] = ("b_only", "a_only")
-    ranks: tuple[int, ...] = (2, 4)
-    n: tuple[int, ...] = (64,)
-    trials: int = 100
-    loss: str | None = None
-    q_bits: int | None = None
-    seed: int = 0
-
-    def points(self) -> list[SweepPoint]:
-        """The points of the grid, variants x ranks x n, in that nesting order."""
-        if self.task not in TASK_TYPES:
-            raise ValueError(f"task must be one of {sorted(TASK_TYPES)}, got {self.task!r}")
-        if self.preset not in ("quick", "full"):
-            raise ValueError(f"preset must be 'quick' or 'full', got {self.preset!r}")
-        cls = _task_class(TASK_TYPES[self.task])
-        base = getattr(cls, self.preset)()
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(self.task_fields) - names)
-        if unknown:
-            raise ValueError(f"task_fields has unknown field {unknown[0]!r} for {cls.__name__}")
-        fields_ = {k: tuple(v) if isinstance(v, list) else v for k, v in self.task_fields.items()}
-        task = dataclasses.replace(base, **fields_)
-        loss = self.loss or ("population" if self.task == "linear" else ("squared" if task.kind == "regression"
-                                                                          else "zero_one"))
-        return [SweepPoint(task, v, r, n, self.trials, loss, self.q_bits, self.seed)
-                for v, r, n in itertools.product(self.variants, self.ranks, self.n)]
-
-
-def _grid_from(args: argparse.Namespace) -> Grid:
-    values: dict[str, Any] = {}
-    if args.grid is not None:
-        try:
-            values = json.loads(Path(args.grid).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"--grid {args.grid!r} is not a readable JSON file ({exc})") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"--grid {args.grid!r} must hold a JSON object")
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(Grid)})
-        if unknown:
-            raise ValueError(f"--grid has unknown key {unknown[0]!r}")
-    for name in ("task", "preset", "variants", "ranks", "n", "trials", "loss", "q_bits", "seed"):
-        value = getattr(args, name)
-        if value is not None:
-            values[name] = value
-    for key in ("variants", "ranks", "n"):
-        if key in values:
-            v = values[key]
-            values[key] = tuple(v) if isinstance(v, (list, tuple)) else (v,)
-    return Grid(**values)
+def _loss_help() -> str:
+    linear, mlp = ", ".join(LINEAR_LOSSES), MLP_LOSSES
+    return (f"evaluated loss: {linear} (linear; default population); {', '.join(mlp['classification'])} "
+            f"(mlp classification; default zero_one); {', '.join(mlp['regression'])} (mlp regression; "
+            "default squared)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``lora-asym sweep`` (see the module docstring)."""
-    parser.add_argument("--grid", metavar="FILE", help="JSON grid file (keys as the flags below)")
-    parser.add_argument("--task", choices=sorted(TASK_TYPES), help="task family (default: linear)")
-    parser.add_argument("--preset", choices=("quick", "full"), help="task preset (default: quick)")
-    parser.add_argument("--variants", nargs="+", metavar="V", help="tuning variants (default: b_only a_only)")
+    """The flags of ``lora-asym sweep``, and its help epilog: the grid-file keys (``grid_help``)."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = f"{grid_help()}\n\n{EXAMPLE}"
+    parser.add_argument("--grid", metavar="FILE", help="JSON grid file; its keys are listed below")
+    parser.add_argument("--task", choices=sorted(TASK_TYPES), help="task family: linear or mlp (default: linear)")
+    parser.add_argument("--preset", choices=PRESETS, help="task preset: quick or full (default: quick)")
+    parser.add_argument("--variants", nargs="+", metavar="V",
+                        help=f"tuned factors, any of {', '.join(VARIANTS)} (default: b_only a_only)")
     parser.add_argument("--ranks", nargs="+", type=int, metavar="R", help="adapter ranks (default: 2 4)")
     parser.add_argument("--n", nargs="+", type=int, metavar="N", help="training-set sizes (default: 64)")
-    parser.add_argument("--trials", type=int, help="trials per point (default: 100)")
-    parser.add_argument("--loss", help="loss (default: population / squared / zero_one)")
-    parser.add_argument("--q-bits", dest="q_bits", type=int, help="quantize trained parameters to q bits")
+    parser.add_argument("--trials", type=int, help="trials per point, >= 2 (default: 100)")
+    parser.add_argument("--loss", help=_loss_help())
+    parser.add_argument("--q-bits", dest="q_bits", type=int, help="quantize trained parameters to 2 .. 32 bits")
     parser.add_argument("--seed", type=int, help="base seed (default: 0)")
-    parser.add_argument("--backend", choices=BACKENDS, default="serial", help="where points run (default: serial)")
+    parser.add_argument("--backend", choices=BACKENDS, default="serial",
+                        help="where points run: serial, processes or dask (default: serial)")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="running Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS",
+                        help=f"seconds to wait for --scheduler to answer (default: {TIMEOUT:g})")
     parser.add_argument("--workers", type=int, default=2, help="local workers (default: 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per point (default: 1)")
     parser.add_argument("--out", metavar="PATH",
                         help="write the rows to PATH (default: print a table). PATH.json: one document with the "
                              "rows, the toolkit and library versions and the configuration (grid, backend); each "
                              "row has its seed. PATH.csv: plain CSV rows, the versions and configuration in "
-                             "PATH.csv.meta.json. Written atomically")
+                             "PATH.csv.meta.json. Any other suffix is refused. Written atomically")
+
+
+def _grid_points(args: argparse.Namespace) -> tuple[Grid, list[SweepPoint]]:
+    """The grid of ``--grid`` and the flags over it, and its checked points; errors name the file."""
+    flags = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k) is not None}
+    if args.grid is None:
+        grid = Grid(**flags)
+        points = grid.points()
+        check_points(points)
+        return grid, points
+    values = read_grid(args.grid, "--grid")
+    try:
+        grid = Grid(**{**values, **flags})
+        points = grid.points()
+        check_points(points)
+    except ValueError as exc:
+        over = f" (with flags {', '.join('--' + k.replace('_', '-') for k in flags)})" if flags else ""
+        raise ValueError(f"--grid {args.grid!r}{over}: {exc}") from None
+    return grid, points
+
+
+def _error(message: object) -> int:
+    """Print ``message`` as one error line on stderr; the exit status of a usage error."""
+    print(f"lora-asym sweep: error: {_line(message) if isinstance(message, BaseException) else message}",
+          file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(args: argparse.Namespace) -> int:
@@ -348,24 +340,23 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.scheduler is not None and args.backend != "dask":
             raise ValueError(f"--scheduler needs --backend dask, got --backend {args.backend}")
+        as_real(args.timeout, "--timeout", positive=True)
         if args.out:
-            check_out(args.out)
-        grid = _grid_from(args)
-        as_int(grid.seed, "seed", minimum=0)
-        rows = run_sweep(grid.points(), backend=args.backend, scheduler=args.scheduler, workers=args.workers,
-                         threads=args.threads)
+            check_out(args.out, suffixes=SUFFIXES)
+        grid, points = _grid_points(args)
+        rows = run_sweep(points, backend=args.backend, scheduler=args.scheduler, workers=args.workers,
+                         threads=args.threads, timeout=args.timeout)
     except (ValueError, TypeError) as exc:
-        print(f"lora-asym sweep: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(exc)
     if args.out:
         config = {"grid": dataclasses.asdict(grid), "backend": args.backend, "scheduler": args.scheduler,
                   "workers": args.workers, "threads": args.threads}
+        libraries = ("dask", "distributed") if args.backend == "dask" else ()
         try:
-            path = write_rows(rows, args.out, config=config)
+            path = write_rows(rows, args.out, config=config, libraries=libraries)
         except OSError as exc:
-            print(f"lora-asym sweep: error: --out {args.out!r}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_USAGE
-        sidecar = f" (versions and configuration: {meta_path(path)})" if path.suffix == ".csv" else ""
+            return _error(f"--out {args.out!r}: {exc.strerror or exc}")
+        sidecar = f" (versions and configuration: {meta_path(path)})" if path.suffix.lower() == ".csv" else ""
         print(f"{len(rows)} points -> {path}{sidecar}")
         return 0
     print(f"{'variant':<8} {'rank':>4} {'n':>6} {'trials':>6}  {'mean gap':>11} {'stderr':>9}  seed")

@@ -1,4 +1,4 @@
-"""Issue 7, bad input at the edges of the fuzz: the command line, and the fuzz strategies themselves.
+"""Bad input at the edges of the fuzz: the command line, grid files, and the fuzz strategies themselves.
 
 ``lora-asym`` (``figures``, ``demo``, ``sweep``) with one invalid flag value, figure name, output
 folder or subcommand exits with status 2 and prints one error line naming it, before any
@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import math
+import re
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +26,7 @@ from hypothesis import strategies as st
 
 from figures import cli, registry
 from synthetic.linear import LinearTask
+from synthetic.sweep import GRID_KEYS, PRESETS, TASK_TYPES, Grid, read_grid
 from theory import validation
 from tests.fuzz_values import (
     EITHER,
@@ -151,6 +157,11 @@ SWEEP_BAD = {
     "backend": st.sampled_from(["cloud", "mpi", ""]).map(lambda v: (["sweep", "--backend", v], "--backend")),
     "out": st.sampled_from(["/proc/rows.csv", "/dev/null/rows.json", "/no/such/folder/rows.csv", "/tmp"])
     .map(lambda v: (["sweep", "--out", v], f"--out {v!r}")),
+    "out suffix": st.text("abcdefghijklmnopqrstuvwxyz._", min_size=1, max_size=8)
+    .map(lambda v: f"/tmp/rows{v}").filter(lambda v: Path(v).suffix.lower() not in (".json", ".csv"))
+    .map(lambda v: (["sweep", "--out", v], "must end in .json or .csv")),
+    "timeout": st.one_of(st.floats(max_value=0.0), st.sampled_from([math.inf, -math.inf, math.nan]))
+    .map(lambda v: (["sweep", "--timeout", repr(v)], "--timeout")),
 }
 
 
@@ -170,3 +181,134 @@ def test_cli_sweep_bad_value_is_one_error_line_and_status_2(flag, data):
     lines = err.getvalue().strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], (argv, err.getvalue())
     assert out.getvalue() == ""
+
+
+# --- grid files ---------------------------------------------------------------------------------
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=4),
+                  st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+_NOT_INT = _JUNK.filter(lambda v: not isinstance(v, int) or isinstance(v, bool))
+_NOT_INT_LIST = _NOT_INT.filter(lambda v: not isinstance(v, list))  # nor a list (of ints, say)
+_NOT_STR_LIST = _NOT_INT_LIST.filter(lambda v: not isinstance(v, str))
+
+#: Values of the wrong type (or name) for each grid key, fuzzed one key at a time.
+GRID_WRONG = {
+    "task": _JUNK.filter(lambda v: v not in tuple(TASK_TYPES)),
+    "preset": _JUNK.filter(lambda v: v not in PRESETS),
+    "task_fields": _JUNK.filter(lambda v: not isinstance(v, dict) or any(k not in ("d_in",) for k in v)),
+    "variants": st.one_of(st.just([]), _NOT_STR_LIST, st.lists(_NOT_STR_LIST, min_size=1, max_size=3)),
+    "ranks": st.one_of(st.just([]), _NOT_INT_LIST, st.lists(_NOT_INT_LIST, min_size=1, max_size=3)),
+    "n": st.one_of(st.just([]), _NOT_INT_LIST, st.lists(_NOT_INT_LIST, min_size=1, max_size=3)),
+    "trials": _NOT_INT,
+    "loss": _JUNK.filter(lambda v: v is not None and not isinstance(v, str)),
+    "q_bits": _NOT_INT.filter(lambda v: v is not None),
+    "seed": st.one_of(_NOT_INT, st.integers(max_value=-1)),
+}
+assert set(GRID_WRONG) == set(GRID_KEYS)  # every key is fuzzed
+
+
+def _sweep_err(argv: list[str]) -> tuple[int, list[str], str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = cli.main(argv)
+        except SystemExit as exc:
+            status = exc.code
+    return status, err.getvalue().strip().splitlines(), out.getvalue()
+
+
+@pytest.mark.parametrize("key", GRID_WRONG)
+@given(data=st.data())
+def test_cli_sweep_grid_key_of_wrong_type_names_the_key_and_the_file(key, data):
+    """A grid file whose ``key`` holds a value of the wrong type (a list for a number, a number for a
+    list or an object, an unknown name): exit status 2 and one error line that names the file and
+    the key, before any point runs."""
+    value = data.draw(GRID_WRONG[key], label=key)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "grid.json"
+        path.write_text(json.dumps({key: value}))
+        status, lines, out = _sweep_err(["sweep", "--grid", str(path)])
+    assert status == cli.EXIT_USAGE and len(lines) == 1 and out == "", (value, lines)
+    assert f"--grid {str(path)!r}" in lines[0], lines
+    assert re.search(rf"\b{key}(\[\d+\]|: \w+| keys)? must|{key} has unknown field", lines[0]), lines
+
+
+@given(data=st.binary(min_size=1, max_size=40).filter(lambda b: not _utf8(b)))
+def test_cli_sweep_grid_file_not_utf8_is_one_line(data):
+    """A grid file of bytes that are not UTF-8: one error line naming the file and saying it is not
+    UTF-8 JSON, exit status 2 (never a codec traceback)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "grid.bin"
+        path.write_bytes(data)
+        status, lines, out = _sweep_err(["sweep", "--grid", str(path)])
+    assert status == cli.EXIT_USAGE and len(lines) == 1 and out == "", lines
+    assert f"--grid {str(path)!r} is not UTF-8 JSON" in lines[0], lines
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+#: Malformed grid files: (file bytes, what the error line must name besides the file).
+BAD_GRID_FILES = [
+    ('{"task": "lin\xe9ar"}'.encode("latin-1"), "not UTF-8 JSON"),
+    ('{"seed": 0}'.encode("utf-16"), "not UTF-8 JSON"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 JSON"),
+    (b"task: linear\nranks: [1, 2]\n", "not UTF-8 JSON"),
+    (b'{"ranks": [1, 2],}', "not UTF-8 JSON"),
+    (b'["b_only", "a_only"]', "JSON object"),
+    (b"null", "JSON object"),
+    (b'{"task_fields": [6, 5]}', "task_fields"),
+    (b'{"task_fields": 8}', "task_fields"),
+    (b'{"task_fields": {"d_out": "five"}}', "task_fields: d_out"),
+    (b'{"task_fields": {"width": 5}}', "task_fields has unknown field 'width'"),
+    (b'{"variants": {"b_only": 1}}', "variants"),
+    (b'{"ranks": [1, [2]]}', "ranks[1]"),
+    (b'{"n": [8.5]}', "n[0]"),
+    (b'{"trials": "12"}', "trials"),
+    (b'{"q_bits": [8]}', "q_bits"),
+    (b'{"loss": {"name": "clipped"}}', "loss"),
+    (b'{"preset": 1}', "preset"),
+    (b'{"rank": [1]}', "unknown key 'rank'; the keys are: task, preset, task_fields, variants, ranks"),
+]
+
+
+def _status_and_err(argv, capsys):
+    try:
+        status = main(_parse(argv))
+    except SystemExit as exc:
+        status = exc.code
+    captured = capsys.readouterr()
+    return status, captured.err, captured.out
+
+
+@pytest.mark.parametrize(("data", "names"), BAD_GRID_FILES)
+def test_malformed_grid_file_is_one_line_naming_the_file_and_the_key(data, names, tmp_path, capsys):
+    """A grid file that is not UTF-8, not JSON, not a JSON object, or has a key of the wrong type or an
+    unknown key: exit status 2 and one error line on stderr naming the file and the key (or saying
+    'not UTF-8 JSON'), before any point runs; ``read_grid`` and ``Grid`` raise ValueError naming it."""
+    path = tmp_path / "my grid.json"
+    path.write_bytes(data)
+    status, err, out = _status_and_err(["--grid", str(path)], capsys)
+    assert status == 2 and err.count("\n") == 1 and out == "", err
+    assert f"--grid {str(path)!r}" in err and names in err, err
+    with pytest.raises(ValueError, match="grid file|task_fields|variants|ranks|n\\[0\\]|trials|q_bits|loss|preset"):
+        Grid(**read_grid(path)).points()
+
+
+@pytest.mark.parametrize(("data", "names"), BAD_GRID_FILES)
+def test_malformed_grid_file_is_one_line_naming_the_file_and_the_key(data, names, tmp_path):
+    """A grid file that is not UTF-8, not JSON, not a JSON object, or has a key of the wrong type or an
+    unknown key: exit status 2 and one error line on stderr naming the file and the key (or saying
+    'not UTF-8 JSON'), before any point runs; ``read_grid`` and ``Grid`` raise ValueError naming it."""
+    path = tmp_path / "my grid.json"
+    path.write_bytes(data)
+    status, lines, out = _sweep_err(["sweep", "--grid", str(path)])
+    assert status == cli.EXIT_USAGE and len(lines) == 1 and out == "", lines
+    assert f"--grid {str(path)!r}" in lines[0] and names in lines[0], lines
+    with pytest.raises(ValueError, match="grid file|task_fields|variants|ranks|n\\[0\\]|trials|q_bits|loss|preset"):
+        Grid(**read_grid(path)).points()
