@@ -1,9 +1,10 @@
 """``python -m bench`` (and ``lora-asym bench``): the toolkit's engines against per-run loops.
 
 In one process: the fp32 matmul peak, the MLP comparison and the linear comparison of
-``bench.compare`` (reference configurations), all under one thread setting that the output
-states. The last line is a one-line summary with the ratios. ``--json PATH`` also writes the
-figures; ``--scaling`` adds the scaling table of ``bench.scaling``.
+``bench.compare`` (reference configurations) and the Gaussian-channel estimator of
+``bench.channel``, all under one thread setting that the output states. The last line is a
+one-line summary with the ratios. ``--json PATH`` also writes the figures; ``--scaling`` adds
+the scaling table of ``bench.scaling``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from bench.channel import BoundsBenchConfig, format_rows, summary_part, time_bounds
 from bench.compare import LinearBenchConfig, MLPBenchConfig, time_linear, time_mlp
 from bench.peak import matmul_peak_gflops
 from bench.scaling import format_table, run_scaling
@@ -33,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``python -m bench`` / ``lora-asym bench``."""
     parser.add_argument("--threads", type=int, default=2,
                         help="torch and OpenBLAS threads for every measurement (default: 2)")
-    parser.add_argument("--only", choices=("mlp", "linear", "scaling"),
-                        help="run one comparison only (scaling: the peak and the scaling table only)")
+    parser.add_argument("--only", choices=("mlp", "linear", "bounds", "scaling"),
+                        help="run one comparison only (bounds: the Gaussian-channel estimator; "
+                             "scaling: the peak and the scaling table only)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     parser.add_argument("--scaling", action="store_true",
                         help="also measure time and peak memory vs trials, n and width (minutes)")
@@ -179,6 +182,8 @@ def summary_line(report: dict[str, Any]) -> str:
         parts.append(f"linear exact vs Adam {a['ratio']:.0f}x (target >= {TARGETS['linear_ratio']:g}x: {ok}; "
                      f"{a['ratio_drawing_data']:.0f}x drawing the data, ceiling {a['ceiling']:.0f}x; "
                      f"sampler check {'PASS' if a['check_ok'] else 'FAIL'})")
+    if "bounds" in report:
+        parts.append(summary_part(report["bounds"]["rows"]))
     if "scaling" in report:
         exps = ", ".join(f"{k} {v['exponent']:.2f}" for k, v in report["scaling"].items())
         parts.append(f"time exponents: {exps}")
@@ -222,6 +227,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows_l = _linear_rows(time_linear(config_l))
             report["linear"] = {"config": _describe(config_l), "rows": rows_l}
             _print_linear(config_l, rows_l)
+        if args.only in (None, "bounds"):
+            config_b = BoundsBenchConfig.quick() if args.quick else BoundsBenchConfig.full()
+            rows_b = time_bounds(config_b)
+            report["bounds"] = {"config": _describe(config_b), "rows": rows_b}
+            print("Gaussian channel (bounds.gaussian_channel_mi), Gaussian rows with Cov = I, tau = 1; time: best of "
+                  f"{config_b.repeats}; peak: tracemalloc over one call")
+            print(format_rows(rows_b))
     if args.scaling or args.only == "scaling":
         print("scaling of the batched MLP engine (variant lora), one fresh process per point:")
         report["scaling"] = run_scaling(quick=args.quick, threads=threads)

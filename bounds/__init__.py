@@ -11,7 +11,7 @@ from bounds.cmi import (
 )
 from bounds.coding import code_length_bits, occam_bound
 from bounds.discrete_mi import discrete_mi
-from bounds.gaussian_channel import gaussian_channel_mi
+from bounds.gaussian_channel import EstimateMayBeLowWarning, gaussian_channel_mi
 from bounds.kl import binary_kl, kl_inverse
 from bounds.mi import individual_sample_bound, lora_mi_bound, lora_mi_nats, subgaussian_sigma, xu_raginsky
 from bounds.params import VARIANTS, trainable_params, trained_tensors
@@ -21,6 +21,7 @@ from bounds.supersample import Supersample, SupersampleConfig, run_supersample
 __all__ = [
     "VARIANTS",
     "BoundResult",
+    "EstimateMayBeLowWarning",
     "Estimate",
     "HighProbabilityBound",
     "Supersample",

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from tests.fuzz_values import OK, RAISE, Bad, bad_generators, bad_ints, bad_names, bad_reals
 
 #: Public names of the packages that are plain result containers or constants, not fuzzed.
-CONTAINERS = frozenset({"AdvantageMeasurement", "AsymmetryPrediction", "BoundResult", "Estimate", "HighProbabilityBound", "GapResult",
+CONTAINERS = frozenset({"AdvantageMeasurement", "EstimateMayBeLowWarning", "AsymmetryPrediction", "BoundResult", "Estimate", "HighProbabilityBound", "GapResult",
                         "GapSummary", "Quantized"})
 
 #: Sizes of the baselines: a (D_OUT, D_IN) layer adapted at rank R.

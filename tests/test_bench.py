@@ -12,6 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import bench
+from bench.channel import BoundsBenchConfig, time_bounds
 from bench.compare import MLPBenchConfig, gap_check, reference_mlp_task, time_mlp
 from bench.linear_loop import loop_trial
 from bench.mlp_loop import build_model, loop_step_flops, loop_trial_losses
@@ -61,7 +62,33 @@ def test_bench_quick_prints_summary_last_and_writes_json(tmp_path, capsys):
         row = doc["linear"]["rows"][variant]
         assert row["exact"]["seconds_per_trial"] > 0 and row["loop"]["seconds_per_trial"] > 0
         assert row["reached"] == row["loop"]["trials"]
+    assert [(r["trials"], r["p"]) for r in doc["bounds"]["rows"]] == list(BoundsBenchConfig.quick().cases)
+    assert "Gaussian channel T=40 p=4" in lines[-1]
     assert doc["summary"] == lines[-1]
+
+
+def test_bench_only_bounds_times_the_gaussian_channel(tmp_path, capsys):
+    """``--only bounds``: per case the time, the tracemalloc peak, the estimate beside its known value
+    (``p/2 log 2`` nats for ``Cov = I``, ``tau = 1``) and which path ran; in the JSON and the summary."""
+    path = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--only", "bounds", "--threads", "1", "--json", str(path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    doc = json.loads(path.read_text())
+    assert set(doc) >= {"bounds", "summary"} and not {"mlp", "linear"} & set(doc)
+    assert doc["bounds"]["config"]["cases"] == [list(c) for c in BoundsBenchConfig.quick().cases]
+    rows = doc["bounds"]["rows"]
+    assert [r["path"] for r in rows] == ["corrected", "fallback"]
+    for r in rows:
+        assert r["seconds"] > 0 and r["peak_mib"] > 0 and len(r["seconds_runs"]) == 1
+        assert r["truth"] == pytest.approx(r["p"] / 2 * np.log(2.0)) and r["low"] <= r["value"] <= r["high"]
+    assert lines[-1].startswith("summary: Gaussian channel T=40 p=4") and "target < 2 s" in lines[-1]
+
+
+def test_bounds_bench_peak_memory_counts_the_call():
+    """The tracemalloc peak sees the estimator's own arrays: the fallback's Gram matrices grow as T^2."""
+    small, large = time_bounds(BoundsBenchConfig(cases=((20, 30), (160, 200)), n_boot=2, repeats=1))
+    assert large["peak_mib"] > 20 * small["peak_mib"]
+    assert large["peak_mib"] >= 3 * 160**2 * 8 / 2**20
 
 
 def test_bad_flags_exit_2_with_one_line(capsys, tmp_path, monkeypatch):
