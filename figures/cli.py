@@ -9,6 +9,7 @@ is a finding, not an error, and the exit status stays 0.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -94,9 +95,28 @@ def _sweep_module():
 
 
 def _bench_module():
-    import bench
+    """The benchmark package ``bench/`` of the checkout this toolkit runs from, or None outside one.
 
-    return bench
+    ``bench`` is not installed with the toolkit (a top-level package of that generic name would
+    shadow a user's, or be shadowed): it is loaded from the folder beside ``figures/``.
+    """
+    root = Path(__file__).resolve().parents[1] / "bench"
+    loaded = sys.modules.get("bench")
+    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve().parent == root:
+        return loaded
+    init = root / "__init__.py"
+    if not init.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("bench", init, submodule_search_locations=[str(root)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _no_bench(args: argparse.Namespace) -> int:
+    _fail("lora-asym bench runs from a checkout of the repository (its bench/ folder is not installed); "
+          "run it there, or `python -m bench` in the checkout")
 
 
 def _adapters_module():
@@ -168,8 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark the batched Monte Carlo engines against per-run loops, side by side in one process.",
         epilog="Example: lora-asym bench --json bench.json",
     )
-    _bench_module().add_arguments(bench)
-    bench.set_defaults(func=lambda args: _bench_module().run_args(args))
+    module = _bench_module()
+    if module is None:
+        bench.set_defaults(func=_no_bench)
+    else:
+        module.add_arguments(bench)
+        bench.set_defaults(func=module.run_args)
 
     adapters = sub.add_parser("adapters", help="compare saved PEFT LoRA adapters (Figure 1) and bound them (Lemma 4.5)")
     _adapters_module().add_arguments(adapters)
