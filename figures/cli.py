@@ -135,7 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lora-asym {toolkit_version()}",
                         help="print the version (lora-asym VERSION) and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_figure_commands(sub)
+    _add_tool_commands(sub)
+    return parser
 
+
+def _add_figure_commands(sub) -> None:
+    """The ``figures``, ``list`` and ``demo`` subcommands."""
     fig = sub.add_parser(
         "figures",
         help="regenerate the theory figures (PNG, PDF, data JSON, caption)",
@@ -143,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "After each figure that compares bounds with measured gaps, one line per bound that fell below "
             "the measured gap of its loss beyond both intervals ('VIOLATION <figure>: ...'), or 'bounds held: "
-            "k of k checks'; every check is in NAME.json under bound_checks. A violation is a finding, not an "
+            "k of k checks (j informative)', informative meaning below the loss's range and resolved; every check is in NAME.json under bound_checks. A violation is a finding, not an "
             "error: the exit status stays 0. "
             "Example: lora-asym figures --quick --only asymmetry_vs_rank --out figures/out --seed 0"
         ),
@@ -174,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=_seed, default=0, help="seed of the Monte Carlo draws (default: 0)")
     demo.set_defaults(func=_cmd_demo)
 
+
+
+def _add_tool_commands(sub) -> None:
+    """The ``sweep``, ``bench`` and ``adapters`` subcommands (their flags live with their modules)."""
     sweep = sub.add_parser(
         "sweep",
         help="Monte Carlo gaps over a grid of configurations, on serial, process or Dask backends",
@@ -197,7 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     adapters = sub.add_parser("adapters", help="compare saved PEFT LoRA adapters (Figure 1) and bound them (Lemma 4.5)")
     _adapters_module().add_arguments(adapters)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
