@@ -5,7 +5,10 @@ pair of point ``i``, ``Delta L_i = L~_{i,1} - L~_{i,0}``, ``U_i`` the selector b
 ``R^ = E[L_S(W)]`` the expected training loss and ``R = E[L_mu(W)]`` the expected population
 loss; ``gen = R - R^``. Every MI is unconditional (not given ``Z~``), in nats, and estimated
 per point ``i`` by the plug-in with the Miller–Madow correction from all ``k_z * k_u`` runs
-(:mod:`bounds.discrete_mi`); the bound is then evaluated on these estimates.
+(:mod:`bounds.discrete_mi`); the bound is then evaluated on these estimates. With
+``pool_points`` one MI is estimated from the pairs of all points instead, for learners whose
+points share one law; :func:`selector_blind_floor` says where an estimate is at the estimator's
+floor (docs/THEORY.md §2.4).
 
 All proofs go through the Donsker–Varadhan inequality
 ``E_P[g] <= D(P || Q) + log E_Q[exp g]`` with ``P`` the joint law of ``(L~_i, U_i)`` and
@@ -115,13 +118,16 @@ def binary_kl_risk(train_loss: float, mi_nats: float) -> float:
 # --- estimation machinery -------------------------------------------------------------------
 
 
-def _symbols(ss: Supersample) -> dict[str, tuple[np.ndarray, int]]:
-    """Integer codes (k_z, k_u, n) of ``Delta L_i`` and of the pair ``L~_i``, with alphabet sizes."""
-    shape = ss.selectors.shape
-    delta = np.round(ss.losses[..., 1] - ss.losses[..., 0], DELTA_DECIMALS) + 0.0  # +0.0: no -0.0
-    d_codes, m_d = symbol_codes(delta.ravel(), "delta")
-    p_codes, m_p = symbol_codes(ss.losses.reshape(-1, 2), "loss pairs")
-    return {"delta": (d_codes.reshape(shape), m_d), "pair": (p_codes.reshape(shape), m_p)}
+def _symbols(ss: Supersample, which: str) -> tuple[np.ndarray, int]:
+    """Integer codes (k_z, k_u, n) of ``Delta L_i`` (``which="delta"``) or of the pair ``L~_i``
+    (``"pair"``), and the alphabet size."""
+    if which == "delta":
+        delta = np.round(ss.losses[..., 1] - ss.losses[..., 0], DELTA_DECIMALS) + 0.0  # +0.0: no -0.0
+        codes, m = symbol_codes(delta.ravel(), "delta")
+    else:  # a pair (a, b) of loss codes is the number a * m + b: rows in lexicographic order
+        values, m_values = symbol_codes(ss.losses.ravel(), "losses")
+        codes, m = symbol_codes(values.reshape(-1, 2) @ np.array([m_values, 1]), "loss pairs")
+    return codes.reshape(ss.selectors.shape), m
 
 
 def _per_sample_mi(codes: np.ndarray, m: int, selectors: np.ndarray, picks: np.ndarray, correction: str) -> np.ndarray:
@@ -132,41 +138,117 @@ def _per_sample_mi(codes: np.ndarray, m: int, selectors: np.ndarray, picks: np.n
     return mi_from_counts(batched_counts(x, u, m, 2), correction)
 
 
-def _estimate(
-    ss: Supersample,
-    rng: np.random.Generator,
-    n_boot: int,
-    confidence: float,
-    correction: str,
-    symbols: str,
-    gap_bound: Callable[[np.ndarray, float], float],
-    *,
-    requires_interpolation: bool = False,
-) -> BoundResult:
-    """Evaluate ``gap_bound(per-sample MI (n,), training loss)`` on all supersamples and on
-    bootstrap resamples of them; ``symbols`` picks ``"delta"`` (``Delta L_i``) or ``"pair"`` (``L~_i``)."""
+def _checked(ss: object, rng: object, correction: object, pool_points: object) -> tuple[np.random.Generator, str]:
+    """The arguments every estimate shares, validated: the generator and the correction."""
     if not isinstance(ss, Supersample):
         raise ValueError(f"supersample must be a Supersample (see run_supersample), got {type(ss).__name__}")
-    rng = as_generator(rng)
+    if not isinstance(pool_points, (bool, np.bool_)):
+        raise ValueError(f"pool_points must be True or False, got {pool_points!r}")
+    return as_generator(rng), as_correction(correction)
+
+
+def _estimate(
+    ss: Supersample, rng: np.random.Generator, n_boot: int, confidence: float, correction: str, form: str,
+    *, pool_points: bool = False, requires_interpolation: bool = False,
+) -> BoundResult:
+    """Evaluate the bound ``_FORMS[form]`` (per-sample MI (n,), training loss) on all supersamples
+    and on bootstrap resamples of them. With ``pool_points`` the MI is one estimate (shape (1,))
+    from the pairs of every point."""
+    symbols, summary, finish = _FORMS[form]
+    rng, correction = _checked(ss, rng, correction, pool_points)
     n_boot = as_int(n_boot, "n_boot", minimum=1)
     level = as_confidence(confidence)
-    correction = as_correction(correction)
     k_z = ss.losses.shape[0]
     train = ss.train_losses.mean(axis=(1, 2))  # (k_z,)
     trivial = 1.0 - float(train.mean())
     if requires_interpolation and not np.all(ss.train_losses == 0.0):
         return BoundResult(trivial, trivial, trivial, ss.draws, vacuous=True)
-    codes, m = _symbols(ss)[symbols]
+    codes, m = _symbols(ss, symbols)
+    # pooled: the (k_z, m, 2) table of (X_i, U_i) of each supersample over its runs and points
+    tables = batched_counts(codes.reshape(k_z, -1), ss.selectors.reshape(k_z, -1), m, 2) if pool_points else None
 
-    def statistic(picks: np.ndarray) -> float:
-        mi = _per_sample_mi(codes, m, ss.selectors, picks, correction)
-        return gap_bound(mi, float(min(max(train[picks].mean(), 0.0), 1.0)))
+    def mi(picks: np.ndarray) -> np.ndarray:  # (B, k_z) -> (B, n) or (B, 1)
+        if tables is None:
+            return np.stack([_per_sample_mi(codes, m, ss.selectors, p, correction) for p in picks])
+        return mi_from_counts(tables[picks].sum(axis=1), correction)[:, None]
 
-    raw = statistic(np.arange(k_z))
-    boot = np.array([statistic(p) for p in bootstrap_supersamples(rng, k_z, n_boot)])
-    low, high = basic_bootstrap_interval(raw, boot, level)
+    picks = np.vstack([np.arange(k_z), bootstrap_supersamples(rng, k_z, n_boot)])  # all, then resamples
+    r_hat = np.clip(train[picks].mean(axis=1), 0.0, 1.0)
+    values = [finish(float(v), float(r)) for v, r in zip(summary(mi(picks)), r_hat)]
+    raw = values[0]
+    low, high = basic_bootstrap_interval(raw, np.array(values[1:]), level)
     cap = lambda v: min(max(v, 0.0), trivial)  # noqa: E731
     return BoundResult(cap(raw), cap(low), cap(high), ss.draws, vacuous=raw >= trivial)
+
+
+def _mean_sqrt(mi: np.ndarray) -> np.ndarray:  # (B, n) -> (B,)
+    return np.mean(np.sqrt(2.0 * mi), axis=-1)
+
+
+#: Per bound: the symbols whose MI with ``U_i`` it uses, a summary of the per-sample MIs
+#: ((B, n) -> (B,)) and the bound as a nondecreasing function of that summary and ``R^``.
+_FORMS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray], Callable[[float, float], float]]] = {
+    "ld_cmi_bound": ("delta", _mean_sqrt, lambda s, r_hat: s),
+    "ecmi_bound": ("pair", _mean_sqrt, lambda s, r_hat: s),
+    "binary_kl_bound": ("pair", lambda mi: mi.mean(axis=-1), lambda s, r_hat: binary_kl_risk(r_hat, s) - r_hat),
+    "fast_rate_bound": ("pair", lambda mi: mi.mean(axis=-1), lambda s, r_hat: fast_rate_risk(r_hat, s) - r_hat),
+    "interpolation_bound": ("delta", lambda mi: mi.mean(axis=-1), lambda s, r_hat: s / math.log(2.0)),
+}
+
+
+def selector_blind_floor(
+    bound: Callable[..., BoundResult],
+    supersample: Supersample,
+    rng: np.random.Generator,
+    *,
+    draws: int = 200,
+    quantile: float = 0.95,
+    correction: str = "miller_madow",
+    pool_points: bool = False,
+) -> float:
+    r"""The floor of a CMI bound's estimator: the ``quantile`` of its estimate for selectors that
+    carry no information, at the sizes and loss values of ``supersample``.
+
+    Fresh fair selectors ``U'`` drawn independently of the losses (a learner that ignores its
+    selector, :func:`~bounds.supersample.redraw_selectors`) have ``I(L~_i; U'_i) = 0``: all of
+    their estimate is the estimator's. Given the recorded loss symbols, the number of ``U' = 1``
+    among the ``c_x`` runs with symbol ``x`` is ``Binomial(c_x, 1/2)``, independently over ``x``;
+    ``draws`` such tables give the null law of the MI estimates; the bound, nondecreasing in them,
+    is evaluated at their ``quantile`` and the recorded ``R^``, and capped at ``1 - R^``. An estimate
+    not above this floor cannot be told from a selector-blind learner's (a one-sided test of
+    ``I = 0`` at level ``1 - quantile``).
+
+    Parameters
+    ----------
+    bound : ``ld_cmi_bound``, ``ecmi_bound``, ``binary_kl_bound``, ``fast_rate_bound`` or
+        ``interpolation_bound``.
+    supersample : Supersample
+    rng : numpy.random.Generator
+        Source of the null tables.
+    draws : int, ``>= 1``; quantile : float in ``(0, 1)``.
+    correction, pool_points
+        As in :func:`ld_cmi_bound`: those of the estimate compared with the floor.
+
+    Returns
+    -------
+    float, in loss units.
+    """
+    name = getattr(bound, "__name__", None)
+    if name not in _FORMS:
+        raise ValueError(f"bound must be one of {', '.join(_FORMS)}, got {bound!r}")
+    rng, correction = _checked(supersample, rng, correction, pool_points)
+    draws = as_int(draws, "draws", minimum=1)
+    level = as_confidence(quantile)
+    symbols, summary, finish = _FORMS[name]
+    codes, m = _symbols(supersample, symbols)
+    n = codes.shape[-1]
+    x = codes.reshape(1, -1) if pool_points else codes.reshape(-1, n).T  # (points, runs)
+    seen = batched_counts(x, np.zeros_like(x), m, 2)[..., 0]  # (points, m) runs with each symbol
+    ones = rng.binomial(seen, 0.5, size=(draws, *seen.shape))
+    mi = mi_from_counts(np.stack([seen - ones, ones], axis=-1), correction)  # (draws, points)
+    r_hat = float(supersample.train_losses.mean())
+    value = finish(float(np.quantile(summary(mi), level, method="higher")), r_hat)  # the bound is monotone
+    return float(min(max(value, 0.0), 1.0 - r_hat))
 
 
 # --- the bounds -----------------------------------------------------------------------------
@@ -179,6 +261,7 @@ def ld_cmi_bound(
     n_boot: int = 200,
     confidence: float = 0.95,
     correction: str = "miller_madow",
+    pool_points: bool = False,
 ) -> BoundResult:
     r"""Loss-difference bound ``|gen| <= (1/n) sum_i sqrt(2 I(Delta L_i; U_i))``.
 
@@ -199,11 +282,12 @@ def ld_cmi_bound(
         Bootstrap replicates and interval level.
     correction : {"miller_madow", "none"}
         Bias correction of the plug-in MI.
+    pool_points : bool
+        One MI from the ``k_z k_u n`` pairs of all points, not one per point from ``k_z k_u``.
+        Valid when every point's ``(L~_i, U_i)`` has the same law (i.i.d. data, fair selectors,
+        a learner invariant to the order of its samples), so all ``I(L~_i; U_i)`` are equal.
     """
-    return _estimate(
-        supersample, rng, n_boot, confidence, correction, "delta",
-        lambda mi, r_hat: float(np.mean(np.sqrt(2.0 * mi))),
-    )
+    return _estimate(supersample, rng, n_boot, confidence, correction, "ld_cmi_bound", pool_points=pool_points)
 
 
 def ecmi_bound(
@@ -213,6 +297,7 @@ def ecmi_bound(
     n_boot: int = 200,
     confidence: float = 0.95,
     correction: str = "miller_madow",
+    pool_points: bool = False,
 ) -> BoundResult:
     r"""Evaluated-CMI bound ``|gen| <= (1/n) sum_i sqrt(2 I(L~_i; U_i))``.
 
@@ -223,13 +308,10 @@ def ecmi_bound(
 
     Parameters
     ----------
-    supersample, rng, n_boot, confidence, correction
+    supersample, rng, n_boot, confidence, correction, pool_points
         As in :func:`ld_cmi_bound`.
     """
-    return _estimate(
-        supersample, rng, n_boot, confidence, correction, "pair",
-        lambda mi, r_hat: float(np.mean(np.sqrt(2.0 * mi))),
-    )
+    return _estimate(supersample, rng, n_boot, confidence, correction, "ecmi_bound", pool_points=pool_points)
 
 
 def binary_kl_bound(
@@ -239,6 +321,7 @@ def binary_kl_bound(
     n_boot: int = 200,
     confidence: float = 0.95,
     correction: str = "miller_madow",
+    pool_points: bool = False,
 ) -> BoundResult:
     r"""Binary-kl bound: ``gen <= 2 (kl^{-1}_+(R^, I) - R^)`` with ``I = (1/n) sum_i I(L~_i; U_i)``.
 
@@ -248,13 +331,10 @@ def binary_kl_bound(
 
     Parameters
     ----------
-    supersample, rng, n_boot, confidence, correction
+    supersample, rng, n_boot, confidence, correction, pool_points
         As in :func:`ld_cmi_bound`.
     """
-    return _estimate(
-        supersample, rng, n_boot, confidence, correction, "pair",
-        lambda mi, r_hat: binary_kl_risk(r_hat, float(np.mean(mi))) - r_hat,
-    )
+    return _estimate(supersample, rng, n_boot, confidence, correction, "binary_kl_bound", pool_points=pool_points)
 
 
 def fast_rate_bound(
@@ -264,6 +344,7 @@ def fast_rate_bound(
     n_boot: int = 200,
     confidence: float = 0.95,
     correction: str = "miller_madow",
+    pool_points: bool = False,
 ) -> BoundResult:
     r"""Fast-rate bound: ``gen <= min_{C >= 1} ((C - 1) R^ + I / eta(C))``.
 
@@ -272,13 +353,10 @@ def fast_rate_bound(
 
     Parameters
     ----------
-    supersample, rng, n_boot, confidence, correction
+    supersample, rng, n_boot, confidence, correction, pool_points
         As in :func:`ld_cmi_bound`.
     """
-    return _estimate(
-        supersample, rng, n_boot, confidence, correction, "pair",
-        lambda mi, r_hat: fast_rate_risk(r_hat, float(np.mean(mi))) - r_hat,
-    )
+    return _estimate(supersample, rng, n_boot, confidence, correction, "fast_rate_bound", pool_points=pool_points)
 
 
 def interpolation_bound(
@@ -288,6 +366,7 @@ def interpolation_bound(
     n_boot: int = 200,
     confidence: float = 0.95,
     correction: str = "miller_madow",
+    pool_points: bool = False,
 ) -> BoundResult:
     r"""Interpolating algorithms: ``R <= (1/n) sum_i I(Delta L_i; U_i) / ln 2``, with equality
     for a loss in ``{0, 1}``.
@@ -304,11 +383,11 @@ def interpolation_bound(
 
     Parameters
     ----------
-    supersample, rng, n_boot, confidence, correction
+    supersample, rng, n_boot, confidence, correction, pool_points
         As in :func:`ld_cmi_bound`.
     """
     return _estimate(
-        supersample, rng, n_boot, confidence, correction, "delta",
-        lambda mi, r_hat: float(np.mean(mi)) / math.log(2.0),
+        supersample, rng, n_boot, confidence, correction, "interpolation_bound",
+        pool_points=pool_points,
         requires_interpolation=True,
     )

@@ -153,6 +153,33 @@ class Supersample:
         return Estimate(value, low, high, self.draws)
 
 
+def redraw_selectors(supersample: Supersample, rng: np.random.Generator) -> Supersample:
+    r"""The same losses with fresh fair selectors drawn independently of them: the reference of a
+    learner that ignores its selector.
+
+    The recorded selectors are replaced by ``U'`` independent of everything else, so
+    ``I(L~_i; U'_i) = I(Delta L_i; U'_i) = 0`` exactly, while the law of the loss pairs is that of
+    ``supersample``. A CMI bound estimated on the result reads the floor of its estimator at the
+    same sizes and loss values (docs/THEORY.md §2.4): what the estimate shows when the losses say
+    nothing about the selector. Its training loss is that of the redrawn selection.
+
+    Parameters
+    ----------
+    supersample : Supersample
+    rng : numpy.random.Generator
+        Source of the new selector bits.
+
+    Returns
+    -------
+    Supersample
+        ``losses`` unchanged (k_z, k_u, n, 2); ``selectors`` (k_z, k_u, n) fresh fair bits.
+    """
+    if not isinstance(supersample, Supersample):
+        raise ValueError(f"supersample must be a Supersample, got {type(supersample).__name__}")
+    rng = as_generator(rng)
+    return Supersample(losses=supersample.losses, selectors=rng.integers(0, 2, size=supersample.selectors.shape))
+
+
 def bootstrap_supersamples(rng: np.random.Generator, k_z: int, n_boot: int) -> np.ndarray:  # -> (n_boot, k_z)
     """Indices of ``n_boot`` resamples (with replacement) of the ``k_z`` supersamples."""
     return rng.integers(0, k_z, size=(n_boot, k_z))

@@ -191,6 +191,8 @@ def caption(config: Config, data: dict) -> str:
     near_params = np.mean(np.abs(log_gap - np.log(data["params_lora"])))
     near_bound = np.mean(np.abs(log_gap - np.log(data["bound_lora"])))
     nearer = "parameter-count ratio" if near_params < near_bound else "bound ratio"
+    clip, bound = config.clip_per_output * config.d_outs[i], data["lemma45_b_only"][i]
+    vacuous = f" (vacuous: at or above the clip c = {clip:g}, the loss's range)" if bound >= clip else ""
     return (
         f"Layers d_out x {config.d_in} at rank {config.rank}; linear task ({config.spectrum} Σ), n = {config.n}, "
         f"{config.trials} training sets per point, squared loss clipped at {config.clip_per_output:g}·d_out, "
@@ -202,7 +204,7 @@ def caption(config: Config, data: dict) -> str:
         f"Lemma 4.5 on that loss, counting every stored bit (q·N + 32 per tensor: bounds.lora_mi_bound with "
         f"scale_bits=32; σ = c/2): "
         f"at d_out/d_in = {data['d_out_over_d_in'][i]:g} b_only's gap is {data['mean_gap_b_only'][i]:.3g} "
-        f"against its bound {data['lemma45_b_only'][i]:.3g}. " + caption_sentence(bound_checks(config, data))
+        f"against its bound {bound:.3g}{vacuous}. " + caption_sentence(bound_checks(config, data))
     )
 
 

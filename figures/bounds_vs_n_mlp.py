@@ -12,7 +12,9 @@ and takes two values, so the CMI bounds use it as it is. Each bound is drawn bes
 1. Lemma 4.5 of Zhu et al. (ICML 2024), ``I = storage_bits · ln 2`` with
    ``storage_bits = q N + 32`` per trained tensor, beside the 0-1 gap of the quantized network;
 2. the Gaussian channel (docs/THEORY.md §2, derived) beside the 0-1 gap of ``W + N``;
-3. the supersample CMI bounds beside the 0-1 gap of the same supersample runs.
+3. the supersample CMI bounds beside the 0-1 gap of the same supersample runs, each MI pooled over
+   every point of every run (``eval_points`` up to ``n``), with its estimator's floor; estimates
+   that are not resolved are drawn hollow and named in the caption.
 
 Conditioning on the init. ``synthetic.mlp.mlp_trial_losses`` draws a fresh init (the frozen
 factor, or ``lora``'s random ``A``) per trial, so it cannot give ``Cov(W | init)``. Every run
@@ -76,7 +78,7 @@ class Config:
     tau_rel: float = 0.5
     k_z: int = 40
     k_u: int = 4
-    eval_points: int = 32
+    eval_points: int = 256
     n_boot: int = 100
 
     @classmethod
@@ -91,7 +93,7 @@ class Config:
 
     @classmethod
     def full(cls) -> "Config":
-        return cls(ns=(32, 64, 128, 256, 512), trials=300, k_z=100, eval_points=64)
+        return cls(ns=(32, 64, 128, 256, 512), trials=300, k_z=100, eval_points=512)
 
 
 def task(config: Config) -> MLPTask:
@@ -152,8 +154,8 @@ def caption(config: Config, data: dict) -> str:
         f"{config.q_bits} bits; 0-1 loss throughout: Lemma 4.5 and the Gaussian channel (W + N, "
         f"τ = {float(data['tau']):.3g} = {config.tau_rel:g} x RMS entry of the layer's shift) over {config.trials} "
         f"training sets per point, the CMI bounds over {config.k_z}x{config.k_u} supersample runs "
-        f"({config.eval_points} evaluated pairs each); markers are measured gaps with 95% intervals, lines the "
-        f"bounds with bootstrap intervals. " + summary(data)
+        f"(up to {config.eval_points} evaluated pairs each, MI pooled over them); markers are measured gaps with "
+        f"95% intervals, lines the bounds with bootstrap intervals. " + summary(data, bound_checks(config, data))
     )
 
 

@@ -222,6 +222,13 @@ def paired_difference(one: dict, other: dict) -> tuple[float, float]:
     return float(diff.mean()), float(2 * diff.std(ddof=1) / math.sqrt(diff.size))
 
 
+def _vacuous_note(values: list[float]) -> str:
+    """``" (all vacuous: at or above 1, the range of the 0-1 loss)"`` (or ``k of 3``); empty if none is."""
+    k = sum(b >= 1.0 for b in values)
+    which = "all " if k == len(values) else f"{k} of {len(values)} "
+    return f" ({which}vacuous: at or above 1, the range of the 0-1 loss)" if k else ""
+
+
 def _regime_caption(config: Config, regime: str, d: dict) -> str:
     """One regime's setting, its measured comparison at the largest base rank and the predictor's call."""
     r = int(config.ranks[-1])
@@ -242,7 +249,7 @@ def _regime_caption(config: Config, regime: str, d: dict) -> str:
         f"at rank {2 * r} {err(bo)}, lora at rank {r} {err(lo)}, a_only at rank {2 * r} {err(ao)}; b_only − lora "
         f"{diff(bo, lo)}, b_only − a_only {diff(bo, ao)} (paired by training set); gaps {bo['gap'][-1]:.3f}, "
         f"{lo['gap'][-1]:.3f}, {ao['gap'][-1]:.3f}; Lemma 4.5 bounds {bo['bound'][-1]:.3f}, {lo['bound'][-1]:.3f}, "
-        f"{ao['bound'][-1]:.3f}. Predictor (docs/THEORY.md §1b, eq. (5)): {prediction_text(d['prediction'])}."
+        f"{ao['bound'][-1]:.3f}{_vacuous_note([bo['bound'][-1], lo['bound'][-1], ao['bound'][-1]])}. Predictor (docs/THEORY.md §1b, eq. (5)): {prediction_text(d['prediction'])}."
     )
 
 

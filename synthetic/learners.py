@@ -85,9 +85,10 @@ def clipped_sample_losses(x: Array, y: Array, m: Array, clip: float) -> Array:
     residual of the adapted weight ``W0 + M``; the squared error is summed over the ``d_out``
     outputs as in docs/THEORY.md eq. (1). Range ``[0, c]``: ``c/2``-sub-Gaussian (docs/THEORY.md §2).
 
-    Shapes: x (T, k, d_in), y (T, k, d_out), m (T, d_out, d_in) -> (T, k).
+    Shapes: x (T, k, d_in), y (T, k, d_out), m (T, d_out, d_in) -> (T, k); leading axes broadcast
+    (x (Z, 1, k, d_in) and m (Z, U, d_out, d_in) give (Z, U, k)).
     """
-    sq = np.sum((np.asarray(y) - np.asarray(x) @ np.swapaxes(np.asarray(m), 1, 2)) ** 2, axis=2)
+    sq = np.sum((np.asarray(y) - np.asarray(x) @ np.swapaxes(np.asarray(m), -1, -2)) ** 2, axis=-1)
     return np.minimum(sq, clip)
 
 
@@ -129,6 +130,7 @@ def linear_supersample(
     q_bits: int | None = None,
     levels: int = 16,
     eval_points: int | None = None,
+    selector_blind: bool = False,
     seed: int,
 ) -> Supersample:
     r"""The supersample experiment for the closed-form linear fit, all ``k_z k_u`` fits batched.
@@ -141,6 +143,11 @@ def linear_supersample(
     docstring: same expectations as all ``n``). Frozen factors follow ``task.frozen``: one for
     every run (``"shared"``) or one per run.
 
+    With ``selector_blind`` every run fits all ``2n`` points of its supersample instead, so the
+    fit ignores ``U`` and ``I(W; U | Z~) = I(L~_i; U_i) = 0`` exactly: the CMI bounds of this
+    learner estimate 0, and what they report is the floor of the estimator at these sizes
+    (docs/THEORY.md §2.4). The selectors are drawn and recorded as usual.
+
     Parameters
     ----------
     task : LinearTask with ``clip``.
@@ -149,6 +156,7 @@ def linear_supersample(
     n : int, training-set size, ``>= 1``.
     k_z : int, supersamples, ``>= 2``; k_u : int, selectors per supersample, ``>= 1``.
     q_bits : int or None; levels : int in [1, 31]; eval_points : int in [1, n] or None (all n).
+    selector_blind : bool, fit the union of each supersample instead of the selected half.
     seed : int ``>= 0``.
 
     Returns
@@ -168,23 +176,25 @@ def linear_supersample(
     seed = as_int(seed, "seed", minimum=0)
     if task.clip is None:
         raise ValueError("task.clip must be set: the supersample loss is the clipped squared loss")
+    if not isinstance(selector_blind, (bool, np.bool_)):
+        raise ValueError(f"selector_blind must be True or False, got {selector_blind!r}")
     q_bits = check_q_bits(q_bits)
     ids = SUPERSAMPLE_TRIAL_OFFSET + np.arange(k_z)
     x, y = sample_training_sets(task, 2 * n, ids, seed=seed)  # (k_z, 2n, .)
     u = np.stack([stream_rng(seed, STREAM_SELECTOR, int(j)).integers(0, 2, size=(k_u, n)) for j in ids])
     rows = 2 * np.arange(n) + u  # (k_z, k_u, n) indices of the training points
+    if selector_blind:
+        rows = np.broadcast_to(np.arange(2 * n), (k_z, k_u, 2 * n))
     pick = np.arange(k_z)[:, None, None]
-    x_train = x[pick, rows].reshape(k_z * k_u, n, task.d_in)
-    y_train = y[pick, rows].reshape(k_z * k_u, n, task.d_out)
+    x_train = x[pick, rows].reshape(k_z * k_u, rows.shape[-1], task.d_in)
+    y_train = y[pick, rows].reshape(k_z * k_u, rows.shape[-1], task.d_out)
     runs = SUPERSAMPLE_TRIAL_OFFSET + np.arange(k_z * k_u)
     frozen = frozen_factors(task, variant, rank, runs, seed=seed)
     tensors = fit_variant(variant, rank, x_train, y_train, frozen, ridge=task.ridge)
     if q_bits is not None:
         tensors = {name: quantize(t, q_bits).values for name, t in tensors.items()}
     update = update_from(variant, tensors, frozen).reshape(k_z, k_u, task.d_out, task.d_in)
-    x_eval = np.repeat(x[:, None, : 2 * m], k_u, axis=1).reshape(k_z * k_u, 2 * m, task.d_in)
-    y_eval = np.repeat(y[:, None, : 2 * m], k_u, axis=1).reshape(k_z * k_u, 2 * m, task.d_out)
-    raw = clipped_sample_losses(x_eval, y_eval, update.reshape(k_z * k_u, task.d_out, task.d_in), task.clip)
+    raw = clipped_sample_losses(x[:, None, : 2 * m], y[:, None, : 2 * m], update, task.clip)  # (k_z, k_u, 2m)
     losses = discretize(raw, task.clip, levels).reshape(k_z, k_u, m, 2)
     return Supersample(losses=losses, selectors=u[:, :, :m])
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from figures import checks, cli, registry
@@ -59,14 +60,79 @@ def test_bad_records_are_refused(kw, fragment):
 
 
 def test_report_lines_and_caption_sentence():
-    """No checks: nothing; all held: one 'bounds held: k of k checks' line; else one line per violation."""
-    held, bad = _check(), _check(bound=0.1)
+    """No checks: nothing; all held: one 'bounds held: k of k checks (j informative)' line; else one
+    line per violation."""
+    held, bad = _check(vacuous=False), _check(bound=0.1)
     assert checks.report_lines("fig", []) == []
-    assert checks.report_lines("fig", [held, held]) == ["bounds held: 2 of 2 checks"]
+    assert checks.report_lines("fig", [held, held]) == ["bounds held: 2 of 2 checks (2 informative)"]
     assert checks.report_lines("fig", [held, bad, bad]) == [checks.violation_line("fig", bad)] * 2
     assert checks.caption_sentence([held]).startswith("Every bound held")
+    assert "all 1 informative" in checks.caption_sentence([held])
     sentence = checks.caption_sentence([held, bad])
-    assert "VIOLATION" in sentence and "1 of 2 checks" in sentence
+    assert "VIOLATION" in sentence and "1 of 2 checks" in sentence and "Of the 1 that held, 1 informative" in sentence
+
+
+def test_a_closed_form_bound_has_no_resolution_and_an_estimate_has_one():
+    """A closed form (equal ends) has ``resolved = None``; an estimate is resolved when its value is at
+    least twice its interval's half-width (value >= high - low), unless the caller says otherwise."""
+    assert _check(bound=0.3)["resolved"] is None
+    assert _check(bound=0.3, bound_low=0.2, bound_high=0.5)["resolved"] is True  # 0.3 >= 0.3
+    assert _check(bound=0.3, bound_low=0.0, bound_high=0.4)["resolved"] is False
+    assert _check(bound=0.3, bound_low=0.2, bound_high=0.5, resolved=False)["resolved"] is False
+
+
+@pytest.mark.parametrize(
+    "value,low,high,floor,expected",
+    [(0.3, 0.2, 0.5, 0.0, True), (0.3, 0.0, 0.4, 0.0, False), (0.3, 0.25, 0.35, 0.3, False),
+     (0.3, 0.25, 0.35, 0.29, True), (0.0, 0.0, 0.0, 0.0, False)],
+)
+def test_is_resolved(value, low, high, floor, expected):
+    """Resolved: value >= 2 (high - low)/2 and value > floor; an estimate of 0 is never resolved."""
+    assert checks.is_resolved(value, low, high, floor) is expected
+
+
+def test_informative_means_held_not_vacuous_and_resolved():
+    """Only a check that held, is not vacuous (known) and is not an unresolved estimate is informative."""
+    assert _check(vacuous=False)["informative"] is True
+    assert _check(vacuous=True)["informative"] is False
+    assert _check(vacuous=None)["informative"] is False
+    assert _check(bound=0.1, vacuous=False)["informative"] is False  # a violation
+    assert _check(bound=0.3, bound_low=0.0, bound_high=0.4, vacuous=False)["informative"] is False
+
+
+def test_caption_names_vacuous_and_unresolved_checks_grouped_by_bound():
+    """A caption never calls a vacuous or unresolved bound held without saying so: it counts the
+    informative checks and lists the others by bound, configurations grouped on their last key, keys
+    that never vary left out."""
+    def at(variant, n, value, bound="Lemma 4.5", **kw):
+        return checks.bound_check({"variant": variant, "n": n, "d_in": 16}, bound, value, loss="0-1 loss", gap=0.0,
+                                  gap_low=-0.1, gap_high=0.1, gap_interval=checks.TWO_SE, **kw)
+
+    records = [
+        at("lora", 16, 1.5, vacuous=True), at("lora", 64, 1.2, vacuous=True), at("full", 16, 2.0, vacuous=True),
+        at("full", 64, 0.5, vacuous=False), at("lora", 64, 0.1, "ld-CMI", bound_low=0.0, bound_high=0.3, vacuous=False),
+    ]
+    sentence = checks.caption_sentence(records)
+    assert sentence.startswith("Every bound held against the measured gap of its loss (5 of 5 checks")
+    assert "1 of them informative" in sentence
+    vacuous = "vacuous (at or above the loss's range): Lemma 4.5 (variant = lora, n = 16, 64; variant = full, n = 16)"
+    assert vacuous in sentence
+    assert "unresolved estimates" in sentence and "ld-CMI (variant = lora, n = 64)" in sentence
+    assert "d_in" not in sentence
+
+
+def test_array_checks_and_resolved_flags():
+    """``array_checks`` makes one record per (row, n, pair) from arrays, skipping NaN bounds, carrying
+    the vacuous and resolved flags; ``resolved_flags`` applies ``is_resolved`` entry by entry."""
+    flags = checks.resolved_flags(np.array([0.3, 0.3, np.nan]), [0.2, 0.0, 0.0], [0.5, 0.4, 0.0], [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(flags, [1.0, 0.0, 0.0])
+    row = {"b": np.array([0.3, np.nan]), "b_low": np.array([0.2, 0.0]), "b_high": np.array([0.5, 0.0]),
+           "b_vacuous": np.zeros(2), "b_resolved": np.array([1.0, 0.0]),
+           "g": np.zeros(2), "g_low": -np.ones(2), "g_high": np.ones(2)}
+    records = checks.array_checks({"n": [8, 16], "lora": row}, ["lora"], [("b", "g")], {"b": "B"},
+                                  {"g": "loss"}, {"g": checks.TWO_SE})
+    assert len(records) == 1 and records[0]["where"] == {"variant": "lora", "n": 8}
+    assert records[0]["resolved"] is True and records[0]["vacuous"] is False and records[0]["informative"] is True
 
 
 def _run_cli_with(monkeypatch, capsys, tmp_path, records):
@@ -89,6 +155,9 @@ def test_cli_prints_a_violation_and_still_exits_0(monkeypatch, capsys, tmp_path)
 
 
 def test_cli_prints_bounds_held_when_every_check_held(monkeypatch, capsys, tmp_path):
-    """Checks that all held give one 'bounds held: k of k checks' line."""
-    status, lines, _ = _run_cli_with(monkeypatch, capsys, tmp_path, [_check(), _check(bound=0.9)])
-    assert status == 0 and lines[1:] == ["bounds held: 2 of 2 checks"]
+    """Checks that all held give one 'bounds held: k of k checks (j informative)' line, counting only
+    the checks that are neither vacuous nor unresolved."""
+    records = [_check(vacuous=False), _check(bound=0.9, vacuous=True),
+               _check(bound=0.3, bound_low=0.0, bound_high=0.4, vacuous=False)]
+    status, lines, _ = _run_cli_with(monkeypatch, capsys, tmp_path, records)
+    assert status == 0 and lines[1:] == ["bounds held: 3 of 3 checks (1 informative)"]

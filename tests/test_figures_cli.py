@@ -12,12 +12,17 @@ import bounds
 import synthetic
 from figures import bound_ratios, bounds_vs_n_linear, cli, rank_doubling, registry
 from figures.checks import NO_BOUND_NOTE
+from synthetic.fit import VARIANTS
+from synthetic.linear import LOSSES as LINEAR_LOSSES
+from synthetic.mlp_train import LOSSES as MLP_LOSSES
 from synthetic.montecarlo import measure_gap
+from synthetic.provenance import toolkit_version
+from synthetic.sweep import GRID_KEYS
 
 #: The keys of every bound-check record (figures.checks.bound_check).
 CHECK_KEYS = {
     "where", "bound", "bound_value", "bound_low", "bound_high", "loss", "gap", "gap_low", "gap_high",
-    "gap_interval", "held", "vacuous",
+    "gap_interval", "held", "vacuous", "resolved", "informative",
 }
 #: Bits of the float32 scale stored with each quantized tensor.
 SCALE_BITS = 32
@@ -64,13 +69,20 @@ def test_every_figure_records_whether_each_bound_held(name, tiny):
         assert check["bound_low"] <= check["bound_high"]
         assert check["gap_low"] <= check["gap"] <= check["gap_high"]
         assert check["held"] is (check["bound_high"] >= check["gap_low"])
-        assert check["vacuous"] in (True, False, None)
-    held = sum(c["held"] for c in checks)
+        assert check["vacuous"] in (True, False, None) and check["resolved"] in (True, False, None)
+        assert check["informative"] is (check["held"] and check["vacuous"] is False and check["resolved"] is not False)
+    held, informative = sum(c["held"] for c in checks), sum(c["informative"] for c in checks)
     if held == len(checks):
         said = f"Every bound held against the measured gap of its loss ({held} of {held} checks"
-        assert said in data["caption"] or "no bound fell below its measured gap" in data["caption"]
+        assert said in data["caption"]
+        count = f"all {held} informative" if informative == held else f"{informative} of them informative"
+        assert count in data["caption"]
     else:
         assert "VIOLATION" in data["caption"]
+    if any(c["held"] and c["vacuous"] for c in checks):
+        assert "vacuous (at or above the loss's range): " in data["caption"]
+    if any(c["held"] and c["vacuous"] is False and c["resolved"] is False for c in checks):
+        assert "unresolved estimates" in data["caption"]
 
 
 @pytest.mark.parametrize("name", ["bounds_vs_n_linear", "bounds_vs_n_mlp"])
@@ -87,6 +99,12 @@ def test_bounds_vs_n_checks_pair_each_bound_with_its_own_gap(name, tiny):
         assert (check["bound_value"], check["bound_high"]) == (d[bound][i], d[f"{bound}_high"][i])
         assert (check["gap"], check["gap_low"]) == (d[gap][i], d[f"{gap}_low"][i])
         assert check["held"] is not bool(d[f"{bound}_violated"][i])
+        if bound == "lemma45":
+            assert check["resolved"] is None  # a closed form
+        else:  # an estimate: at least twice its half-width and, for CMI, above its estimator's floor
+            floor = d.get(f"{bound}_floor", [0.0] * len(ns))[i]
+            expected = check["bound_value"] > floor and check["bound_value"] >= check["bound_high"] - check["bound_low"]
+            assert check["resolved"] is expected is bool(d[f"{bound}_resolved"][i])
     estimated = sum(
         np.isfinite(np.array(data["data"][v][k], dtype=float)).sum()
         for v in bounds_vs_n_linear.VARIANTS for k, _ in bounds_vs_n_linear.PAIRS
@@ -113,6 +131,7 @@ def test_bound_ratios_checks_lemma45_against_the_clipped_gap_in_its_units(tiny):
         expected = clip / 2 * math.sqrt(2 * math.log(2) * bits / config.n)
         assert check["bound_value"] == pytest.approx(expected, rel=1e-12)
         assert check["vacuous"] is (check["bound_value"] >= clip)
+        assert check["resolved"] is None  # a closed form
 
 
 def test_rank_doubling_checks_lemma45_against_the_zero_one_gap(tiny):
@@ -131,6 +150,7 @@ def test_rank_doubling_checks_lemma45_against_the_zero_one_gap(tiny):
         expected = 0.5 * math.sqrt(2 * math.log(2) * bits / config.n)
         assert check["bound_value"] == pytest.approx(expected, rel=1e-12)
         assert check["vacuous"] is (check["bound_value"] >= 1.0)
+        assert check["resolved"] is None  # a closed form
     for regime in config.regimes:
         first = next(c for c in data["bound_checks"] if c["where"]["regime"] == regime)
         again = measure_gap(rank_doubling.regime_task(config, regime), first["where"]["variant"],
@@ -202,6 +222,37 @@ def test_help_of_every_command_gives_an_example():
     for args in ([], ["figures"], ["list"]):
         result = _run(*args, "--help")
         assert result.returncode == 0 and "Example: lora-asym" in result.stdout
+
+
+def test_version_prints_the_toolkit_version(capsys):
+    """`lora-asym --version` prints `lora-asym VERSION` (the installed toolkit's) and exits 0."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"lora-asym {toolkit_version()}\n"
+
+
+def _sweep_parser():
+    subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    return subparsers.choices["sweep"]
+
+
+def test_sweep_help_lists_every_grid_key_and_every_choice():
+    """`lora-asym sweep --help` ends with every grid-file key, its meaning and an example value, and the
+    example file; the help of every choice-valued flag lists its choices (``--loss`` every loss of
+    both task families, ``--variants`` every variant)."""
+    parser = _sweep_parser()
+    help_text = parser.format_help()
+    epilog = help_text[help_text.index("Grid file (--grid FILE)"):]
+    for key, (_, meaning, example) in GRID_KEYS.items():
+        assert f"  {key} " in epilog and meaning in epilog and f"e.g. {example}" in epilog, key
+    assert "docs/sweep_grid_example.json" in epilog and "Example: lora-asym sweep" in epilog
+    listed = {"--loss": (*LINEAR_LOSSES, *MLP_LOSSES["classification"], *MLP_LOSSES["regression"]),
+              "--variants": VARIANTS}
+    for action in parser._actions:
+        choices = action.choices or listed.get(action.option_strings[0] if action.option_strings else "")
+        for choice in choices or ():
+            assert choice in action.help, (action.option_strings, choice)
 
 
 def test_demo_prints_the_asymmetry_and_the_bound_ratio():
