@@ -33,7 +33,7 @@ import numpy as np
 
 from synthetic.fit import check_variant, fit_variant, update_from
 from synthetic.learner_checks import check_mlp_call, check_q_bits
-from synthetic.learners import mlp_fit, mlp_stream
+from synthetic.learners import _mlp_stream, mlp_fit
 from synthetic.linear import (
     LOSSES as LINEAR_LOSSES,
     LinearTask,
@@ -50,7 +50,7 @@ from synthetic.mlp_train import evaluate, factor_names
 from synthetic.quantize import quantize
 from theory.validation import Array, as_int, as_rank, as_real
 
-#: Stream id of the channel noise (``synthetic.linear.stream_rng``; ``learners.mlp_stream`` for the MLP).
+#: Stream id of the channel noise (``synthetic.linear.stream_rng``; ``learners._mlp_stream`` for the MLP).
 STREAM_CHANNEL = 10
 
 def adapted_shift_rms(task: LinearTask | MLPTask) -> float:
@@ -179,7 +179,7 @@ def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau
                           order_rngs=[s["order"] for s in streams])
     trained, _ = factor_names(variant, task.adapted_layers)
     params = np.concatenate([state[k].reshape(trials, -1) for k in trained], axis=1)
-    noise = np.stack([mlp_stream(seed, STREAM_CHANNEL, t).standard_normal(params.shape[1]) for t in range(trials)])
+    noise = np.stack([_mlp_stream(seed, STREAM_CHANNEL, t).standard_normal(params.shape[1]) for t in range(trials)])
     noisy = dict(state)
     offset = 0
     for k in trained:

@@ -7,7 +7,7 @@ Two needs of the generalization bounds of docs/THEORY.md §2 that the Monte Carl
   datasets *conditionally on the algorithm's random init* (the frozen factor of ``b_only`` /
   ``a_only``, the random ``A`` that ``lora`` starts from). For the linear task that is
   ``LinearTask(frozen="shared")``; the MLP engine draws one init per trial, so
-  :func:`mlp_fit` trains every trial from one init drawn from the seed (``mlp_shared_init``).
+  :func:`mlp_fit` trains every trial from one init drawn from the seed (``_mlp_shared_init``).
 - **The supersample experiment in one batched call.** ``bounds.run_supersample`` trains one
   model per call; here all ``k_z k_u`` trainings of the experiment of Steinke & Zakynthinou
   ("Reasoning about generalization via conditional mutual information", COLT 2020) run as one
@@ -27,7 +27,7 @@ Random streams (all from the integer ``seed`` of the entry point):
 linear supersample ``j`` draws its ``2n`` points from the training-set streams of trial
 ``SUPERSAMPLE_TRIAL_OFFSET + j`` of ``synthetic.linear`` (disjoint from the trials
 ``0 .. trials - 1`` of any Monte Carlo run with the same seed); MLP supersample ``j`` from
-``mlp_stream(seed, STREAM_SUPERSAMPLE, j)``; selectors from a stream of their own.
+``_mlp_stream(seed, STREAM_SUPERSAMPLE, j)``; selectors from a stream of their own.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ SHARED_INIT_KEY = (MLP_KEY_BASE, 0)
 # --- linear least squares ---------------------------------------------------------------------
 
 
-def clipped_sample_losses(x: Array, y: Array, m: Array, clip: float) -> Array:
+def _clipped_sample_losses(x: Array, y: Array, m: Array, clip: float) -> Array:
     r"""Per-sample clipped squared loss ``min(‖y − M x‖², c)`` of each trial's update ``M``.
 
     ``y`` is the target minus ``W0 x`` (``synthetic.linear`` convention), so ``y − M x`` is the
@@ -102,7 +102,7 @@ def discretize(loss: Array, clip: float, levels: int) -> Array:  # (...) -> (...
     Parameters
     ----------
     loss : array of any shape (at least one axis), finite, every entry in ``[0, clip]``
-        (``clipped_sample_losses``).
+        (``_clipped_sample_losses``).
     clip : float ``> 0``, the level ``c`` at which the loss was clipped.
     levels : int in ``[1, 31]``, the ``L`` of the grid.
 
@@ -194,7 +194,7 @@ def linear_supersample(
     if q_bits is not None:
         tensors = {name: quantize(t, q_bits).values for name, t in tensors.items()}
     update = update_from(variant, tensors, frozen).reshape(k_z, k_u, task.d_out, task.d_in)
-    raw = clipped_sample_losses(x[:, None, : 2 * m], y[:, None, : 2 * m], update, task.clip)  # (k_z, k_u, 2m)
+    raw = _clipped_sample_losses(x[:, None, : 2 * m], y[:, None, : 2 * m], update, task.clip)  # (k_z, k_u, 2m)
     losses = discretize(raw, task.clip, levels).reshape(k_z, k_u, m, 2)
     return Supersample(losses=losses, selectors=u[:, :, :m])
 
@@ -202,7 +202,7 @@ def linear_supersample(
 # --- the small MLP, trained from one shared init -----------------------------------------------
 
 
-def mlp_shared_init(task: MLPTask, variant: str, rank: int | None, *, seed: int) -> dict[str, Array]:
+def _mlp_shared_init(task: MLPTask, variant: str, rank: int | None, *, seed: int) -> dict[str, Array]:
     """The one init every trial of :func:`mlp_fit` starts from (``init_adapters`` of one draw).
 
     Drawn from ``SeedSequence(seed, spawn_key=SHARED_INIT_KEY)``; name -> (r, d_in), (d_out, r)
@@ -214,7 +214,7 @@ def mlp_shared_init(task: MLPTask, variant: str, rank: int | None, *, seed: int)
     return init_adapters(variant, task.init, task.base_weights(), task.adapted_layers, rank, rng)
 
 
-def quantize_trained(
+def _quantize_trained(
     state: dict[str, Array], variant: str, task: MLPTask, q_bits: int
 ) -> tuple[dict[str, Array], int]:
     """Quantize each trained tensor per trial (one float32 scale each); for ``full`` the stored
@@ -247,12 +247,12 @@ def mlp_fit(
 ) -> tuple[dict[str, Array], int | None]:
     r"""Train ``variant`` on each of the ``T`` training sets, every trial from the shared init.
 
-    The init (:func:`mlp_shared_init`, from ``seed``) is the algorithm's only randomness with
+    The init (:func:`_mlp_shared_init`, from ``seed``) is the algorithm's only randomness with
     full-batch training, so trials differ only through their data: a covariance of the trained
     parameters across trials is then ``Cov(W | init)``, as the Gaussian-channel bound needs
     (docs/THEORY.md §2). Training is ``synthetic.mlp_train.train_adapters`` with the task's steps,
     lr, batch size and scaling; with ``q_bits`` the trained tensors are quantized
-    (:func:`quantize_trained`).
+    (:func:`_quantize_trained`).
 
     Parameters
     ----------
@@ -273,7 +273,7 @@ def mlp_fit(
     x, y = check_mlp_data(task, x, y)
     trials = x.shape[0]
     order_rngs = check_order_rngs(order_rngs, trials)
-    init = mlp_shared_init(task, variant, rank, seed=seed)
+    init = _mlp_shared_init(task, variant, rank, seed=seed)
     state = {k: np.repeat(v[None], trials, axis=0) for k, v in init.items()}
     trained, _ = factor_names(variant, task.adapted_layers)
     state, _ = train_adapters(
@@ -283,10 +283,10 @@ def mlp_fit(
     )
     if q_bits is None:
         return state, None
-    return quantize_trained(state, variant, task, q_bits)
+    return _quantize_trained(state, variant, task, q_bits)
 
 
-def mlp_sample_losses(
+def _mlp_sample_losses(
     task: MLPTask, rank: int | None, state: dict[str, Array], x: Array, y: np.ndarray
 ) -> dict[str, Array]:  # (T, m, d_0), (T, m) -> name -> (T, m)
     """Per-sample evaluation losses (``synthetic.mlp_train.sample_losses``) of each trial's
@@ -347,24 +347,24 @@ def mlp_supersample(
     if task.batch_size is not None and task.batch_size > n:
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
     target = task.target_weights()
-    supersamples = [mlp_stream(seed, STREAM_SUPERSAMPLE, j) for j in range(k_z)]
+    supersamples = [_mlp_stream(seed, STREAM_SUPERSAMPLE, j) for j in range(k_z)]
     x, y = sample_trials(task, 2 * n, supersamples, target=target)  # (k_z, 2n, d_0), (k_z, 2n)
-    u = np.stack([mlp_stream(seed, STREAM_SELECTOR, j).integers(0, 2, size=(k_u, n)) for j in range(k_z)])
+    u = np.stack([_mlp_stream(seed, STREAM_SELECTOR, j).integers(0, 2, size=(k_u, n)) for j in range(k_z)])
     rows = 2 * np.arange(n) + u
     pick = np.arange(k_z)[:, None, None]
     runs = k_z * k_u
-    orders = [mlp_stream(seed, STREAM_ORDER, r) for r in range(runs)]
+    orders = [_mlp_stream(seed, STREAM_ORDER, r) for r in range(runs)]
     state, _ = mlp_fit(
         task, variant, rank, x[pick, rows].reshape(runs, n, -1), y[pick, rows].reshape(runs, n),
         q_bits=q_bits, seed=seed, order_rngs=orders,
     )
     x_eval = np.repeat(x[:, None, : 2 * m], k_u, axis=1).reshape(runs, 2 * m, -1)
     y_eval = np.repeat(y[:, None, : 2 * m], k_u, axis=1).reshape(runs, 2 * m)
-    zero_one = mlp_sample_losses(task, rank, state, x_eval, y_eval)["zero_one"]
+    zero_one = _mlp_sample_losses(task, rank, state, x_eval, y_eval)["zero_one"]
     return Supersample(losses=zero_one.reshape(k_z, k_u, m, 2), selectors=u[:, :, :m])
 
 
-def mlp_stream(seed: int, stream: int, index: int) -> np.random.Generator:
+def _mlp_stream(seed: int, stream: int, index: int) -> np.random.Generator:
     """Generator of one MLP stream defined here: ``SeedSequence(seed, spawn_key=(MLP_KEY_BASE, stream, index))``."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(MLP_KEY_BASE, stream, index)))
 

@@ -208,8 +208,8 @@ def run_sweep(points: Sequence[SweepPoint], *, backend: str = "serial", schedule
     workers = as_int(workers, "workers", minimum=1)
     threads = as_int(threads, "threads", minimum=1)
     timeout = as_real(timeout, "timeout", positive=True)
+    check_points(points)  # a list or tuple of SweepPoint, each as measure_gap would accept it
     points = list(points)
-    check_points(points)
     specs = [p.spec() for p in points]
     if not specs:
         return []

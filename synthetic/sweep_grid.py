@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,14 +135,29 @@ def derive_seed(spec: dict[str, Any]) -> int:
     It never depends on the worker that runs the point, so every backend gives the same numbers.
     The base seed ``spec["base_seed"]`` must be an integer >= 0 (``ValueError`` naming ``seed``).
     """
+    _check_spec(spec)
     as_int(spec["base_seed"], "seed", minimum=0)
     key = json.dumps([spec["base_seed"], spec["task_type"], spec["task"], spec["n"], spec["loss"]], sort_keys=True)
     digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
     return int(np.random.SeedSequence([int(spec["base_seed"]), digest]).generate_state(1)[0])
 
 
+#: The keys of a point's spec (``SweepPoint.spec``) and the type of each.
+SPEC_KEYS = {"task_type": str, "task": dict, "variant": str, "n": int, "trials": int, "loss": str, "base_seed": int}
+
+
+def _check_spec(spec: object) -> None:
+    """Raise ``ValueError`` naming ``spec`` unless it is a dict with the keys of ``SweepPoint.spec()``."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"spec must be a dict made by SweepPoint.spec(), got {type(spec).__name__}")
+    for key, kind in SPEC_KEYS.items():
+        if not isinstance(spec.get(key), kind) or isinstance(spec.get(key), bool):
+            raise ValueError(f"spec[{key!r}] must be a {kind.__name__}, got {_shown(spec.get(key))}")
+
+
 def task_from_spec(spec: dict[str, Any]) -> Any:
     """The task of a ``SweepPoint.spec()``, rebuilt from its type name and fields."""
+    _check_spec(spec)
     cls = _task_class(spec["task_type"])
     values = {}
     for f in dataclasses.fields(cls):
@@ -198,7 +214,12 @@ def check_point(point: SweepPoint) -> None:
 
 
 def check_points(points: list[SweepPoint]) -> None:
-    """``check_point`` on every point, before any runs; the ``ValueError`` names the failing point."""
+    """``check_point`` on every point, before any runs; the ``ValueError`` names the failing point.
+
+    ``points`` must be a list or tuple of ``SweepPoint`` (``ValueError`` naming ``points`` otherwise).
+    """
+    if not isinstance(points, (list, tuple)):
+        raise ValueError(f"points must be a list of SweepPoint, got {type(points).__name__}")
     for i, point in enumerate(points):
         if not isinstance(point, SweepPoint):
             raise ValueError(f"points[{i}] must be a SweepPoint, got {type(point).__name__}")
@@ -301,6 +322,8 @@ def read_grid(path: str | Path, name: str = "grid file") -> dict[str, Any]:
     and the path when the file cannot be read, is not UTF-8, is not JSON, is not a JSON object or has
     a key that is not a grid key (the message lists them). ``Grid(**read_grid(path))`` checks the values.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a path (a str or pathlib.Path), got {type(path).__name__}")
     where = f"{name} {str(path)!r}"
     try:
         data = Path(path).read_bytes()

@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import theory
 from synthetic.channel import STREAM_CHANNEL, adapted_shift_rms, perturbed_trial_losses
 from synthetic.fit import fit_variant, update_from
-from synthetic.learners import mlp_shared_init, mlp_stream
+from synthetic.learners import _mlp_shared_init, _mlp_stream
 from synthetic.linear import (
     LinearTask,
     clipped_test_losses,
@@ -107,10 +107,10 @@ def test_mlp_perturbed_losses_equal_a_direct_per_trial_computation():
     tau, n, trials, seed, variant = 0.2, 16, 3, 4, "b_only"
     out = perturbed_trial_losses(MLP, variant, 2, n, trials, tau=tau, loss="cross_entropy", seed=seed)
     trained, frozen = factor_names(variant, MLP.adapted_layers)
-    init = mlp_shared_init(MLP, variant, 2, seed=seed)
+    init = _mlp_shared_init(MLP, variant, 2, seed=seed)
     target = MLP.target_weights()
     for t in range(trials):
-        noise = mlp_stream(seed, STREAM_CHANNEL, t).standard_normal(out["params"].shape[1])
+        noise = _mlp_stream(seed, STREAM_CHANNEL, t).standard_normal(out["params"].shape[1])
         state = {name: init[name][None] for name in frozen}
         state[trained[0]] = (out["params"][t] + tau * noise).reshape(1, *init[trained[0]].shape)
         streams = trial_streams(seed, t)

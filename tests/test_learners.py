@@ -14,13 +14,13 @@ from synthetic.learners import (
     STREAM_SELECTOR,
     STREAM_SUPERSAMPLE,
     SUPERSAMPLE_TRIAL_OFFSET,
-    clipped_sample_losses,
+    _clipped_sample_losses,
     discretize,
     linear_supersample,
     mlp_fit,
-    mlp_sample_losses,
-    mlp_shared_init,
-    mlp_stream,
+    _mlp_sample_losses,
+    _mlp_shared_init,
+    _mlp_stream,
     mlp_supersample,
 )
 from synthetic.linear import LinearTask, frozen_factors, sample_training_sets, stream_rng
@@ -80,7 +80,7 @@ def test_linear_supersample_gap_is_the_generalization_gap():
     trials = 600
     x, y = sample_training_sets(TASK, 2 * n, np.arange(trials), seed=seed + 1)
     m = update_from("full", fit_variant("full", None, x[:, :n], y[:, :n], None), None)
-    losses = discretize(clipped_sample_losses(x, y, m, TASK.clip), TASK.clip, levels)
+    losses = discretize(_clipped_sample_losses(x, y, m, TASK.clip), TASK.clip, levels)
     mc = losses[:, n:].mean(axis=1) - losses[:, :n].mean(axis=1)
     se = np.sqrt(per_z.var(ddof=1) / per_z.size + mc.var(ddof=1) / mc.size)
     assert mc.mean() > 5 * se  # the gap is there to be measured
@@ -93,12 +93,12 @@ def test_mlp_fit_starts_every_trial_from_the_shared_init():
     x, y = sample_data(MLP, 12, rng)
     xs, ys = np.stack([x, x, x]), np.stack([y, y, y])
     state, bits = mlp_fit(MLP, "b_only", 2, xs, ys, q_bits=8, seed=5)
-    init = mlp_shared_init(MLP, "b_only", 2, seed=5)
+    init = _mlp_shared_init(MLP, "b_only", 2, seed=5)
     for t in range(3):
         assert_array_equal(state["layer1.A"][t], init["layer1.A"])
         assert_array_equal(state["layer1.B"][t], state["layer1.B"][0])
     assert bits == 8 * 2 * MLP.widths[2] + 32
-    assert not np.array_equal(mlp_shared_init(MLP, "b_only", 2, seed=6)["layer1.A"], init["layer1.A"])
+    assert not np.array_equal(_mlp_shared_init(MLP, "b_only", 2, seed=6)["layer1.A"], init["layer1.A"])
 
 
 def test_mlp_supersample_runs_equal_direct_single_trainings():
@@ -108,12 +108,12 @@ def test_mlp_supersample_runs_equal_direct_single_trainings():
     assert ss.losses.shape == (k_z, k_u, m, 2) and set(np.unique(ss.losses)) <= {0.0, 1.0}
     target = MLP.target_weights()
     for j in range(k_z):
-        x, y = sample_data(MLP, 2 * n, mlp_stream(seed, STREAM_SUPERSAMPLE, j), target=target)
-        u = mlp_stream(seed, STREAM_SELECTOR, j).integers(0, 2, size=(k_u, n))
+        x, y = sample_data(MLP, 2 * n, _mlp_stream(seed, STREAM_SUPERSAMPLE, j), target=target)
+        u = _mlp_stream(seed, STREAM_SELECTOR, j).integers(0, 2, size=(k_u, n))
         for k in range(k_u):
             rows = 2 * np.arange(n) + u[k]
             state, _ = mlp_fit(MLP, "lora", 2, x[None, rows], y[None, rows], q_bits=8, seed=seed)
-            zero_one = mlp_sample_losses(MLP, 2, state, x[None, : 2 * m], y[None, : 2 * m])["zero_one"][0]
+            zero_one = _mlp_sample_losses(MLP, 2, state, x[None, : 2 * m], y[None, : 2 * m])["zero_one"][0]
             assert_array_equal(ss.losses[j, k].ravel(), zero_one)
             assert_array_equal(ss.selectors[j, k], u[k, :m])
 
@@ -150,7 +150,7 @@ def test_same_seed_same_supersample(make, seed):
          "x must be a finite array of shape (T, n, 5)"),
         (lambda: mlp_fit(MLP, "b_only", 2, np.ones((2, 4, 5)), np.zeros((2, 3)), seed=0),
          "y must have shape (2, 4) to match x"),
-        (lambda: mlp_shared_init(MLP, "b_only", 2, seed=-3), "seed must be >= 0, got -3"),
+        (lambda: _mlp_shared_init(MLP, "b_only", 2, seed=-3), "seed must be >= 0, got -3"),
     ],
 )
 def test_invalid_inputs_raise_value_errors_naming_the_argument(call, fragment):
