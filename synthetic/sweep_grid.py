@@ -142,8 +142,9 @@ def derive_seed(spec: dict[str, Any]) -> int:
     return int(np.random.SeedSequence([int(spec["base_seed"]), digest]).generate_state(1)[0])
 
 
-#: The keys of a point's spec (``SweepPoint.spec``) and the type of each.
-SPEC_KEYS = {"task_type": str, "task": dict, "variant": str, "n": int, "trials": int, "loss": str, "base_seed": int}
+#: The keys of a point's spec (``SweepPoint.spec``) and the type of each (``base_seed``, checked by
+#: ``derive_seed`` as the seed it is, is only required).
+SPEC_KEYS = {"task_type": str, "task": dict, "variant": str, "n": int, "trials": int, "loss": str}
 
 
 def _check_spec(spec: object) -> None:
@@ -153,6 +154,8 @@ def _check_spec(spec: object) -> None:
     for key, kind in SPEC_KEYS.items():
         if not isinstance(spec.get(key), kind) or isinstance(spec.get(key), bool):
             raise ValueError(f"spec[{key!r}] must be a {kind.__name__}, got {_shown(spec.get(key))}")
+    if "base_seed" not in spec:
+        raise ValueError("spec has no 'base_seed': make it with SweepPoint.spec()")
 
 
 def task_from_spec(spec: dict[str, Any]) -> Any:
