@@ -44,8 +44,7 @@ import torch
 from torch import nn
 
 from peft_bridge.layers import lora_modules
-from synthetic.mlp_geometry import AsymmetryPrediction
-from theory.captured import captured_fraction, effective_rank
+from synthetic.mlp_geometry import AsymmetryPrediction, prediction_from_geometry
 from theory.validation import Array, as_int
 
 #: The training losses whose Gauss–Newton curvature is estimated: name -> the factor ``c`` of ``Ĝ``.
@@ -254,9 +253,4 @@ def _module_prediction(name: str, k: int, sigma: Array, metric: Array, rank: int
             raise ValueError(f"LoRA module {name!r} has a zero {what} on these batches: f(X, r) of eq. (5) "
                              f"is undefined")
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(DRAWS_KEY, k)))
-    b_only, b_err = captured_fraction(sigma, rank, draws=draws, rng=rng)
-    a_only, a_err = captured_fraction(metric, rank, draws=draws, rng=rng)
-    return AsymmetryPrediction(
-        rank=rank, layers=(k,), b_only_fraction=b_only, b_only_stderr=b_err, a_only_fraction=a_only,
-        a_only_stderr=a_err, effective_rank_sigma=effective_rank(sigma), effective_rank_metric=effective_rank(metric),
-    )
+    return prediction_from_geometry(sigma, metric, rank, draws=draws, rng=rng, layer=k)

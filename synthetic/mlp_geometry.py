@@ -34,9 +34,9 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from synthetic.mlp_task import MLPTask, sample_data
+from synthetic.mlp_task import MLPTask, check_mlp_call, sample_data
 from theory.captured import captured_fraction, effective_rank
-from theory.validation import Array, as_int, as_rank
+from theory.validation import Array, as_int
 
 #: Samples drawn per ``sample_data`` call; part of the definition of the input stream.
 INPUT_CHUNK = 8192
@@ -246,13 +246,7 @@ def predict_asymmetry(task: MLPTask, rank: int, *, samples: int, draws: int, see
     softmax saturated on every sample makes ``diag p − ppᵀ = 0``), where eq. (5) is undefined.
     """
     task = _check_task(task)
-    rank = as_int(rank, "rank", minimum=1)
-    for l in task.adapted_layers:
-        d_out, d_in = task.layer_shapes[l]
-        try:
-            as_rank(rank, d_in, d_out)
-        except ValueError as exc:
-            raise ValueError(f"{exc} of adapted layer {l}") from None
+    rank = check_mlp_call(task, "b_only", rank)  # a rank that fits every adapted layer
     samples = as_int(samples, "samples", minimum=1)
     draws = as_int(draws, "draws", minimum=2)
     seed = as_int(seed, "seed", minimum=0)
@@ -281,6 +275,15 @@ def _layer_prediction(task: MLPTask, layer: int, rank: int, samples: int, draws:
             raise ValueError(f"task has a zero {name} at layer {layer} on {samples} samples (a softmax "
                              f"saturated or ReLU units dead on every sample): f(X, r) of eq. (5) is undefined")
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(DRAWS_KEY, layer)))
+    return prediction_from_geometry(sigma, metric, rank, draws=draws, rng=rng, layer=layer)
+
+
+def prediction_from_geometry(sigma: Array, metric: Array, rank: int, *, draws: int, rng: np.random.Generator,
+                             layer: int) -> AsymmetryPrediction:  # (d_in, d_in), (d_out, d_out)
+    r"""``f(Σ, r)`` and ``f(G, r)`` (eq. (5), ``theory.captured_fraction``) of one layer, from its input
+    second moment and output metric (both non-zero), drawing the Haar matrices of ``Σ``, then ``G``, from
+    ``rng``; ``layer`` is the index recorded in the result. docs/THEORY.md §1b.
+    """
     b_only, b_err = captured_fraction(sigma, rank, draws=draws, rng=rng)
     a_only, a_err = captured_fraction(metric, rank, draws=draws, rng=rng)
     return AsymmetryPrediction(
