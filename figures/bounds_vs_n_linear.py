@@ -7,16 +7,15 @@ training-set size ``n`` (log–log), three bound/gap pairs. Each bound is drawn 
 measured gap of the loss *and* the algorithm it is about (docs/THEORY.md §2):
 
 1. **Lemma 4.5** (with Lemma 4.4, Xu & Raginsky 2017): ``sqrt(2 σ² I / n)`` with
-   ``I = storage_bits · ln 2`` nats, ``storage_bits = q N + 32`` per trained tensor (the float32
-   scales are counted, unlike ``bounds.lora_mi_bound``'s ``q N``); beside the gap of the clipped
-   squared loss ``min(ℓ, c)`` of the quantized model. ``σ = c/2``.
-2. **Gaussian channel** (docs/THEORY.md §2, derived): the released predictor is ``W + N``,
+   ``I = storage_bits · ln 2`` nats, ``storage_bits = q N + 32`` per trained tensor
+   (``bounds.lora_mi_bound(..., scale_bits=32)``); beside the gap of the clipped squared loss
+   ``min(ℓ, c)`` of the quantized model. ``σ = c/2``.
+2. **Gaussian channel** (docs/THEORY.md §2.5, derived): the released predictor is ``W + N``,
    ``N ~ N(0, τ² I)``; ``I(W + N; S) <= ½ log det(I + Cov(W)/τ²)`` estimated by
-   ``bounds.gaussian_channel_mi`` across the same trials (basic bootstrap interval, pushed
+   ``bounds.gaussian_channel_mi`` across the same trials (bias-corrected, jackknife interval, pushed
    through the monotone Xu–Raginsky map); beside the clipped-loss gap of ``W + N``
-   (``synthetic.channel``). Reported only when ``trials > p`` (``p`` trained parameters):
-   with fewer trials the sample covariance misses whole directions and the plug-in is no
-   bound even in expectation.
+   (``synthetic.channel``). Reported only when ``trials > p`` (``p`` trained parameters); an
+   estimate that warns it may be low (``channel_may_be_low``) is counted unresolved and named.
 3. **Supersample CMI** (``bounds.ld_cmi_bound``, ``ecmi_bound``, ``binary_kl_bound``,
    ``fast_rate_bound``; Steinke & Zakynthinou 2020, Hellström & Durisi 2022, Wang & Mao 2023):
    on the clipped loss in units of ``c`` rounded up to a grid of ``1/levels``
@@ -55,7 +54,7 @@ from tqdm.auto import tqdm
 import bounds
 from bounds.cmi import selector_blind_floor
 from figures.cache import memo
-from figures.checks import BOOTSTRAP, T_INTERVAL, array_checks, caption_sentence, resolved_flags
+from figures.checks import BOOTSTRAP, T_INTERVAL, array_checks, caption_sentence, resolved_flags, warned
 from figures.output import render
 from synthetic.channel import adapted_shift_rms, perturbed_trial_losses
 from synthetic.learners import linear_supersample
@@ -132,17 +131,22 @@ def channel_point(
     q_bits: int, n_boot: int, seed: int, rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """Per-trial losses (in units of ``scale``) of ``W`` and ``W + N``, storage bits, ``p`` and
-    ``I(W + N; S)`` (value, low, high) in nats, NaN when ``trials <= p``."""
+    ``I(W + N; S)`` (value, low, high) in nats, NaN when ``trials <= p``; ``channel_may_be_low`` is 1
+    when the estimate warned that it may lie below the truth (``bounds.EstimateMayBeLowWarning``: too
+    few trials for its interval to cover)."""
     out = perturbed_trial_losses(task, variant, rank, n, trials, tau=tau, loss=loss, q_bits=q_bits, seed=seed)
     p = out["params"].shape[1]
     mi = np.full(3, np.nan)
+    may_be_low = False
     if trials > p:
-        est = bounds.gaussian_channel_mi(out["params"], tau, rng, n_boot=n_boot)
+        est, may_be_low = warned(bounds.EstimateMayBeLowWarning,
+                                 lambda: bounds.gaussian_channel_mi(out["params"], tau, rng, n_boot=n_boot))
         mi = np.array([est.value, est.low, est.high])
     return {
         "train": out["train_loss_unperturbed"] / scale, "test": out["test_loss_unperturbed"] / scale,
         "train_perturbed": out["train_loss"] / scale, "test_perturbed": out["test_loss"] / scale,
         "storage_bits": np.array(float(out["storage_bits"][0])), "params": np.array(float(p)), "mi_nats": mi,
+        "channel_may_be_low": np.array(float(may_be_low)),
     }
 
 
@@ -178,7 +182,7 @@ def assemble(ns: tuple[int, ...], channel: list[dict], cmi: list[dict]) -> dict[
         put("channel_mi_nats", mi)
         for key in ("test", "test_perturbed"):
             rows.setdefault(f"{key}_loss", []).append(float(ch[key].mean()))
-        for key in ("params", "storage_bits"):
+        for key in ("params", "storage_bits", "channel_may_be_low"):
             rows.setdefault(key, []).append(float(ch[key]))
         for key in ("cmi_gap", *CMI_BOUNDS):
             put(key, ss[key])
@@ -190,6 +194,7 @@ def assemble(ns: tuple[int, ...], channel: list[dict], cmi: list[dict]) -> dict[
         out[f"{key}_vacuous"] = (out[key] >= 1.0).astype(float)
     for k in ("channel", *CMI_BOUNDS):
         out[f"{k}_resolved"] = resolved_flags(out[k], out[f"{k}_low"], out[f"{k}_high"], out.get(f"{k}_floor"))
+    out["channel_resolved"] = out["channel_resolved"] * (1.0 - out["channel_may_be_low"])  # may be low: unresolved
     for bound, gap in PAIRS:
         out[f"{bound}_violated"] = (out[f"{bound}_high"] < out[f"{gap}_low"]).astype(float)
     return out
@@ -352,6 +357,10 @@ def summary(data: dict, checks: list[dict]) -> str:
             f"channel {channel}, supersample {d['cmi_gap'][i]:.2g} vs {CMI_LABEL[cmi]} {value(d, cmi)}"
         )
     cost = max((data[v]["test_perturbed_loss"] - data[v]["test_loss"]).max() for v in VARIANTS)
+    low = [f"{v} n = {int(n)}" for v in VARIANTS for n, flag in zip(data["n"], data[v]["channel_may_be_low"]) if flag]
+    if low:
+        parts.append("the channel estimate may be low (too few trials for its interval to cover; counted as "
+                     "unresolved) at " + ", ".join(low))
     floors = sorted({f"{data[v]['ld_cmi_floor'][i]:.2g}" for v in VARIANTS}, key=float)
     return (
         f"At n = {int(data['n'][i])} the measured gaps and bounds are: " + "; ".join(parts)

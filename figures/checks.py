@@ -21,6 +21,7 @@ vacuous and unresolved ones (docs/THEORY.md §2.7).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -230,3 +231,18 @@ def caption_sentence(checks: list[Mapping[str, Any]]) -> str:
     )
     return (f"VIOLATION, bound below its measured gap beyond both intervals in {len(bad)} of {len(checks)} checks: "
             f"{listed}. Of the {held} that held, {len(good)} informative{notes}.")
+
+
+def warned(category: type[Warning], call):
+    """``(call(), whether it warned with category)``: the warning becomes a flag for a figure's JSON and
+    caption instead of a line on stderr; every other warning is passed on unchanged."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", category)
+        result = call()
+    flagged = False
+    for w in caught:
+        if issubclass(w.category, category):
+            flagged = True
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result, flagged
