@@ -167,7 +167,7 @@ def adapter_similarity(path1: str | os.PathLike, path2: str | os.PathLike, side:
     ``ValueError`` when the module names differ, a module's shapes do not match, or a factor
     is zero (an ``a_only`` adapter's ``A`` before training, for example).
     """
-    if side not in FROZEN_VARIANT:
+    if not isinstance(side, str) or side not in FROZEN_VARIANT:
         raise ValueError(f"side must be one of {tuple(FROZEN_VARIANT)}, got {side!r}")
     first, second = load_adapter(path1), load_adapter(path2)
     only = sorted(set(first) ^ set(second), key=_natural_key)

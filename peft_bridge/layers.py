@@ -151,10 +151,10 @@ def freeze_factor(model: nn.Module, side: str, *, init: str = "haar", seed: int,
     -------
     model, with the factors of every LoRA module set and ``requires_grad`` set as above.
     """
-    if side not in FROZEN_VARIANT:
+    if not isinstance(side, str) or side not in FROZEN_VARIANT:
         raise ValueError(f"side must be one of {tuple(FROZEN_VARIANT)} (freeze A: b_only; freeze B: a_only), "
                          f"got {side!r}")
-    if init not in INITS:
+    if not isinstance(init, str) or init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     seed = as_int(seed, "seed", minimum=0)
     factors = {name: (m.lora_A[adapter].weight, m.lora_B[adapter].weight)

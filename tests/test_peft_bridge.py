@@ -236,3 +236,17 @@ def test_load_adapter_refuses_a_missing_or_malformed_folder(tmp_path, kind):
     with pytest.raises(ValueError, match=BAD_ADAPTERS[kind][1]) as info:
         peft_bridge.load_adapter(make_bad_adapter(tmp_path, kind))
     assert "\n" not in str(info.value)
+
+
+def test_a_side_or_init_of_the_wrong_type_is_refused_naming_it():
+    """freeze_factor and adapter_similarity refuse a side or init that is not a name (a list, an array, None)
+    with a ValueError naming the argument, not a TypeError from a dictionary lookup."""
+    import peft_bridge
+
+    for side in (["A"], np.array(["A"]), None):
+        with pytest.raises(ValueError, match="^side must be one of"):
+            peft_bridge.freeze_factor(torch.nn.Linear(3, 3), side, seed=0)
+        with pytest.raises(ValueError, match="^side must be one of"):
+            peft_bridge.adapter_similarity("x", "y", side)
+    with pytest.raises(ValueError, match="^init must be one of"):
+        peft_bridge.freeze_factor(torch.nn.Linear(3, 3), "A", init=["haar"], seed=0)
