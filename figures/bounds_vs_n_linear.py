@@ -25,20 +25,15 @@ measured gap of the loss *and* the algorithm it is about (docs/THEORY.md §2):
    upward (``CMI_ESTIMATOR``, docs/THEORY.md §2.4); beside it, its estimator's floor
    (``bounds.cmi.selector_blind_floor``: the 95th percentile for selectors redrawn at random).
 
-Everything is in units of ``c`` (``σ = 1/2``); the trivial level 1 is drawn. A bound is vacuous
-at the trivial bound: 1 for Lemma 4.5 and the channel (plotted uncapped), ``1 − E[L_S(W)]`` for a
-CMI bound, capped there (``BoundResult.vacuous``). An estimate is resolved when it is at least
-twice its interval's half-width and, for a CMI bound, above its floor
-(``figures.checks.is_resolved``); unresolved ones are hollow markers, ``<bound>_resolved = 0`` in
-the JSON, and named in the caption with the vacuous ones.
-The frozen factor is shared by all trials and runs (``LinearTask(frozen="shared")``), so every
-gap and bound is conditional on that one draw; Lemma 4.5 holds conditionally too
-(``I(W; S | A) <= H(W | A)``). The channel's ``τ = tau_rel · ‖Δ‖_F / sqrt(d_in d_out)`` is fixed
-by the task before any data (``synthetic.channel.adapted_shift_rms``): half the typical entry of
-the shift the adapter learns, so that ``W + N`` keeps most of what the fit gained over ``W0``
-(the test losses of ``W`` and ``W + N`` are in the JSON; the caption gives the largest increase),
-while at the larger ``n`` it swamps the sampling fluctuation of ``W`` (the estimated
-``I(W + N; S)``, in the JSON, falls below one nat per trained parameter).
+Everything is in units of ``c`` (``σ = 1/2``). A bound is vacuous at the trivial level: 1 for
+Lemma 4.5 and the channel (drawn, uncapped), ``1 − E[L_S(W)]`` for a CMI bound (``BoundResult.vacuous``).
+An estimate is resolved when it is at least its interval's width and, for CMI, above its floor
+(``figures.checks.is_resolved``); unresolved ones are hollow, ``<bound>_resolved = 0``, and named.
+The frozen factor is shared by all trials and runs (``LinearTask(frozen="shared")``): every gap
+and bound is conditional on it (``I(W; S | A) <= H(W | A)``). The channel's ``τ = tau_rel ·
+‖Δ‖_F / sqrt(d_in d_out)`` is fixed by the task before any data
+(``synthetic.channel.adapted_shift_rms``): ``W + N`` keeps most of what the fit gained over ``W0``
+(the caption gives the largest increase of test loss) while swamping the sampling noise of ``W``.
 """
 
 from __future__ import annotations
@@ -69,10 +64,8 @@ CMI_BOUNDS = {"ld_cmi": bounds.ld_cmi_bound, "ecmi": bounds.ecmi_bound, "binary_
               "fast_rate": bounds.fast_rate_bound}
 #: Pairs (bound, the measured gap it is about) checked for violations: bound high < gap low.
 PAIRS = (("lemma45", "gap"), ("channel", "perturbed_gap"), *((k, "cmi_gap") for k in CMI_BOUNDS))
-#: The interval around each measured gap of ``assemble``.
-GAP_INTERVAL = {"gap": T_INTERVAL, "perturbed_gap": T_INTERVAL, "cmi_gap": BOOTSTRAP}
-#: Sub-Gaussian parameter of a loss in [0, 1] (the clipped loss in units of c, or the 0-1 loss).
-SIGMA = 0.5
+GAP_INTERVAL = {"gap": T_INTERVAL, "perturbed_gap": T_INTERVAL, "cmi_gap": BOOTSTRAP}  #: the interval of each gap
+SIGMA = 0.5  #: sub-Gaussian parameter of a loss in [0, 1] (the clipped loss in units of c, or the 0-1 loss)
 #: How the CMI bounds estimate their MI: one plug-in from the pairs of all evaluated points,
 #: without the Miller–Madow correction (biased up, never an exact 0 with a collapsed interval).
 CMI_ESTIMATOR = {"pool_points": True, "correction": "none"}

@@ -30,7 +30,7 @@ def test_grid_spans_every_factor_the_figure_claims():
     for row in grid:
         task = fig.task(fig.Config.tiny(), row)
         d_out, d_in = task.layer_shapes[task.adapted_layers[0]]
-        assert 1 <= row["rank"] <= min(d_in, d_out)
+        assert row["rank"] >= 1 and row["rank"] <= min(d_in, d_out)
         assert task.perturbation_rank == min(d_in, d_out)  # the shift's rank is above every rank compared
 
 

@@ -192,7 +192,7 @@ def test_effective_rank_of_known_spectra():
     assert theory.effective_rank(4.0 * np.eye(6)) == pytest.approx(6.0, rel=1e-12)
     assert theory.effective_rank(covariance_from(spectrum("lowrank", 6, k=2), rng)) == pytest.approx(2.0, rel=1e-9)
     e = theory.effective_rank(covariance_from(spectrum("powerlaw", 6, alpha=2.0), rng))
-    assert 1.0 <= e <= 6.0
+    assert e >= 1.0 and e <= 6.0
 
 
 # --- the prediction for a random-orientation shift ----------------------------------------------------
