@@ -1,6 +1,6 @@
 r"""Side-by-side timings of the toolkit's engines and the per-run loops, with an equality check.
 
-Two reference configurations (issue 6), kept fixed so numbers can be compared across machines:
+Two reference configurations, kept fixed so numbers can be compared across machines:
 
 * ``MLPBenchConfig.full()``: a 64 -> 128 -> 10 ReLU MLP with a fixed pretrained base, LoRA on both
   layers at rank 4 (scaling 1), regression to a teacher = base + a rank-2 change of each layer,
@@ -70,7 +70,7 @@ class MLPBenchConfig:
 
     @classmethod
     def full(cls) -> MLPBenchConfig:
-        """The reference configuration of issue 6."""
+        """The reference configuration of the benchmark (module docstring)."""
         return cls()
 
     @classmethod
@@ -111,7 +111,7 @@ class LinearBenchConfig:
 
     @classmethod
     def full(cls) -> LinearBenchConfig:
-        """The reference configuration of issue 6."""
+        """The reference configuration of the benchmark (module docstring)."""
         return cls()
 
     @classmethod

@@ -1,4 +1,4 @@
-"""The machinery of the bad-input fuzz (issue 7), shared by the per-package tables.
+"""The machinery of the bad-input fuzz, shared by the per-package tables.
 
 A ``Spec`` names one public callable, a valid baseline call of it (keyword arguments, tiny sizes)
 and, per argument, an ``Arg``: a strategy of invalid values (``tests/fuzz_values.py``).

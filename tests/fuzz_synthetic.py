@@ -1,4 +1,4 @@
-"""The bad-input fuzz table of ``synthetic`` (issue 7): the cases tried, their messages, and a spec
+"""The bad-input fuzz table of ``synthetic``: the cases tried, their messages, and a spec
 per public callable (``tests/fuzz_specs.py`` explains the machinery; ``tests/test_fuzz.py`` runs it).
 """
 

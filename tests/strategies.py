@@ -139,7 +139,7 @@ def mlp_tasks(draw, max_width: int = 8, max_layers: int = 3, kinds: tuple[str, .
 BOUND_VARIANTS = ("full", "lora", "b_only", "a_only")
 
 
-# --- performance and sweeps (issue 6) --------------------------------------------------------
+# --- performance and sweeps ----------------------------------------------------------------
 
 
 def relu_mlp_tasks(**kwargs):

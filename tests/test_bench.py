@@ -180,7 +180,7 @@ def test_loop_flop_count_matches_torch_flop_counter(variant):
 
 
 def test_reference_loop_flops_are_the_issues_7_4_mflop():
-    """At the reference configuration one Adam step of the lora loop is 7.4 MFLOP (issue 6), as counted by torch."""
+    """At the reference configuration one Adam step of the lora loop is 7.4 MFLOP, as counted by torch."""
     task = reference_mlp_task()
     init = init_adapters("lora", task.init, task.base_weights(), task.adapted_layers, 4, np.random.default_rng(0))
     model = build_model(task, "lora", 4, init)

@@ -1,4 +1,4 @@
-"""Issue 7, bad input: every public function of ``theory``, ``bounds`` and ``synthetic`` refuses
+"""Bad input: every public function of ``theory``, ``bounds`` and ``synthetic`` refuses
 invalid arguments with a ``ValueError`` that names the argument, and never returns NaN.
 
 Two parts, with the tables in one module per package (``tests/fuzz_theory.py``,

@@ -5,7 +5,7 @@ folder or subcommand exits with status 2 and prints one error line naming it, be
 computation (``tests/test_fuzz.py`` fuzzes the library). Each kind of bad value is its own test,
 so every kind gets the profile's examples. The
 strategies of ``tests/fuzz_values.py`` that draw the invalid values are checked against the
-validation helpers they imitate (STYLE.md rule 8).
+validation helpers they imitate.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from tests.fuzz_values import (
     bad_reals,
 )
 
-# --- the fuzz strategies themselves (STYLE.md rule 8) ----------------------------------------
+# --- the fuzz strategies themselves ----------------------------------------
 
 
 @given(data=st.data())

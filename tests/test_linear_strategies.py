@@ -1,4 +1,4 @@
-"""The linear-engine strategies of tests/strategies.py produce what they promise (STYLE.md rule 8)."""
+"""The linear-engine strategies of tests/strategies.py produce what they promise."""
 
 import numpy as np
 from hypothesis import given

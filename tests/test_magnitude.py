@@ -1,4 +1,4 @@
-"""Issue 7, huge finite inputs: a clear ``ValueError``, never NaN, inf or a ``RuntimeWarning``.
+"""Huge finite inputs: a clear ``ValueError``, never NaN, inf or a ``RuntimeWarning``.
 
 NaN and inf entries were always refused; entries around 1e200 were not, and overflowed inside
 (squares, Gram matrices, eigendecompositions). Now every array and real argument is limited to

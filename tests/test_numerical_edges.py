@@ -1,4 +1,4 @@
-"""Issue 7, numerical edge cases of the linear engine and of ``theory``.
+"""Numerical edge cases of the linear engine and of ``theory``.
 
 - A nearly singular ``A Σ Aᵀ`` (or ``BᵀB``, or sample design) falls back to a least-squares solve
   with an ``IllConditionedWarning`` that says so; an exactly singular one still raises.

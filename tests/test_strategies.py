@@ -1,4 +1,4 @@
-"""The hypothesis strategies themselves produce what they promise (STYLE.md rule 8)."""
+"""The hypothesis strategies themselves produce what they promise."""
 
 import numpy as np
 from hypothesis import given

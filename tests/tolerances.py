@@ -1,4 +1,4 @@
-"""The one table of numerical tolerances, keyed by dtype (STYLE.md rule 10).
+"""The one table of numerical tolerances, keyed by dtype.
 
 ``rtol``/``atol`` compare a closed form with an independent float computation of the same
 quantity; Monte Carlo comparisons use standard errors instead (``MC_SIGMAS``).
