@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "paper_figs.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "paper_figs.ipynb"
 
 
 def test_notebook_is_stored_without_outputs():

@@ -1,8 +1,8 @@
 """Bad input: every public function of ``theory``, ``bounds`` and ``synthetic`` refuses
 invalid arguments with a ``ValueError`` that names the argument, and never returns NaN.
 
-Two parts, with the tables in one module per package (``tests/fuzz_theory.py``,
-``tests/fuzz_bounds.py``, ``tests/fuzz_synthetic.py``) and the machinery in ``tests/fuzz_specs.py``:
+Two parts, with the tables in one module per package (``tests/fuzz/fuzz_theory.py``,
+``tests/fuzz/fuzz_bounds.py``, ``tests/fuzz/fuzz_synthetic.py``) and the machinery in ``tests/fuzz/fuzz_specs.py``:
 
 - ``CASES``: the hand-written table of cases tried and the messages they give (at least one per
   public callable), each message fragment asserted.
@@ -14,7 +14,7 @@ Two parts, with the tables in one module per package (``tests/fuzz_theory.py``,
 
 Skipped as plain result containers: ``AdvantageMeasurement``, ``AsymmetryPrediction``, ``BoundResult``, ``Estimate``, ``HighProbabilityBound``,
 ``GapResult``, ``GapSummary``, ``Quantized``; and the constant ``VARIANTS``. The command line is
-fuzzed in ``tests/test_fuzz_cli.py``. Test ids start with the package, so ``-k synthetic`` runs
+fuzzed in ``tests/fuzz/test_fuzz_cli.py``. Test ids start with the package, so ``-k synthetic`` runs
 one package's fuzz.
 """
 
@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 import bounds
 import synthetic
 import theory
-from tests import fuzz_bounds, fuzz_synthetic, fuzz_theory
+from tests.fuzz import fuzz_bounds, fuzz_synthetic, fuzz_theory
 from synthetic.mlp_task import MAX_SCALE
-from tests.fuzz_specs import called, check, has_nan, public_callables
+from tests.fuzz.fuzz_specs import called, check, has_nan, public_callables
 
 PACKAGES = (theory, bounds, synthetic)
 CASES = fuzz_theory.CASES + fuzz_bounds.CASES + fuzz_synthetic.CASES

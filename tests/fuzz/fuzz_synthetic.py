@@ -1,5 +1,5 @@
 """The bad-input fuzz table of ``synthetic``: the cases tried, their messages, and a spec
-per public callable (``tests/fuzz_specs.py`` explains the machinery; ``tests/test_fuzz.py`` runs it).
+per public callable (``tests/fuzz/fuzz_specs.py`` explains the machinery; ``tests/fuzz/test_fuzz.py`` runs it).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import bounds
 import synthetic
 from synthetic.mlp_task import ADAM_BETA1, FLOAT32_MAX, MAX_SCALE
-from tests.fuzz_specs import (
+from tests.fuzz.fuzz_specs import (
     COUNT,
     D_IN,
     D_OUT,
@@ -30,7 +30,7 @@ from tests.fuzz_specs import (
     rank_arg,
     rng,
 )
-from tests.fuzz_values import OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects, bad_reals
+from tests.fuzz.fuzz_values import OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects, bad_reals
 from theory.validation import MAX_ABS
 
 # --- valid baselines --------------------------------------------------------------------------

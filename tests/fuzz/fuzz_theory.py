@@ -1,5 +1,5 @@
 """The bad-input fuzz table of ``theory``: the cases tried, their messages, and a spec
-per public callable (``tests/fuzz_specs.py`` explains the machinery; ``tests/test_fuzz.py`` runs it).
+per public callable (``tests/fuzz/fuzz_specs.py`` explains the machinery; ``tests/fuzz/test_fuzz.py`` runs it).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 import numpy as np
 
 import theory
-from tests.fuzz_specs import D_IN, D_OUT, NONNEG, R, RNG, Arg, Spec, rank_arg, rng
-from tests.fuzz_values import bad_arrays, bad_covariances, bad_ints, bad_names
+from tests.fuzz.fuzz_specs import D_IN, D_OUT, NONNEG, R, RNG, Arg, Spec, rank_arg, rng
+from tests.fuzz.fuzz_values import bad_arrays, bad_covariances, bad_ints, bad_names
 
 # --- valid baselines --------------------------------------------------------------------------
 

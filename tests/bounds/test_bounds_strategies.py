@@ -91,7 +91,7 @@ def test_the_readme_example_property_tests_a_bound_against_its_gap():
     """The README's example (the code block under "Property-test a bound of your own") runs and passes."""
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text[text.index("### Property-test a bound of your own"):]
     code = section[section.index("```python") + len("```python"):]
     code = code[:code.index("```")]

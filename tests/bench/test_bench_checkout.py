@@ -11,7 +11,7 @@ import pytest
 
 from figures import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_distribution_installs_no_top_level_bench():

@@ -1,5 +1,5 @@
 """The bad-input fuzz of the public callables of ``synthetic.channel``, ``synthetic.learners`` and the
-sweep modules that the packages do not export (the exported ones are in ``tests/fuzz_synthetic.py``)."""
+sweep modules that the packages do not export (the exported ones are in ``tests/fuzz/fuzz_synthetic.py``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import synthetic
 from synthetic import sweep, sweep_grid
-from tests.fuzz_specs import COUNT, SEED, Arg, Spec
-from tests.fuzz_values import OK, RAISE, Bad, bad_ints, bad_names, bad_objects, bad_reals
+from tests.fuzz.fuzz_specs import COUNT, SEED, Arg, Spec
+from tests.fuzz.fuzz_values import OK, RAISE, Bad, bad_ints, bad_names, bad_objects, bad_reals
 
 TASK = synthetic.LinearTask(d_in=4, d_out=4, spectrum="powerlaw:1", delta_rank=2, n_test=16)
 POINT = sweep.SweepPoint(task=TASK, variant="b_only", rank=2, n=6, trials=2, loss="population", seed=0)

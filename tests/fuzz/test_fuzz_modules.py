@@ -1,5 +1,5 @@
 """Every public callable of synthetic.channel, synthetic.learners and the sweep modules is fuzzed: the
-ones the package exports by ``tests/fuzz_synthetic.py``, the others by ``tests/fuzz_modules.py``; each
+ones the package exports by ``tests/fuzz/fuzz_synthetic.py``, the others by ``tests/fuzz/fuzz_modules.py``; each
 refuses invalid arguments with a ValueError naming the argument."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synthetic import channel, learners, sweep, sweep_grid
-from tests import fuzz_modules, fuzz_synthetic
-from tests.fuzz_specs import check
+from tests.fuzz import fuzz_modules, fuzz_synthetic
+from tests.fuzz.fuzz_specs import check
 
 MODULES = (channel, learners, sweep, sweep_grid)
 #: Not fuzzed, with the reason: argparse plumbing of the CLI (fuzzed through the command line in

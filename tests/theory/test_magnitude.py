@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 import bounds
 import synthetic
 import theory
-from tests.fuzz_specs import D_IN, D_OUT, R
-from tests.fuzz_theory import A, B, DELTA, Q3, SIGMA, SIGMA_LOW, U3
+from tests.fuzz.fuzz_specs import D_IN, D_OUT, R
+from tests.fuzz.fuzz_theory import A, B, DELTA, Q3, SIGMA, SIGMA_LOW, U3
 from tests.tolerances import tol
 from theory.validation import MAX_ABS, MAX_COUNT, as_array, as_covariance, as_int, as_matrix, as_real
 

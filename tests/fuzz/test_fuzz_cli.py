@@ -2,9 +2,9 @@
 
 ``lora-asym`` (``figures``, ``demo``, ``sweep``) with one invalid flag value, figure name, output
 folder or subcommand exits with status 2 and prints one error line naming it, before any
-computation (``tests/test_fuzz.py`` fuzzes the library). Each kind of bad value is its own test,
+computation (``tests/fuzz/test_fuzz.py`` fuzzes the library). Each kind of bad value is its own test,
 so every kind gets the profile's examples. The
-strategies of ``tests/fuzz_values.py`` that draw the invalid values are checked against the
+strategies of ``tests/fuzz/fuzz_values.py`` that draw the invalid values are checked against the
 validation helpers they imitate.
 """
 
@@ -28,7 +28,7 @@ from figures import cli, registry
 from synthetic.linear import LinearTask
 from synthetic.sweep import GRID_KEYS, PRESETS, TASK_TYPES, Grid, read_grid
 from theory import validation
-from tests.fuzz_values import (
+from tests.fuzz.fuzz_values import (
     EITHER,
     OK,
     RAISE,

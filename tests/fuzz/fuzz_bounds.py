@@ -1,5 +1,5 @@
 """The bad-input fuzz table of ``bounds``: the cases tried, their messages, and a spec
-per public callable (``tests/fuzz_specs.py`` explains the machinery; ``tests/test_fuzz.py`` runs it).
+per public callable (``tests/fuzz/fuzz_specs.py`` explains the machinery; ``tests/fuzz/test_fuzz.py`` runs it).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 from hypothesis import strategies as st
 
 import bounds
-from tests.fuzz_specs import COUNT, NONNEG, OPEN_UNIT, POSITIVE, REAL, RNG, UNIT, VARIANT_ARG, Arg, Spec, rank_arg, rng
-from tests.fuzz_synthetic import TASK
-from tests.fuzz_values import EITHER, OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects
+from tests.fuzz.fuzz_specs import COUNT, NONNEG, OPEN_UNIT, POSITIVE, REAL, RNG, UNIT, VARIANT_ARG, Arg, Spec, rank_arg, rng
+from tests.fuzz.fuzz_synthetic import TASK
+from tests.fuzz.fuzz_values import EITHER, OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects
 
 # --- valid baselines --------------------------------------------------------------------------
 

@@ -321,7 +321,7 @@ def test_progress_bar_goes_to_stderr_and_leaves_nothing(capsys, tmp_path):
 
 # --- the newcomer's items ---------------------------------------------------------------------
 
-EXAMPLE_GRID = Path(__file__).resolve().parents[1] / "docs" / "sweep_grid_example.json"
+EXAMPLE_GRID = Path(__file__).resolve().parents[2] / "docs" / "sweep_grid_example.json"
 
 
 def test_example_grid_uses_every_key_and_runs(capsys):

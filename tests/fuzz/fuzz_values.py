@@ -4,7 +4,7 @@ Each strategy draws a ``Bad(label, value, expect, partners)``: ``expect`` is RAI
 raise ValueError naming the argument), OK (a valid edge value: the call must succeed without NaN)
 or EITHER (valid for some calls, e.g. one more row of a factor whose row count is free);
 ``partners`` marks a shape change, whose error may name the argument it disagrees with instead.
-The fuzz tables (``tests/fuzz_theory.py``, ``fuzz_bounds.py``, ``fuzz_synthetic.py``) pair them
+The fuzz tables (``tests/fuzz/fuzz_theory.py``, ``fuzz_bounds.py``, ``fuzz_synthetic.py``) pair them
 with every argument of every public function.
 """
 

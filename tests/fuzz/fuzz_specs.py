@@ -1,15 +1,15 @@
 """The machinery of the bad-input fuzz, shared by the per-package tables.
 
 A ``Spec`` names one public callable, a valid baseline call of it (keyword arguments, tiny sizes)
-and, per argument, an ``Arg``: a strategy of invalid values (``tests/fuzz_values.py``).
+and, per argument, an ``Arg``: a strategy of invalid values (``tests/fuzz/fuzz_values.py``).
 ``check`` replaces one argument of the baseline with a drawn value and asserts what the
 value's ``expect`` demands: a ``ValueError`` whose message names the argument (or, for a shape
 change, an argument it disagrees with), or — for a valid edge such as zero noise — a result
 without NaN. Any other exception, a ``RuntimeWarning`` (an error under the project's pytest
 configuration) or a NaN in the result fails.
 
-The tables themselves live in ``tests/fuzz_theory.py``, ``tests/fuzz_bounds.py`` and
-``tests/fuzz_synthetic.py``; ``tests/test_fuzz.py`` runs them.
+The tables themselves live in ``tests/fuzz/fuzz_theory.py``, ``tests/fuzz/fuzz_bounds.py`` and
+``tests/fuzz/fuzz_synthetic.py``; ``tests/fuzz/test_fuzz.py`` runs them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from tests.fuzz_values import OK, RAISE, Bad, bad_generators, bad_ints, bad_names, bad_reals
+from tests.fuzz.fuzz_values import OK, RAISE, Bad, bad_generators, bad_ints, bad_names, bad_reals
 
 #: Public names of the packages that are plain result containers or constants, not fuzzed.
 CONTAINERS = frozenset({"AdvantageMeasurement", "EstimateMayBeLowWarning", "AsymmetryPrediction", "BoundResult", "Estimate", "HighProbabilityBound", "GapResult",
