@@ -22,16 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from theory.validation import as_int
-
-#: The tuning variants, in the paper's words.
-VARIANTS = ("full", "lora", "b_only", "a_only")
-
-
-def as_variant(variant: object) -> str:
-    """Return ``variant`` if it names a tuning variant, else raise ``ValueError`` listing them."""
-    if not isinstance(variant, str) or variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {variant!r}")
-    return variant
+from theory.variants import VARIANTS, check_variant, param_count  # noqa: F401 - VARIANTS re-exported
 
 
 def as_layers(layers: object) -> tuple[tuple[int, int], ...]:
@@ -79,7 +70,7 @@ def trainable_params(variant: str, layers: Sequence[tuple[int, int]], rank: int 
     int
         ``N`` (a count, no unit).
     """
-    variant = as_variant(variant)
+    variant = check_variant(variant)
     layers = as_layers(layers)
     if rank is None:
         if variant != "full":
@@ -92,14 +83,7 @@ def trainable_params(variant: str, layers: Sequence[tuple[int, int]], rank: int 
                     f"rank {rank} exceeds min(d_in, d_out) = {min(d_in, d_out)} "
                     f"of layers[{k}] = (d_out={d_out}, d_in={d_in})"
                 )
-    if variant == "full":
-        return sum(d_out * d_in for d_out, d_in in layers)
-    per_rank = {
-        "lora": sum(d_out + d_in for d_out, d_in in layers),
-        "b_only": sum(d_out for d_out, _ in layers),
-        "a_only": sum(d_in for _, d_in in layers),
-    }[variant]
-    return rank * per_rank
+    return sum(param_count(variant, rank, d_in, d_out) for d_out, d_in in layers)
 
 
 def trained_tensors(variant: str, layers: Sequence[tuple[int, int]]) -> int:
@@ -114,5 +98,5 @@ def trained_tensors(variant: str, layers: Sequence[tuple[int, int]]) -> int:
     variant : {"full", "lora", "b_only", "a_only"}
     layers : sequence of (d_out, d_in)
     """
-    variant = as_variant(variant)
+    variant = check_variant(variant)
     return (2 if variant == "lora" else 1) * len(as_layers(layers))

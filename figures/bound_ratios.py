@@ -32,13 +32,14 @@ from figures.checks import T_INTERVAL, bound_check, caption_sentence
 from figures.output import render
 from synthetic.linear import LinearTask
 from synthetic.montecarlo import mean_interval, measure_gap
+from theory.variants import VARIANTS as ALL_VARIANTS
 
 #: Bits stored per trained tensor besides its parameters: the float32 step of ``synthetic.quantize``.
 SCALE_BITS = 32
 
 NAME = "bound_ratios"
 DESCRIPTION = "Lemma 4.5 bound ratio lora/b_only vs d_out/d_in (√2 at square) beside the measured gap ratio."
-VARIANTS = ("lora", "b_only", "a_only")
+VARIANTS = tuple(v for v in ALL_VARIANTS if v != "full")  #: the adapters, beside full tuning
 
 
 @dataclass(frozen=True)

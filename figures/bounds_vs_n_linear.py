@@ -55,10 +55,10 @@ from synthetic.channel import adapted_shift_rms, perturbed_trial_losses
 from synthetic.learners import linear_supersample
 from synthetic.linear import LinearTask
 from synthetic.montecarlo import mean_interval
+from theory.variants import VARIANTS
 
 NAME = "bounds_vs_n_linear"
 DESCRIPTION = "Gaps vs n of each variant (linear, clipped loss) beside Lemma 4.5, Gaussian-channel and CMI bounds."
-VARIANTS = ("full", "lora", "b_only", "a_only")
 #: The CMI bounds of ``bounds.cmi``, by the key they get in the data.
 CMI_BOUNDS = {"ld_cmi": bounds.ld_cmi_bound, "ecmi": bounds.ecmi_bound, "binary_kl": bounds.binary_kl_bound,
               "fast_rate": bounds.fast_rate_bound}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bounds.params import VARIANTS
+from theory.variants import VARIANTS
 
 EXIT_USAGE = 2
 SIDES = ("A", "B")

@@ -32,6 +32,7 @@ import torch
 
 from synthetic.lstsq import lstsq_batched, solve_lstsq, xy_arrays
 from theory.random import haar_stiefel
+from theory.variants import INITS, VARIANTS, check_init, check_variant  # noqa: F401 - used here and re-exported
 from theory.validation import (
     COND_WARN,
     Array,
@@ -44,22 +45,6 @@ from theory.validation import (
     checked_finite,
 )
 
-VARIANTS = ("b_only", "a_only", "lora", "full")
-INITS = ("haar", "kaiming_uniform", "gaussian", "w0_top_singular")
-
-
-def check_variant(variant: object) -> str:
-    """Return ``variant`` if it is one of ``VARIANTS``, else raise ``ValueError`` naming it."""
-    if not isinstance(variant, str) or variant not in VARIANTS:
-        raise ValueError(f"variant {variant!r} is not one of {', '.join(map(repr, VARIANTS))}")
-    return variant
-
-
-def check_init(init: object, name: str = "init") -> str:
-    """Return ``init`` if it is one of ``INITS``, else raise ``ValueError`` naming it."""
-    if not isinstance(init, str) or init not in INITS:
-        raise ValueError(f"{name} {init!r} is not one of {', '.join(map(repr, INITS))}")
-    return init
 
 
 def fit_full(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T,n,d_in), (T,n,d_out) -> (T,d_out,d_in)
@@ -285,10 +270,3 @@ def update_from(variant: str, tensors: dict[str, Array], frozen: Array | None) -
     return tensors["m"]
 
 
-def trained_param_count(variant: str, rank: int | None, d_in: int, d_out: int) -> int:
-    """``N`` of Lemma 4.5 for one layer: ``r d_out``, ``r d_in``, ``r(d_in + d_out)`` or ``d_in d_out``."""
-    variant = check_variant(variant)
-    if variant == "full":
-        return d_in * d_out
-    r = as_rank(rank, d_in, d_out)
-    return {"b_only": r * d_out, "a_only": r * d_in, "lora": r * (d_in + d_out)}[variant]

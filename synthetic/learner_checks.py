@@ -9,22 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from synthetic.mlp_task import MAX_SCALE, MLPTask, check_mlp_call  # noqa: F401 - one home for the MLP call check
+from theory.variants import MAX_Q_BITS, check_q_bits  # noqa: F401 - re-exported for the learners
 from theory.validation import Array, as_array, as_int, check_magnitude
 
 #: Most levels of a discretized loss: ``levels + 1`` values must fit ``bounds.supersample.MAX_LOSS_LEVELS``.
 MAX_LEVELS = 31
-#: Most bits of a quantized parameter (``synthetic.quantize``).
-MAX_Q_BITS = 32
-
-
-def check_q_bits(q_bits: object) -> int | None:
-    """``q_bits`` in ``[2, MAX_Q_BITS]``, or None (no quantization)."""
-    if q_bits is None:
-        return None
-    q_bits = as_int(q_bits, "q_bits", minimum=2)
-    if q_bits > MAX_Q_BITS:
-        raise ValueError(f"q_bits must be <= {MAX_Q_BITS}, got {q_bits}")
-    return q_bits
 
 
 def check_eval_points(eval_points: object, n: int) -> int:

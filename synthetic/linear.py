@@ -20,7 +20,6 @@ from synthetic.fit import (
     check_variant,
     fit_variant,
     frozen_factor,
-    trained_param_count,
     update_from,
 )
 from synthetic.linear_task import (  # noqa: F401 - the task is part of this module's interface
@@ -36,6 +35,7 @@ from synthetic.linear_task import (  # noqa: F401 - the task is part of this mod
 from synthetic.quantize import SCALE_BITS, quantize
 from synthetic.suffstats import STREAM_SUFFICIENT, fit_and_losses, sample_sufficient_statistics
 from theory.validation import Array, as_array, as_int, as_rank, as_real, check_memory
+from theory.variants import check_q_bits, param_count
 
 LOSSES = ("population", "clipped")
 #: How ``linear_trial_losses`` draws a training set: the data itself, or its sufficient statistics.
@@ -235,10 +235,7 @@ def linear_trial_losses(
         raise ValueError(f"loss {loss!r} is not one of 'population', 'clipped' for a LinearTask")
     if loss == "clipped" and task.clip is None:
         raise ValueError("loss 'clipped' needs task.clip (the level c of min(loss, c)), got None")
-    if q_bits is not None:
-        q_bits = as_int(q_bits, "q_bits", minimum=2)
-        if q_bits > 32:
-            raise ValueError(f"q_bits must be <= 32, got {q_bits}")
+    q_bits = check_q_bits(q_bits)
     seed = as_int(seed, "seed", minimum=0)
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r} is not one of {', '.join(map(repr, SAMPLERS))}")
@@ -290,7 +287,7 @@ def joined_result(parts: dict[str, list[Array]], task: LinearTask, variant: str,
     ``storage_bits = q_bits · N + 32 · (number of trained tensors)``."""
     result = {key: np.concatenate(value) for key, value in parts.items()}
     trials = len(next(iter(result.values())))
-    n_params = trained_param_count(variant, rank, task.d_in, task.d_out)
+    n_params = param_count(variant, rank, task.d_in, task.d_out)
     result["n_params"] = np.full(trials, n_params)
     if q_bits is not None:
         n_tensors = 2 if variant == "lora" else 1

@@ -23,6 +23,7 @@ from synthetic.mlp_task import (  # noqa: F401 - the task is part of this module
 from synthetic.mlp_train import LOSSES, evaluate, factor_names, init_adapters, train_adapters
 from synthetic.quantize import quantize
 from theory.validation import Array, as_int, check_memory
+from theory.variants import check_q_bits, param_count
 
 #: Test samples generated and evaluated at a time per trial (bounds memory; part of the
 #: definition of the test stream, so changing it changes which test samples are drawn).
@@ -97,10 +98,7 @@ def mlp_trial_losses(
     check_memory(trials * 16, "trials", trials, "the per-trial results")
     if loss not in LOSSES[task.kind]:
         raise ValueError(f"loss must be one of {LOSSES[task.kind]} for a {task.kind} task, got {loss!r}")
-    if q_bits is not None:
-        q_bits = as_int(q_bits, "q_bits", minimum=2)
-        if q_bits > 32:
-            raise ValueError(f"q_bits must be <= 32, got {q_bits}")
+    q_bits = check_q_bits(q_bits)
     seed = as_int(seed, "seed", minimum=0)
     if task.batch_size is not None and task.batch_size > n:
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
@@ -142,7 +140,8 @@ def _chunk_losses(task: MLPTask, variant: str, rank: int, n: int, ids: range, *,
         scaling=scaling, batch_size=task.batch_size, order_rngs=[s["order"] for s in streams],
         activation=task.activation,
     )
-    n_params = sum(int(np.prod(state[k].shape[1:])) for k in trained)
+    shapes = [task.layer_shapes[l] for l in task.adapted_layers]
+    n_params = sum(param_count(variant, rank, d_in, d_out) for d_out, d_in in shapes)
     out: dict[str, np.ndarray] = {"n_params": np.full(trials, float(n_params))}
     if q_bits is not None:
         state, bits = _quantize_state(state, trained, weights, q_bits)

@@ -33,8 +33,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from synthetic.mlp_train import ACTIVATIONS, INITS, KINDS, VARIANTS
+from synthetic.mlp_train import ACTIVATIONS, KINDS
 from theory.random import haar_stiefel
+from theory.variants import check_init, check_variant
 from theory.validation import Array, as_generator, as_int, as_rank, as_real, check_memory
 
 #: Gain of the teacher's Gaussian weights, ``W0_l ~ N(0, TEACHER_GAIN^2 / d_in)``.
@@ -178,8 +179,7 @@ class MLPTask:
             as_int(self.batch_size, "batch_size", minimum=1)
         if self.alpha is not None:
             scales["alpha"] = as_real(self.alpha, "alpha", positive=True)
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        check_init(self.init)
         clip = as_real(self.clip, "clip", positive=True)
         for name, value in scales.items():
             _at_most(value, name, MAX_SCALE, "it scales the float32 targets, outputs or update, and the "
@@ -385,8 +385,7 @@ def check_mlp_call(task: object, variant: object, rank: object) -> int:
     """Validate an MLP (task, variant, rank); return the rank (1 for ``full``, where it is unused)."""
     if not isinstance(task, MLPTask):
         raise ValueError(f"task must be an MLPTask, got {type(task).__name__}")
-    if not isinstance(variant, str) or variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    check_variant(variant)
     if variant == "full" and rank is None:
         return 1
     rank = as_int(rank, "rank", minimum=1)

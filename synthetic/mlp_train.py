@@ -42,10 +42,9 @@ from synthetic.mlp_backprop import ACTIVATIONS, AdapterNet, FlatAdam, activate_,
 from synthetic import mlp_kernel
 from synthetic.mlp_kernel import FusedTrainer
 from theory.random import haar_stiefel
+from theory.variants import INITS, VARIANTS, check_init, check_variant  # noqa: F401 - re-exported
 from theory.validation import Array, as_generator, as_int, as_real
 
-VARIANTS = ("lora", "b_only", "a_only", "full")
-INITS = ("haar", "kaiming_uniform", "gaussian", "w0_top_singular")
 KINDS = ("classification", "regression")
 #: Evaluation losses per task kind; ``zero_one`` has range [0, 1], ``clipped`` [0, clip].
 LOSSES = {"classification": ("cross_entropy", "zero_one"), "regression": ("squared", "clipped")}
@@ -55,8 +54,7 @@ EVAL_CHUNK = 4096
 
 def factor_names(variant: str, layers: Sequence[int]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Names of the (trained, frozen) tensors of ``variant``, e.g. ``"layer1.A"``, in storage order."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    check_variant(variant)
     trained: list[str] = []
     frozen: list[str] = []
     for l in layers:
@@ -93,8 +91,7 @@ def init_factor(init: str, side: str, w0: Array, rank: int, rng: np.random.Gener
     rank : int, ``1 <= rank <= min(d_in, d_out)`` (checked by the caller)
     rng : numpy.random.Generator
     """
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    check_init(init)
     if side not in ("A", "B"):
         raise ValueError(f"side must be 'A' or 'B', got {side!r}")
     rng = as_generator(rng)

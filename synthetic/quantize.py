@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from theory.validation import as_array, as_int, check_magnitude
+from theory.variants import check_q_bits
 
 #: Bits spent on each tensor's scale (stored as float32).
 SCALE_BITS = 32
@@ -62,9 +63,7 @@ def quantize(params: np.ndarray, q_bits: int) -> Quantized:
     -------
     Quantized
     """
-    q_bits = as_int(q_bits, "q_bits", minimum=2)
-    if q_bits > 32:
-        raise ValueError(f"q_bits must be <= 32, got {q_bits}")
+    q_bits = check_q_bits(as_int(q_bits, "q_bits", maximum=None))
     arr = as_array(params, "params")  # (trials, *shape), every axis non-empty
     check_magnitude(arr, "params", float(np.finfo(np.float32).max), "the step s is stored as float32")
     levels = 2 ** (q_bits - 1) - 1

@@ -42,7 +42,6 @@ from typing import Any
 from threadpoolctl import threadpool_info, threadpool_limits
 from tqdm.auto import tqdm
 
-from synthetic.fit import VARIANTS
 from synthetic.linear import LOSSES as LINEAR_LOSSES
 from synthetic.mlp_train import LOSSES as MLP_LOSSES
 from synthetic.montecarlo import measure_gap
@@ -61,6 +60,7 @@ from synthetic.sweep_grid import (  # noqa: F401 - re-exported: synthetic.sweep'
     task_from_spec,
 )
 from theory.validation import as_int, as_real
+from theory.variants import VARIANTS
 
 BACKENDS = ("serial", "processes", "dask")
 EXIT_USAGE = 2

@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.fit import VARIANTS
-from synthetic.learner_checks import MAX_Q_BITS
 from synthetic.linear import LOSSES as LINEAR_LOSSES
 from synthetic.linear import LinearTask
 from synthetic.mlp_train import LOSSES as MLP_LOSSES
 from theory.validation import as_int, check_memory
+from theory.variants import VARIANTS, check_q_bits, check_variant
 
 #: Task families of a grid and the task class of each.
 TASK_TYPES = {"linear": "LinearTask", "mlp": "MLPTask"}
@@ -187,8 +186,7 @@ def check_point(point: SweepPoint) -> None:
     """
     task, variant = point.task, point.variant
     _task_class(type(task).__name__)
-    if not isinstance(variant, str) or variant not in VARIANTS:
-        raise ValueError(f"variant {variant!r} is not one of {', '.join(map(repr, VARIANTS))}")
+    check_variant(variant)
     if point.rank is not None or variant != "full":
         rank = as_int(point.rank, "rank", minimum=1, maximum=None)
         for layer, (d_out, d_in) in _widths(task, variant):
@@ -208,10 +206,7 @@ def check_point(point: SweepPoint) -> None:
         raise ValueError(f"loss {point.loss!r} is not one of {', '.join(map(repr, losses))} for {kind}")
     if point.loss == "clipped" and task.clip is None:
         raise ValueError("loss 'clipped' needs task_fields 'clip' (the level c of min(loss, c)), got None")
-    if point.q_bits is not None:  # as check_q_bits, but a huge q_bits is also "<= 32"
-        q_bits = as_int(point.q_bits, "q_bits", minimum=2, maximum=None)
-        if q_bits > MAX_Q_BITS:
-            raise ValueError(f"q_bits must be <= {MAX_Q_BITS}, got {q_bits}")
+    check_q_bits(point.q_bits)
     if not linear and task.batch_size is not None and task.batch_size > n:
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
 

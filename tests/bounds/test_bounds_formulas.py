@@ -153,7 +153,7 @@ def test_individual_sample_monotone(mis, sigma, extra):
 
 
 BAD_INPUTS = [
-    (trainable_params, ("partial", [(4, 4)], 1), "variant must be one of full, lora, b_only, a_only"),
+    (trainable_params, ("partial", [(4, 4)], 1), "variant 'partial' is not one of 'full', 'lora', 'b_only', 'a_only'"),
     (trainable_params, ("lora", [], 1), "layers"),
     (trainable_params, ("lora", [(4,)], 1), r"layers\[0\]"),
     (trainable_params, ("lora", "64x64", 1), "layers"),
@@ -175,7 +175,7 @@ BAD_INPUTS = [
     (lora_mi_bound, ("lora", [(8, 8)], 2, 0, 0.5, 10), "q_bits must be >= 1, got 0"),
     (lora_mi_bound, ("lora", [(8, 8)], 2, 8, -0.5, 10), "sigma must be > 0"),
     (lora_mi_bound, ("lora", [(8, 8)], 2, 8, 0.5, -3), "n must be >= 1"),
-    (lora_mi_bound, ("dora", [(8, 8)], 2, 8, 0.5, 3), "variant must be one of"),
+    (lora_mi_bound, ("dora", [(8, 8)], 2, 8, 0.5, 3), "variant 'dora' is not one of"),
 ]
 
 

@@ -12,7 +12,7 @@ import bounds
 import synthetic
 from figures import bound_ratios, bounds_vs_n_linear, cli, rank_doubling, registry
 from figures.checks import NO_BOUND_NOTE
-from synthetic.fit import VARIANTS
+from theory.variants import VARIANTS
 from synthetic.linear import LOSSES as LINEAR_LOSSES
 from synthetic.mlp_train import LOSSES as MLP_LOSSES
 from synthetic.montecarlo import measure_gap

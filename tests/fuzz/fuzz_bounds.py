@@ -57,7 +57,7 @@ CASES = [
     (lambda: bounds.individual_sample_bound([0.1, 0.2], 0.5, 3),
      "mi_nats_per_sample must have shape (3,) to match n = 3, got (2,)"),
     (lambda: bounds.lora_mi_nats("c_only", [(4, 5)], 2, 8),
-     "variant must be one of full, lora, b_only, a_only; got 'c_only'"),
+     "variant 'c_only' is not one of 'full', 'lora', 'b_only', 'a_only'"),
     (lambda: bounds.lora_mi_bound("lora", [(4, 5)], 2, 0, 0.5, 100), "q_bits must be >= 1, got 0"),
     (lambda: bounds.lora_mi_bound("lora", [(4, 5)], 2, 8, 0.5, 100, scale_bits=65), "scale_bits must be <= 64"),
     (lambda: bounds.trained_tensors("lora", [(4, 0)]), "layers"),

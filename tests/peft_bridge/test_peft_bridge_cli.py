@@ -17,7 +17,7 @@ peft = pytest.importorskip("peft")
 pytest.importorskip("transformers")
 import peft_bridge  # noqa: E402  (after the skip: needs the [peft] extra)
 from peft_bridge import example  # noqa: E402
-from tests.test_peft_bridge import make_bad_adapter  # noqa: E402
+from tests.peft_bridge.test_peft_bridge import make_bad_adapter  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
 

@@ -29,7 +29,7 @@ from tests.tolerances import tol
 TASK = replace(LinearTask.quick(), d_in=6, d_out=5, delta_rank=3, frozen="shared", n_test=300)
 MLP = MLPTask(widths=(5, 6, 6, 3), adapted_layers=(1,), perturbed_layers=(1,), perturbation_rank=2,
               test_size=200, steps=10, lr=1e-2)
-VARIANTS = ("b_only", "a_only", "lora", "full")
+from theory.variants import VARIANTS  # noqa: E402 - the paper's vocabulary
 
 
 @given(

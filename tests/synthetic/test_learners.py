@@ -32,7 +32,7 @@ from tests.tolerances import MC_SIGMAS, tol
 TASK = replace(LinearTask.quick(), d_in=6, d_out=5, delta_rank=3, frozen="shared", clip=3.0)
 MLP = MLPTask(widths=(5, 6, 6, 3), adapted_layers=(1,), perturbed_layers=(1,), perturbation_rank=2,
               test_size=200, steps=10, lr=1e-2)
-VARIANTS = ("b_only", "a_only", "lora", "full")
+from theory.variants import VARIANTS  # noqa: E402 - the paper's vocabulary
 
 
 @given(st.lists(st.floats(0.0, 10.0), min_size=1, max_size=20), st.floats(0.5, 10.0), st.integers(1, 31))
@@ -145,7 +145,7 @@ def test_same_seed_same_supersample(make, seed):
         (lambda: mlp_supersample(replace(MLP, kind="regression"), "b_only", 2, 8, 2, 2, seed=0),
          "task.kind must be 'classification'"),
         (lambda: mlp_supersample(MLP, "b_only", 2, 8, 2, 2, q_bits=40, seed=0), "q_bits must be <= 32"),
-        (lambda: mlp_supersample(MLP, "c_only", 2, 8, 2, 2, seed=0), "variant must be one of"),
+        (lambda: mlp_supersample(MLP, "c_only", 2, 8, 2, 2, seed=0), "variant 'c_only' is not one of"),
         (lambda: mlp_fit(MLP, "b_only", 2, np.ones((2, 4, 3)), np.zeros((2, 4)), seed=0),
          "x must be a finite array of shape (T, n, 5)"),
         (lambda: mlp_fit(MLP, "b_only", 2, np.ones((2, 4, 5)), np.zeros((2, 3)), seed=0),

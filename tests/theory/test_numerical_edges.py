@@ -21,7 +21,7 @@ from synthetic import LinearTask, fit_b_only, measure_gap, sample_training_sets
 from tests.tolerances import tol
 from theory.validation import COND_WARN, RANK_RTOL, IllConditionedWarning
 
-VARIANTS = ("b_only", "a_only", "lora", "full")
+from theory.variants import VARIANTS  # noqa: E402 - the paper's vocabulary
 #: Decimal digits of the mpmath reference solutions.
 REFERENCE_DIGITS = 50
 

@@ -21,7 +21,7 @@ from synthetic.suffstats import (
 )
 from tests.tolerances import MC_SIGMAS, tol
 
-VARIANTS = ("b_only", "a_only", "lora", "full")
+from theory.variants import VARIANTS  # noqa: E402 - the paper's vocabulary
 TASKS = {
     "powerlaw": LinearTask(d_in=7, d_out=5, spectrum="powerlaw:1", delta_rank=3, noise_var=0.4),
     "lowrank": LinearTask(d_in=7, d_out=5, spectrum="lowrank:3", delta_rank=2, noise_var=0.4),

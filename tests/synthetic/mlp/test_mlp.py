@@ -216,7 +216,7 @@ def test_invalid_task_fields_raise(field, value):
         ({"rank": 0}, "rank must be >= 1"),
         ({"n": 0}, "n must be >= 1, got 0"),
         ({"trials": 0}, "trials must be >= 1"),
-        ({"variant": "c_only"}, "variant must be one of"),
+        ({"variant": "c_only"}, "variant 'c_only' is not one of"),
         ({"loss": "squared"}, "loss must be one of"),
         ({"q_bits": 1}, "q_bits must be >= 2"),
         ({"q_bits": 40}, "q_bits must be <= 32"),

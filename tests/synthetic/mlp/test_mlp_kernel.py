@@ -19,7 +19,8 @@ from synthetic import mlp_kernel
 from synthetic.mlp import MLPTask, sample_data, trial_streams
 from synthetic.mlp_backprop import AdapterNet, FlatAdam, output_gradient
 from synthetic.mlp_kernel import FusedTrainer
-from synthetic.mlp_train import VARIANTS, factor_names, init_adapters, train_adapters
+from theory.variants import VARIANTS
+from synthetic.mlp_train import factor_names, init_adapters, train_adapters
 from tests.strategies import mlp_tasks, relu_mlp_tasks
 from tests.tolerances import tol
 
