@@ -21,7 +21,7 @@ from bench.channel import BoundsBenchConfig, format_rows, summary_part, time_bou
 from bench.compare import LinearBenchConfig, MLPBenchConfig, time_linear, time_mlp
 from bench.peak import matmul_peak_gflops
 from bench.scaling import format_table, run_scaling
-from synthetic import mlp_kernel
+from synthetic.mlp import kernel as mlp_kernel
 from synthetic.provenance import environment, toolkit_version, write_atomic
 from synthetic.sweep import blas_threads, limit_threads
 from synthetic.sweep_files import check_out

@@ -28,10 +28,10 @@ import numpy as np
 
 from bench.linear_loop import loop_trial
 from bench.mlp_loop import loop_step_flops, loop_trial_flops, loop_trial_losses
-from synthetic.linear import LinearTask, linear_trial_losses, sample_training_sets
-from synthetic.linear import trial_chunk as linear_trial_chunk
-from synthetic.mlp import MLPTask, mlp_trial_losses, sample_trials, trial_chunk, trial_streams
-from synthetic.mlp_train import factor_names, init_adapters, train_adapters
+from synthetic.linear.engine import LinearTask, linear_trial_losses, sample_training_sets
+from synthetic.linear.engine import trial_chunk as linear_trial_chunk
+from synthetic.mlp.engine import MLPTask, mlp_trial_losses, sample_trials, trial_chunk, trial_streams
+from synthetic.mlp.train import factor_names, init_adapters, train_adapters
 from theory.validation import as_int, as_real
 
 #: Mean gaps agree when they differ by at most this many (combined) standard errors.
@@ -233,7 +233,7 @@ def time_linear(config: LinearBenchConfig) -> dict[str, dict]:
 
     Two exact engines: ``exact`` draws every training set as the Adam loop does (same trials,
     whose exact training losses are the loop's targets); ``sufficient`` draws only
-    ``(XᵀX, XᵀY, ‖Y‖²)`` from their exact joint law (``synthetic.suffstats``), other trials of the
+    ``(XᵀX, XᵀY, ‖Y‖²)`` from their exact joint law (``synthetic.linear.suffstats``), other trials of the
     same distribution, which ``check`` tests on the gaps (``gap_check``). ``data_seconds_per_trial``
     times the drawing of the training sets alone (in the exact path's chunks); ``loop / data`` is
     the largest ratio an exact path that draws the data could reach with solves that cost nothing.

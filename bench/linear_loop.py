@@ -4,7 +4,7 @@ Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), S
 (docs/THEORY.md §1, "Finite samples"): on ``n`` samples every tuning variant has an exact solution,
 which ``synthetic.linear.linear_trial_losses`` computes for all trials at once. Without it, a
 researcher trains each trial with Adam. This module is that loop: one ``torch.optim.Adam`` per
-trial, float32, full batch, on the objective of ``synthetic.fit``
+trial, float32, full batch, on the objective of ``synthetic.linear.fit``
 
 .. math:: \frac1n \|Y - X M^T\|_F^2, \qquad M = BA \text{ (A or B frozen, or both trained)}, \; M \text{ (full)},
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synthetic.fit import check_variant, frozen_factor
-from synthetic.linear import (
+from synthetic.linear.fit import check_variant, frozen_factor
+from synthetic.linear.engine import (
     STREAM_FROZEN,
     LinearTask,
     as_linear_task,

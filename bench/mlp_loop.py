@@ -20,8 +20,8 @@ import time
 import numpy as np
 import torch
 
-from synthetic.mlp import TEST_CHUNK, MLPTask, sample_data, trial_streams
-from synthetic.mlp_train import LOSSES, factor_names, init_adapters
+from synthetic.mlp.engine import TEST_CHUNK, MLPTask, sample_data, trial_streams
+from synthetic.mlp.train import LOSSES, factor_names, init_adapters
 from theory.validation import as_int
 
 
@@ -72,7 +72,7 @@ class AdaptedMLP(torch.nn.Module):
 
 
 def build_model(task: MLPTask, variant: str, rank: int, init: dict[str, np.ndarray]) -> AdaptedMLP:
-    """One trial's model from its initial adapters (``synthetic.mlp_train.init_adapters``)."""
+    """One trial's model from its initial adapters (``synthetic.mlp.train.init_adapters``)."""
     trained, _ = factor_names(variant, task.adapted_layers)
     f32 = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     layers: list[torch.nn.Module] = []

@@ -46,7 +46,7 @@ def measure_point(quick: bool, knob: str, value: int, threads: int) -> dict[str,
     """Time and peak memory of one point, measured in this process (call it in a fresh one)."""
     import torch
 
-    from synthetic.mlp import mlp_trial_losses
+    from synthetic.mlp.engine import mlp_trial_losses
     from synthetic.sweep import limit_threads
 
     base = MLPBenchConfig.quick() if quick else MLPBenchConfig.full()

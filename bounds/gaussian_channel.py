@@ -52,7 +52,7 @@ with ``x = t se / (3 I_hat)`` and ``t`` the ``(1 + level)/2`` quantile of Studen
 right-skewed, whose cube root is nearly normal (Wilson & Hilferty, PNAS 17, 1931); at high
 signal-to-noise ``x`` is small and the interval is the symmetric one. In simulation (Gaussian
 rows, isotropic as in Gaussian mean estimation and a power-law spectrum, ``Cov/tau^2`` from 0.1
-to 100, 400 repetitions per cell; ``tests/test_gaussian_channel.py``) the upper end covered the
+to 100, 400 repetitions per cell; ``tests/bounds/test_gaussian_channel.py``) the upper end covered the
 true value in at least 95 % of repetitions in each of the 104 cells with ``T >= 100`` (every
 ``(p, T)`` of Figures 4–5 among them; the 0.95 interval itself in 92–100 %), and the mean error
 stayed within 0.13 standard deviations (Monte Carlo noise 0.05) for ``p/(T - 1)`` up to 0.97.

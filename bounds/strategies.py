@@ -15,7 +15,7 @@ inequality against its closed forms, on the same kinds of problems the toolkit's
   (``bounds.Supersample``), the input of the conditional-MI bounds;
 * ``mi_vectors``, ``symbol_arrays`` — per-sample MIs and quantized symbols.
 
-Every strategy is itself tested (``tests/test_bounds_strategies.py``). Example::
+Every strategy is itself tested (``tests/bounds/test_bounds_strategies.py``). Example::
 
     from hypothesis import given
     from bounds.strategies import lora_settings

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 import theory
 from figures.cache import memo
 from figures.output import render
-from synthetic.linear import LinearTask
+from synthetic.linear.engine import LinearTask
 
 NAME = "asymmetry_map"
 DESCRIPTION = "Heatmap of the normalised gap over (decay of Σ, orientation of Δ): holds, vanishes, reverses."

@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from figures.cache import memo
 from figures.output import render
-from synthetic.mlp_advantage import measure_advantage
-from synthetic.mlp_geometry import predict_asymmetry
-from synthetic.mlp_task import MLPTask
+from synthetic.mlp.advantage import measure_advantage
+from synthetic.mlp.geometry import predict_asymmetry
+from synthetic.mlp.task import MLPTask
 
 NAME = "asymmetry_predictor"
 DESCRIPTION = "Predicted f(Σ,r) − f(G,r) against the measured b_only-over-a_only advantage on 28 MLPs."

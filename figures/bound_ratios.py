@@ -30,7 +30,7 @@ import bounds
 from figures.cache import memo
 from figures.checks import T_INTERVAL, bound_check, caption_sentence
 from figures.output import render
-from synthetic.linear import LinearTask
+from synthetic.linear.engine import LinearTask
 from synthetic.montecarlo import mean_interval, measure_gap
 from theory.variants import VARIANTS as ALL_VARIANTS
 

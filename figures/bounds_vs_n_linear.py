@@ -19,7 +19,7 @@ measured gap of the loss *and* the algorithm it is about (docs/THEORY.md §2):
 3. **Supersample CMI** (``bounds.ld_cmi_bound``, ``ecmi_bound``, ``binary_kl_bound``,
    ``fast_rate_bound``; Steinke & Zakynthinou 2020, Hellström & Durisi 2022, Wang & Mao 2023):
    on the clipped loss in units of ``c`` rounded up to a grid of ``1/levels``
-   (``synthetic.learners.discretize``), beside the gap of that same loss from the same runs.
+   (``synthetic.supersample.discretize``), beside the gap of that same loss from the same runs.
    The points of a run share one law (i.i.d. data, an order-invariant fit), so each MI is one
    plug-in pooled over the ``eval_points`` points of all runs, uncorrected so that its bias is
    upward (``CMI_ESTIMATOR``, docs/THEORY.md §2.4); beside it, its estimator's floor
@@ -52,8 +52,8 @@ from figures.cache import memo
 from figures.checks import BOOTSTRAP, T_INTERVAL, array_checks, caption_sentence, resolved_flags, warned
 from figures.output import render
 from synthetic.channel import adapted_shift_rms, perturbed_trial_losses
-from synthetic.learners import linear_supersample
-from synthetic.linear import LinearTask
+from synthetic.linear.learners import linear_supersample
+from synthetic.linear.engine import LinearTask
 from synthetic.montecarlo import mean_interval
 from theory.variants import VARIANTS
 

@@ -19,7 +19,7 @@ and takes two values, so the CMI bounds use it as it is. Each bound is drawn bes
 Conditioning on the init. ``synthetic.mlp.mlp_trial_losses`` draws a fresh init (the frozen
 factor, or ``lora``'s random ``A``) per trial, so it cannot give ``Cov(W | init)``. Every run
 here is trained instead from one shared init drawn from the seed
-(``synthetic.learners.mlp_fit``); with full-batch training that init is the algorithm's only
+(``synthetic.mlp.learners.mlp_fit``); with full-batch training that init is the algorithm's only
 randomness, so gaps and bounds are all conditional on it, and Lemma 4.5 holds conditionally
 (``I(W; S | init) <= H(W | init)``). The channel bound is reported only when ``trials > p``;
 the ``full`` variant trains ``p = 128`` parameters, more than the quick preset's trials, so it
@@ -54,8 +54,8 @@ from figures.bounds_vs_n_linear import (
 from figures.cache import memo
 from figures.output import render
 from synthetic.channel import adapted_shift_rms
-from synthetic.learners import mlp_supersample
-from synthetic.mlp import MLPTask
+from synthetic.mlp.learners import mlp_supersample
+from synthetic.mlp.engine import MLPTask
 
 NAME = "bounds_vs_n_mlp"
 #: Spectrum of the inputs of the adapted layer 0 (``MLPTask.input_dist``), as in ``MLPTask.paper_regime``.

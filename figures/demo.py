@@ -6,7 +6,7 @@ import numpy as np
 
 import bounds
 import theory
-from synthetic.linear import LinearTask
+from synthetic.linear.engine import LinearTask
 
 D, RANK, DRAWS = 64, 4, 300
 

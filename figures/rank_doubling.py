@@ -41,7 +41,7 @@ from figures.cache import memo
 from figures.checks import TWO_SE, bound_check, caption_sentence
 from figures.output import render
 from synthetic import predict_asymmetry
-from synthetic.mlp import MLPTask
+from synthetic.mlp.engine import MLPTask
 from synthetic.montecarlo import measure_gap
 
 #: Bits stored per trained tensor besides its parameters: the float32 step of ``synthetic.quantize``.

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from figures.cache import memo
 from figures.output import render
-from synthetic.mlp import MLPTask
-from synthetic.similarity import similarity_grid
+from synthetic.mlp.engine import MLPTask
+from synthetic.mlp.similarity import similarity_grid
 
 NAME = "similarity"
 DESCRIPTION = "CCA similarity heatmaps of learned A's and B's over tasks x init seeds (Figure 1 in miniature)."

@@ -2,7 +2,7 @@ r"""The input second moment ``Σ`` and output metric ``G`` of each LoRA module o
 the asymmetry they predict.
 
 docs/THEORY.md §1b (derived; not in Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation
-Models", ICML 2024), with the definitions of ``synthetic.mlp_geometry`` for the toolkit's MLPs:
+Models", ICML 2024), with the definitions of ``synthetic.mlp.geometry`` for the toolkit's MLPs:
 for the layer ``z = W0 h`` that a LoRA module adapts,
 
 .. math:: \Sigma = E[h h^T], \qquad G = \tfrac12 E[J^T H_\ell J], \qquad J = \partial F / \partial z,
@@ -32,7 +32,7 @@ independent, so the effective ``N`` is smaller for sequence models. The standard
 Random streams, from ``numpy.random.SeedSequence(seed, spawn_key=key)``: ``key = (0,)`` seeds the
 ``torch.Generator`` of the pseudo-labels (drawn on the CPU); ``key = (1, k)`` draws the Haar
 matrices of the ``k``-th LoRA module (those of ``Σ``, then those of ``G``), as in
-``synthetic.mlp_geometry``.
+``synthetic.mlp.geometry``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from peft_bridge.layers import lora_modules
-from synthetic.mlp_geometry import AsymmetryPrediction, prediction_from_geometry
+from synthetic.mlp.geometry import AsymmetryPrediction, prediction_from_geometry
 from theory.validation import Array, as_int
 
 #: The training losses whose Gauss–Newton curvature is estimated: name -> the factor ``c`` of ``Ĝ``.

@@ -1,24 +1,27 @@
 """Monte Carlo experiments that measure the A/B asymmetry and generalization gaps."""
 
 from synthetic.channel import adapted_shift_rms, perturbed_trial_losses
-from synthetic.fit import fit_a_only, fit_b_only, fit_full, fit_lora, frozen_factor
-from synthetic.gd import GDConfig, gd_fit, gd_vs_closed_form
-from synthetic.learners import discretize, linear_supersample, mlp_fit, mlp_supersample
-from synthetic.linear import (
-    LinearTask,
+from synthetic.linear.fit import fit_a_only, fit_b_only, fit_full, fit_lora, frozen_factor
+from synthetic.linear.gd import GDConfig, gd_fit, gd_vs_closed_form
+from synthetic.linear.learners import linear_supersample
+from synthetic.mlp.learners import mlp_fit, mlp_supersample
+from synthetic.supersample import discretize
+from synthetic.linear.task import LinearTask
+from synthetic.linear.engine import (
     clipped_test_losses,
     frozen_factors,
     linear_trial_losses,
     population_losses,
     sample_training_sets,
 )
-from synthetic.lstsq import lstsq_batched
-from synthetic.mlp import MLPTask, mlp_trial_losses
-from synthetic.mlp_advantage import AdvantageMeasurement, measure_advantage
-from synthetic.mlp_geometry import AsymmetryPrediction, layer_geometry, predict_asymmetry
+from synthetic.linear.lstsq import lstsq_batched
+from synthetic.mlp.engine import mlp_trial_losses
+from synthetic.mlp.task import MLPTask
+from synthetic.mlp.advantage import AdvantageMeasurement, measure_advantage
+from synthetic.mlp.geometry import AsymmetryPrediction, layer_geometry, predict_asymmetry
 from synthetic.montecarlo import GapResult, GapSummary, mean_interval, measure_gap, summarize
 from synthetic.quantize import Quantized, quantize
-from synthetic.similarity import similarity_grid
+from synthetic.mlp.similarity import similarity_grid
 
 __all__ = [
     "AdvantageMeasurement",

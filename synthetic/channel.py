@@ -14,7 +14,7 @@ predictor ``W`` itself, and ``W`` (for ``Cov(W)``).
 Conditioning. The covariance should be taken with the algorithm's random init held fixed
 (``Cov(W | init)``, which gives the tighter bound ``I(W + N; S) <= I(W + N; S | init)``):
 use ``LinearTask(frozen="shared")`` for the linear task; the MLP path always trains every trial
-from one shared init (``synthetic.learners.mlp_fit``). With a per-trial init the covariance
+from one shared init (``synthetic.mlp.learners.mlp_fit``). With a per-trial init the covariance
 across trials is the marginal ``Cov(W)``, which still gives a valid, looser, bound (the first
 inequality above holds for any ``W``).
 
@@ -31,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.fit import check_variant, fit_variant, update_from
-from synthetic.learner_checks import check_mlp_call, check_q_bits
-from synthetic.learners import _mlp_stream, mlp_fit
-from synthetic.linear import (
+from synthetic.linear.fit import check_variant, fit_variant, update_from
+from theory.variants import check_q_bits
+from synthetic.mlp.task import check_mlp_call
+from synthetic.mlp.learners import mlp_fit
+from synthetic.streams import STREAM_CHANNEL, mlp_stream
+from synthetic.linear.engine import (
     LOSSES as LINEAR_LOSSES,
     LinearTask,
     frozen_factors,
@@ -44,14 +46,12 @@ from synthetic.linear import (
     trial_chunk,
     update_losses,
 )
-from synthetic.mlp import TEST_CHUNK, MLPTask, sample_trials, trial_streams
-from synthetic.mlp_train import LOSSES as MLP_LOSSES
-from synthetic.mlp_train import evaluate, factor_names
+from synthetic.mlp.engine import TEST_CHUNK, MLPTask, sample_trials, trial_streams
+from synthetic.mlp.train import LOSSES as MLP_LOSSES
+from synthetic.mlp.train import evaluate, factor_names
 from synthetic.quantize import quantize
 from theory.validation import Array, as_int, as_rank, as_real
 
-#: Stream id of the channel noise (``synthetic.linear.stream_rng``; ``learners._mlp_stream`` for the MLP).
-STREAM_CHANNEL = 10
 
 def adapted_shift_rms(task: LinearTask | MLPTask) -> float:
     r"""Root-mean-square entry of the shift the adapter must learn, ``‖Δ‖_F / sqrt(d_in d_out)``.
@@ -87,8 +87,8 @@ def perturbed_trial_losses(
 
     Each trial draws its training set (and, for the linear task, its frozen factor and fresh
     test sample) from the streams of the engine (``synthetic.linear`` or ``synthetic.mlp``
-    with the same ``seed``), fits ``variant`` (linear: the closed forms of ``synthetic.fit``;
-    MLP: ``synthetic.learners.mlp_fit`` from the shared init), quantizes when ``q_bits`` is
+    with the same ``seed``), fits ``variant`` (linear: the closed forms of ``synthetic.linear.fit``;
+    MLP: ``synthetic.mlp.learners.mlp_fit`` from the shared init), quantizes when ``q_bits`` is
     given, adds ``N ~ N(0, tau^2 I_p)`` to the ``p`` trained parameters, and evaluates both
     models on the training set and on the test distribution with ``loss``.
 
@@ -101,7 +101,7 @@ def perturbed_trial_losses(
     tau : float, ``>= 0``, the channel's noise standard deviation, in the parameters' units.
     loss : str
         ``LinearTask``: ``"population"`` (eq. (1), exact) or ``"clipped"`` (``min(ℓ, task.clip)``,
-        fresh test sample of ``task.n_test``); ``MLPTask``: one of ``synthetic.mlp_train.LOSSES``
+        fresh test sample of ``task.n_test``); ``MLPTask``: one of ``synthetic.mlp.train.LOSSES``
         of its kind, e.g. ``"zero_one"`` (test on ``task.test_size`` fresh samples).
     q_bits : int in [2, 32] or None.
     seed : int ``>= 0``; the same seed gives identical numbers.
@@ -179,7 +179,7 @@ def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau
                           order_rngs=[s["order"] for s in streams])
     trained, _ = factor_names(variant, task.adapted_layers)
     params = np.concatenate([state[k].reshape(trials, -1) for k in trained], axis=1)
-    noise = np.stack([_mlp_stream(seed, STREAM_CHANNEL, t).standard_normal(params.shape[1]) for t in range(trials)])
+    noise = np.stack([mlp_stream(seed, STREAM_CHANNEL, t).standard_normal(params.shape[1]) for t in range(trials)])
     noisy = dict(state)
     offset = 0
     for k in trained:

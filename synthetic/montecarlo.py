@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from synthetic.linear import LinearTask, linear_trial_losses
+from synthetic.linear.engine import LinearTask, linear_trial_losses
 from synthetic.provenance import environment, json_bytes, plain, write_atomic
 from theory.validation import as_array, as_int, as_real
 
@@ -146,7 +146,7 @@ def _engine(task: object):
     if isinstance(task, LinearTask):
         return linear_trial_losses
     try:
-        from synthetic.mlp import MLPTask, mlp_trial_losses
+        from synthetic.mlp.engine import MLPTask, mlp_trial_losses
     except ImportError as exc:  # the MLP engine is optional for the linear half
         raise ValueError(f"task must be a LinearTask or an MLPTask, got {type(task).__name__}") from exc
     if not isinstance(task, MLPTask):

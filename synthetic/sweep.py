@@ -42,8 +42,8 @@ from typing import Any
 from threadpoolctl import threadpool_info, threadpool_limits
 from tqdm.auto import tqdm
 
-from synthetic.linear import LOSSES as LINEAR_LOSSES
-from synthetic.mlp_train import LOSSES as MLP_LOSSES
+from synthetic.linear.engine import LOSSES as LINEAR_LOSSES
+from synthetic.mlp.train import LOSSES as MLP_LOSSES
 from synthetic.montecarlo import measure_gap
 from synthetic.sweep_files import SUFFIXES, check_out, meta_path, write_rows
 from synthetic.sweep_grid import (  # noqa: F401 - re-exported: synthetic.sweep's public names

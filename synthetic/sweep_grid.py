@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.linear import LOSSES as LINEAR_LOSSES
-from synthetic.linear import LinearTask
-from synthetic.mlp_train import LOSSES as MLP_LOSSES
+from synthetic.linear.engine import LOSSES as LINEAR_LOSSES
+from synthetic.linear.engine import LinearTask
+from synthetic.mlp.train import LOSSES as MLP_LOSSES
 from theory.validation import as_int, check_memory
 from theory.variants import VARIANTS, check_q_bits, check_variant
 
@@ -74,7 +74,7 @@ def _task_class(name: str):
     if name == "LinearTask":
         return LinearTask
     if name == "MLPTask":
-        from synthetic.mlp import MLPTask
+        from synthetic.mlp.engine import MLPTask
 
         return MLPTask
     raise ValueError(f"task type must be 'LinearTask' or 'MLPTask', got {name!r}")

@@ -38,7 +38,7 @@ haar_factors = stiefel_factors
 @st.composite
 def linear_tasks(draw, max_dim: int = 8, spectra: tuple[str, ...] = ("isotropic", "powerlaw", "lowrank")):
     """A small ``synthetic.linear.LinearTask``: dims, spectrum, Δ, alignment, noise, init."""
-    from synthetic.linear import LinearTask  # deferred: the strategies module must not need synthetic
+    from synthetic.linear.engine import LinearTask  # deferred: the strategies module must not need synthetic
 
     d_in = draw(st.integers(2, max_dim))
     d_out = draw(st.integers(2, max_dim))
@@ -107,7 +107,7 @@ def mlp_tasks(draw, max_width: int = 8, max_layers: int = 3, kinds: tuple[str, .
 
     ``test_size`` and ``steps`` are small so that a training run takes milliseconds.
     """
-    from synthetic.mlp import MLPTask  # deferred: the strategies module must not need synthetic
+    from synthetic.mlp.engine import MLPTask  # deferred: the strategies module must not need synthetic
 
     n_layers = draw(st.integers(1, max_layers))
     widths = tuple(draw(st.lists(st.integers(2, max_width), min_size=n_layers + 1, max_size=n_layers + 1)))

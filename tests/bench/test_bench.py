@@ -17,10 +17,10 @@ from bench.compare import MLPBenchConfig, gap_check, reference_mlp_task, time_ml
 from bench.linear_loop import loop_trial
 from bench.mlp_loop import build_model, loop_step_flops, loop_trial_losses
 from bench.scaling import fit_exponent, format_table, measure_point
-from synthetic import mlp_kernel
-from synthetic.linear import LinearTask, linear_trial_losses
-from synthetic.mlp import mlp_trial_losses
-from synthetic.mlp_train import init_adapters
+from synthetic.mlp import kernel as mlp_kernel
+from synthetic.linear.engine import LinearTask, linear_trial_losses
+from synthetic.mlp.engine import mlp_trial_losses
+from synthetic.mlp.train import init_adapters
 from synthetic.provenance import environment, toolkit_version
 from synthetic.sweep import limit_threads
 from tests.tolerances import tol

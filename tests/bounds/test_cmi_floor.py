@@ -15,8 +15,8 @@ from numpy.testing import assert_array_equal
 from bounds import Supersample, binary_kl_bound, ecmi_bound, fast_rate_bound, ld_cmi_bound
 from bounds.cmi import selector_blind_floor
 from bounds.supersample import redraw_selectors
-from synthetic.learners import linear_supersample
-from synthetic.linear import LinearTask
+from synthetic.linear.learners import linear_supersample
+from synthetic.linear.engine import LinearTask
 
 TASK = replace(LinearTask.quick(), d_in=6, d_out=5, delta_rank=3, frozen="shared", clip=3.0)
 #: The estimators compared: the per-point default, and figures 4 and 5's pooled plug-in.

@@ -11,7 +11,7 @@ import math
 import pytest
 
 from bounds import lora_mi_bound, xu_raginsky
-from synthetic.linear import LinearTask, linear_trial_losses
+from synthetic.linear.engine import LinearTask, linear_trial_losses
 from tests.tolerances import MC_SIGMAS
 
 TASK = LinearTask(d_in=8, d_out=8, spectrum="powerlaw:1", delta_rank=4, delta_singular_values=1.5, noise_var=0.25, clip=4.0, n_test=4000)

@@ -13,8 +13,8 @@ import synthetic
 from figures import bound_ratios, bounds_vs_n_linear, cli, rank_doubling, registry
 from figures.checks import NO_BOUND_NOTE
 from theory.variants import VARIANTS
-from synthetic.linear import LOSSES as LINEAR_LOSSES
-from synthetic.mlp_train import LOSSES as MLP_LOSSES
+from synthetic.linear.engine import LOSSES as LINEAR_LOSSES
+from synthetic.mlp.train import LOSSES as MLP_LOSSES
 from synthetic.montecarlo import measure_gap
 from synthetic.provenance import toolkit_version
 from synthetic.sweep import GRID_KEYS

@@ -1,4 +1,4 @@
-"""The bad-input fuzz of the public callables of ``synthetic.channel``, ``synthetic.learners`` and the
+"""The bad-input fuzz of the public callables of ``synthetic.channel``, ``synthetic.linear.learners``, ``synthetic.mlp.learners`` and the
 sweep modules that the packages do not export (the exported ones are in ``tests/fuzz/fuzz_synthetic.py``)."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import bounds
 import synthetic
-from synthetic.mlp_task import ADAM_BETA1, FLOAT32_MAX, MAX_SCALE
+from synthetic.mlp.task import ADAM_BETA1, FLOAT32_MAX, MAX_SCALE
 from tests.fuzz.fuzz_specs import (
     COUNT,
     D_IN,
@@ -159,7 +159,7 @@ def _task_args() -> dict[str, Arg]:
 
 def _float32_limited(values: st.SearchStrategy[Bad], limit: float) -> st.SearchStrategy[Bad]:
     """``values`` plus reals above ``limit`` and within MAX_ABS, which an ``MLPTask`` field refuses
-    because training runs in float32 (``synthetic.mlp_task``: ``MAX_SCALE``, ``FLOAT32_MAX``)."""
+    because training runs in float32 (``synthetic.mlp.task``: ``MAX_SCALE``, ``FLOAT32_MAX``)."""
     above = st.floats(min_value=limit * (1 + 1e-9), max_value=MAX_ABS)
     return st.one_of(values, above.map(lambda v: Bad("above the MLPTask limit", v, RAISE)))
 

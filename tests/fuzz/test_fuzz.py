@@ -29,7 +29,7 @@ import bounds
 import synthetic
 import theory
 from tests.fuzz import fuzz_bounds, fuzz_synthetic, fuzz_theory
-from synthetic.mlp_task import MAX_SCALE
+from synthetic.mlp.task import MAX_SCALE
 from tests.fuzz.fuzz_specs import called, check, has_nan, public_callables
 
 PACKAGES = (theory, bounds, synthetic)

@@ -25,7 +25,7 @@ from hypothesis import find, given
 from hypothesis import strategies as st
 
 from figures import cli, registry
-from synthetic.linear import LinearTask
+from synthetic.linear.engine import LinearTask
 from synthetic.sweep import GRID_KEYS, PRESETS, TASK_TYPES, Grid, read_grid
 from theory import validation
 from tests.fuzz.fuzz_values import (

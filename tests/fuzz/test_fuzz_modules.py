@@ -1,5 +1,5 @@
-"""Every public callable of synthetic.channel, synthetic.learners and the sweep modules is fuzzed: the
-ones the package exports by ``tests/fuzz/fuzz_synthetic.py``, the others by ``tests/fuzz/fuzz_modules.py``; each
+"""Every public callable of synthetic.channel, the supersample learners (synthetic.supersample,
+synthetic.linear.learners, synthetic.mlp.learners) and the sweep modules is fuzzed: the ones the package exports by ``tests/fuzz/fuzz_synthetic.py``, the others by ``tests/fuzz/fuzz_modules.py``; each
 refuses invalid arguments with a ValueError naming the argument."""
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synthetic import channel, learners, sweep, sweep_grid
+from synthetic import channel, supersample, sweep, sweep_grid
+from synthetic.linear import learners as linear_learners
+from synthetic.mlp import learners as mlp_learners
 from tests.fuzz import fuzz_modules, fuzz_synthetic
 from tests.fuzz.fuzz_specs import check
 
-MODULES = (channel, learners, sweep, sweep_grid)
+MODULES = (channel, linear_learners, mlp_learners, supersample, sweep, sweep_grid)
 #: Not fuzzed, with the reason: argparse plumbing of the CLI (fuzzed through the command line in
-#: tests/test_fuzz_cli.py), functions of no argument, and plain containers validated where they are used.
+#: tests/fuzz/test_fuzz_cli.py), functions of no argument, and plain containers validated where they are used.
 EXEMPT = {"add_arguments": "CLI", "main": "CLI", "blas_threads": "no argument", "grid_help": "no argument",
-          "SweepPoint": "container, checked by check_point", "Grid": "tested key by key in tests/test_fuzz_cli.py",
+          "SweepPoint": "container, checked by check_point", "Grid": "tested key by key in tests/fuzz/test_fuzz_cli.py",
           "check_point": "fuzzed through check_points and run_sweep"}
 CALLS = [(spec, arg) for spec in fuzz_modules.SPECS for arg in spec.args]
 
@@ -30,7 +32,7 @@ def _public(module):
 
 
 def test_every_public_callable_of_these_modules_is_fuzzed():
-    """The public callables defined in the four modules are all in a fuzz table, or exempt with a reason."""
+    """The public callables defined in these modules are all in a fuzz table, or exempt with a reason."""
     covered = {spec.name for spec in fuzz_synthetic.SPECS + fuzz_modules.SPECS} | set(EXEMPT)
     missing = {f"{m.__name__}.{name}" for m in MODULES for name in _public(m) - covered}
     assert not missing, missing

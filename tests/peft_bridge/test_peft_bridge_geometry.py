@@ -11,8 +11,8 @@ from numpy.testing import assert_allclose
 from torch import nn
 
 import theory
-from synthetic.mlp_geometry import layer_geometry as mlp_layer_geometry
-from synthetic.mlp_task import MLPTask, sample_data
+from synthetic.mlp.geometry import layer_geometry as mlp_layer_geometry
+from synthetic.mlp.task import MLPTask, sample_data
 from tests.tolerances import MC_SIGMAS, tol
 
 peft = pytest.importorskip("peft")

@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import theory
-from synthetic.channel import STREAM_CHANNEL, adapted_shift_rms, perturbed_trial_losses
-from synthetic.fit import fit_variant, update_from
-from synthetic.learners import _mlp_shared_init, _mlp_stream
-from synthetic.linear import (
+from synthetic.channel import adapted_shift_rms, perturbed_trial_losses
+from synthetic.streams import STREAM_CHANNEL
+from synthetic.linear.fit import fit_variant, update_from
+from synthetic.mlp.learners import _mlp_shared_init
+from synthetic.streams import mlp_stream as _mlp_stream
+from synthetic.linear.engine import (
     LinearTask,
     clipped_test_losses,
     frozen_factors,
@@ -20,8 +22,8 @@ from synthetic.linear import (
     sample_training_sets,
     stream_rng,
 )
-from synthetic.mlp import MLPTask, mlp_trial_losses, sample_data, trial_streams
-from synthetic.mlp_train import evaluate, factor_names
+from synthetic.mlp.engine import MLPTask, mlp_trial_losses, sample_data, trial_streams
+from synthetic.mlp.train import evaluate, factor_names
 from synthetic.quantize import quantize
 from tests.strategies import linear_tasks, seeds
 from tests.tolerances import tol

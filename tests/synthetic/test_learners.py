@@ -1,4 +1,4 @@
-"""synthetic.learners: batched supersample experiments and MLP training from a shared init."""
+"""synthetic.linear.learners and synthetic.mlp.learners: batched supersample experiments and MLP training from a shared init."""
 
 from dataclasses import replace
 
@@ -9,22 +9,14 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from bounds import Supersample
-from synthetic.fit import fit_variant, update_from
-from synthetic.learners import (
-    STREAM_SELECTOR,
-    STREAM_SUPERSAMPLE,
-    SUPERSAMPLE_TRIAL_OFFSET,
-    _clipped_sample_losses,
-    discretize,
-    linear_supersample,
-    mlp_fit,
-    _mlp_sample_losses,
-    _mlp_shared_init,
-    _mlp_stream,
-    mlp_supersample,
-)
-from synthetic.linear import LinearTask, frozen_factors, sample_training_sets, stream_rng
-from synthetic.mlp import MLPTask, sample_data
+from synthetic.linear.fit import fit_variant, update_from
+from synthetic.linear.learners import _clipped_sample_losses, linear_supersample
+from synthetic.mlp.learners import _mlp_sample_losses, _mlp_shared_init, mlp_fit, mlp_supersample
+from synthetic.streams import STREAM_SELECTOR, STREAM_SUPERSAMPLE, SUPERSAMPLE_TRIAL_OFFSET
+from synthetic.streams import mlp_stream as _mlp_stream
+from synthetic.supersample import discretize
+from synthetic.linear.engine import LinearTask, frozen_factors, sample_training_sets, stream_rng
+from synthetic.mlp.engine import MLPTask, sample_data
 from synthetic.quantize import quantize
 from tests.strategies import seeds
 from tests.tolerances import MC_SIGMAS, tol

@@ -9,7 +9,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from synthetic.linear import LinearTask
+from synthetic.linear.engine import LinearTask
 from synthetic.montecarlo import GapResult, mean_interval, measure_gap
 from tests.tolerances import tol
 

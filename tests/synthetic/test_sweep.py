@@ -16,7 +16,7 @@ import pytest
 import torch
 from hypothesis import given
 
-from synthetic.linear import LinearTask
+from synthetic.linear.engine import LinearTask
 from synthetic.montecarlo import measure_gap
 from synthetic.provenance import environment, toolkit_version
 import synthetic.sweep

@@ -1,10 +1,10 @@
-"""Gradient-descent mode (synthetic.gd) against the closed-form fits on the same data."""
+"""Gradient-descent mode (synthetic.linear.gd) against the closed-form fits on the same data."""
 
 import numpy as np
 import pytest
 
-from synthetic.gd import GDConfig, gd_fit, gd_vs_closed_form
-from synthetic.linear import LinearTask
+from synthetic.linear.gd import GDConfig, gd_fit, gd_vs_closed_form
+from synthetic.linear.engine import LinearTask
 
 #: Relative optimisation error allowed after GDConfig.quick() (1500 Adam steps, cosine decay).
 GD_RTOL = 1e-5

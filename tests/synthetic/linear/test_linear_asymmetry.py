@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import theory
-from synthetic.linear import LinearTask, linear_trial_losses
+from synthetic.linear.engine import LinearTask, linear_trial_losses
 from tests.tolerances import MC_SIGMAS
 
 TRIALS = 400

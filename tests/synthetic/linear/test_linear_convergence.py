@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import theory
-from synthetic.linear import LinearTask, linear_trial_losses
+from synthetic.linear.engine import LinearTask, linear_trial_losses
 from tests.tolerances import MC_SIGMAS
 
 TASK = LinearTask(d_in=6, d_out=5, spectrum="powerlaw:1", delta_rank=3, delta_singular_values=(3.0, 2.0, 1.0), noise_var=0.5)

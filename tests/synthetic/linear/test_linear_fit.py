@@ -1,4 +1,4 @@
-"""Batched closed-form fits (synthetic.fit) against independent per-trial references."""
+"""Batched closed-form fits (synthetic.linear.fit) against independent per-trial references."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given
 from numpy.testing import assert_allclose
 
 import theory
-from synthetic.fit import (
+from synthetic.linear.fit import (
     INITS,
     fit_a_only,
     fit_b_only,
@@ -14,7 +14,7 @@ from synthetic.fit import (
     fit_lora,
     frozen_factor,
 )
-from synthetic.lstsq import lstsq_batched
+from synthetic.linear.lstsq import lstsq_batched
 from tests.strategies import batched_designs, linear_problems, seeds
 from tests.tolerances import tol
 

@@ -3,7 +3,7 @@
 import numpy as np
 from hypothesis import given
 
-from synthetic.linear import LinearTask
+from synthetic.linear.engine import LinearTask
 from tests.strategies import batched_designs, linear_tasks
 
 

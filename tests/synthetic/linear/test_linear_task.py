@@ -7,15 +7,15 @@ import pytest
 from hypothesis import given
 from numpy.testing import assert_allclose
 
-import synthetic.linear as linear
+import synthetic.linear.engine as linear
 import theory
-from synthetic.linear import (
+from synthetic.linear.engine import (
     clipped_test_losses,
     linear_trial_losses,
     population_losses,
     sample_training_sets,
 )
-from synthetic.linear_task import LinearTask, parse_spectrum
+from synthetic.linear.task import LinearTask, parse_spectrum
 from tests.strategies import linear_tasks, seeds
 from tests.tolerances import MC_SIGMAS, tol
 

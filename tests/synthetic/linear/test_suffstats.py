@@ -1,4 +1,4 @@
-"""The sufficient-statistics sampler of the linear task (``synthetic.suffstats``).
+"""The sufficient-statistics sampler of the linear task (``synthetic.linear.suffstats``).
 
 Two kinds of claim: exact algebra (fits and training losses from ``(XᵀX, XᵀY, ‖Y‖²)`` equal the
 fits and losses from the data they summarise) and laws (the sampled statistics have the moments
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from synthetic.fit import fit_variant, update_from
-from synthetic.linear import LinearTask, frozen_factors, linear_trial_losses, sample_training_sets, stream_rng
-from synthetic.suffstats import (
+from synthetic.linear.fit import fit_variant, update_from
+from synthetic.linear.engine import LinearTask, frozen_factors, linear_trial_losses, sample_training_sets, stream_rng
+from synthetic.linear.suffstats import (
     STREAM_SUFFICIENT,
     fit_variant_gram,
     sample_sufficient_statistics,
@@ -99,7 +99,7 @@ def test_sufficient_sampler_is_reproducible_and_independent_of_chunking(monkeypa
     task = TASKS["powerlaw"]
     kw = {"loss": "population", "seed": 9, "sampler": "sufficient"}
     first = linear_trial_losses(task, "lora", 2, 10, 7, **kw)
-    monkeypatch.setattr("synthetic.linear.CHUNK_FLOATS", 1)
+    monkeypatch.setattr("synthetic.linear.engine.CHUNK_FLOATS", 1)
     chunked = linear_trial_losses(task, "lora", 2, 10, 7, **kw)
     for key in ("train_loss", "test_loss"):
         np.testing.assert_array_equal(first[key], chunked[key])

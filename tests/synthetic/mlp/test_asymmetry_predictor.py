@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 
 import synthetic
 from figures import asymmetry_predictor as fig
-from synthetic.mlp_task import network_outputs, sample_trials, trial_streams
+from synthetic.mlp.task import network_outputs, sample_trials, trial_streams
 
 TASK = synthetic.MLPTask(widths=(5, 8, 4), adapted_layers=(0,), perturbed_layers=(0,), perturbation_rank=5,
                          perturbation_scale=1.0, test_size=300, steps=40, lr=3e-2)

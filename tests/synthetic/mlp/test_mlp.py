@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given
 
-from synthetic.mlp import MLPTask, mlp_trial_losses, network_outputs, sample_data, sample_trials, trial_streams
+from synthetic.mlp.engine import MLPTask, mlp_trial_losses, network_outputs, sample_data, sample_trials, trial_streams
 from synthetic.quantize import SCALE_BITS
 from tests.strategies import mlp_tasks
 from tests.tolerances import MC_SIGMAS, tol
@@ -285,8 +285,8 @@ def test_activation_field_makes_a_relu_network():
 def test_trial_chunks_do_not_change_the_numbers(monkeypatch):
     """Trials are trained and evaluated in chunks (flat memory); a trial's numbers do not depend on its chunk."""
     whole = mlp_trial_losses(TINY_REG, "lora", 2, 12, 5, loss="clipped", seed=4, return_params=True)
-    monkeypatch.setattr("synthetic.mlp.MAX_TRIAL_CHUNK", 2)
-    monkeypatch.setattr("synthetic.mlp.TRAIN_FLOATS", 1)  # evaluation blocks of one trial
+    monkeypatch.setattr("synthetic.mlp.engine.MAX_TRIAL_CHUNK", 2)
+    monkeypatch.setattr("synthetic.mlp.engine.TRAIN_FLOATS", 1)  # evaluation blocks of one trial
     chunked = mlp_trial_losses(TINY_REG, "lora", 2, 12, 5, loss="clipped", seed=4, return_params=True)
     for k in ("params", "train_loss", "test_loss", "train_objective"):
         np.testing.assert_allclose(chunked[k], whole[k], **tol(np.float32), err_msg=k)

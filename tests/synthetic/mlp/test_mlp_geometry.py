@@ -1,5 +1,5 @@
 """The input second moment Σ and output metric G of an MLP layer, and the asymmetry they predict
-(synthetic.mlp_geometry; docs/THEORY.md §1b, derived, not in the paper)."""
+(synthetic.mlp.geometry; docs/THEORY.md §1b, derived, not in the paper)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from synthetic import mlp_geometry
-from synthetic.mlp_geometry import layer_geometry, predict_asymmetry
-from synthetic.mlp_task import MLPTask, sample_data
-from synthetic.mlp_train import objective
+from synthetic.mlp import geometry as mlp_geometry
+from synthetic.mlp.geometry import layer_geometry, predict_asymmetry
+from synthetic.mlp.task import MLPTask, sample_data
+from synthetic.mlp.train import objective
 from tests.tolerances import MC_SIGMAS, tol
 from theory.validation import numerical_rank
 
@@ -112,7 +112,7 @@ def test_last_layer_metric_of_regression_is_identity(activation):
 @pytest.mark.parametrize(("kind", "samples"), [("regression", 32), ("classification", 1)])
 def test_metric_constant_is_the_quadratic_term_of_the_training_objective(kind, samples):
     """At the last layer (no curvature of f in z) the quadratic term of the training objective of
-    synthetic.mlp_train.objective along δ, (L(δ) + L(−δ) − 2 L(0)) / 2, equals Tr[G δ Σ δᵀ] of eq. (1G):
+    synthetic.mlp.train.objective along δ, (L(δ) + L(−δ) − 2 L(0)) / 2, equals Tr[G δ Σ δᵀ] of eq. (1G):
     for regression on any sample (the loss is quadratic), for cross-entropy on one sample (where the
     Kronecker factorisation of (1G) is exact), to TAYLOR_RTOL."""
     task = replace(SMALL, kind=kind)

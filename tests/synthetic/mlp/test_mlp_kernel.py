@@ -1,6 +1,6 @@
-"""The fused training kernel (synthetic.mlp_kernel) against the torch path it replaces.
+"""The fused training kernel (synthetic.mlp.kernel) against the torch path it replaces.
 
-The kernel computes the gradients of ``synthetic.mlp_backprop.AdapterNet`` and the update of
+The kernel computes the gradients of ``synthetic.mlp.backprop.AdapterNet`` and the update of
 ``FlatAdam`` in another order (row blocks, padded vectors), so its float32 results are compared
 with float64 references and with the float32 torch path to float32 accuracy.
 """
@@ -15,12 +15,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthetic import mlp_kernel
-from synthetic.mlp import MLPTask, sample_data, trial_streams
-from synthetic.mlp_backprop import AdapterNet, FlatAdam, output_gradient
-from synthetic.mlp_kernel import FusedTrainer
+from synthetic.mlp import kernel as mlp_kernel
+from synthetic.mlp.engine import MLPTask, sample_data, trial_streams
+from synthetic.mlp.backprop import AdapterNet, FlatAdam, output_gradient
+from synthetic.mlp.kernel import FusedTrainer
 from theory.variants import VARIANTS
-from synthetic.mlp_train import factor_names, init_adapters, train_adapters
+from synthetic.mlp.train import factor_names, init_adapters, train_adapters
 from tests.strategies import mlp_tasks, relu_mlp_tasks
 from tests.tolerances import tol
 

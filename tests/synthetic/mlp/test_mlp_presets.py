@@ -1,4 +1,4 @@
-"""The named MLPTask presets ``paper_regime`` and ``narrow_readout`` (synthetic.mlp_task), and the call of
+"""The named MLPTask presets ``paper_regime`` and ``narrow_readout`` (synthetic.mlp.task), and the call of
 the predictor of docs/THEORY.md §1b on each."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from synthetic import predict_asymmetry
-from synthetic.mlp import MLPTask
+from synthetic.mlp.engine import MLPTask
 from tests.tolerances import MC_SIGMAS
 
 

@@ -1,4 +1,4 @@
-"""Batched LoRA training of the small MLP (synthetic.mlp_train) against an independent reference.
+"""Batched LoRA training of the small MLP (synthetic.mlp.train) against an independent reference.
 
 The reference below trains one trial at a time with the *merged* weight ``W0 + s B A`` (the
 batched code never forms it), its own ``torch.optim.Adam`` and its own minibatch loop.
@@ -13,9 +13,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synthetic.mlp import MLPTask, network_outputs, sample_data, trial_streams
-from synthetic.mlp_backprop import AdapterNet, FlatAdam, output_gradient
-from synthetic.mlp_train import (
+from synthetic.mlp.engine import MLPTask, network_outputs, sample_data, trial_streams
+from synthetic.mlp.backprop import AdapterNet, FlatAdam, output_gradient
+from synthetic.mlp.train import (
     INITS,
     VARIANTS,
     evaluate,
@@ -226,7 +226,7 @@ def test_relu_batched_training_equals_per_trial_reference(variant, batch_size):
 @pytest.mark.parametrize("variant", VARIANTS)
 @given(task=st.one_of(mlp_tasks(), relu_mlp_tasks()))
 def test_manual_gradients_equal_autograd(variant, task):
-    """The hand-written gradients (synthetic.mlp_backprop) equal autograd's on any tiny task, in float64.
+    """The hand-written gradients (synthetic.mlp.backprop) equal autograd's on any tiny task, in float64.
 
     Autograd differentiates ``forward`` (the factorized ``h W0^T + s (h A^T) B^T`` form), the manual
     pass uses precomputed features and merged weights, so the two are independent computations.

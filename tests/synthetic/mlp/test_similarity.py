@@ -1,12 +1,12 @@
-"""Similarity grid of learned LoRA factors (synthetic.similarity), docs/THEORY.md §3."""
+"""Similarity grid of learned LoRA factors (synthetic.mlp.similarity), docs/THEORY.md §3."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from synthetic.mlp import MLPTask
-from synthetic.similarity import similarity_grid, similarity_verdict
+from synthetic.mlp.engine import MLPTask
+from synthetic.mlp.similarity import similarity_grid, similarity_verdict
 from tests.tolerances import tol
 
 TINY = MLPTask(widths=(6, 10, 10, 3), adapted_layers=(0, 1), perturbed_layers=(1,), perturbation_rank=2,

@@ -1,8 +1,8 @@
 r"""Per-trial losses of LoRA variants trained on the small-MLP teacher tasks, all trials batched.
 
-The task (teacher base, low-rank target, data streams) is defined in ``synthetic.mlp_task`` and
+The task (teacher base, low-rank target, data streams) is defined in ``synthetic.mlp.task`` and
 re-exported here. ``mlp_trial_losses`` trains every trial of a chunk in one torch program
-(``synthetic.mlp_train``) and evaluates the trained (optionally quantized) models on their
+(``synthetic.mlp.train``) and evaluates the trained (optionally quantized) models on their
 training sets and on fresh test samples. This is the small-MLP analogue of the linear setting of
 Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.mlp_task import (  # noqa: F401 - the task is part of this module's interface
+from synthetic.mlp.task import (  # noqa: F401 - the task is part of this module's interface
     TEACHER_GAIN,
     MLPTask,
     check_mlp_call,
@@ -20,7 +20,7 @@ from synthetic.mlp_task import (  # noqa: F401 - the task is part of this module
     sample_trials,
     trial_streams,
 )
-from synthetic.mlp_train import LOSSES, evaluate, factor_names, init_adapters, train_adapters
+from synthetic.mlp.train import LOSSES, evaluate, factor_names, init_adapters, train_adapters
 from synthetic.quantize import quantize
 from theory.validation import Array, as_int, check_memory
 from theory.variants import check_q_bits, param_count

@@ -1,4 +1,4 @@
-r"""The linear-regression task of Section 4.1 (``synthetic.linear_task``), sampled for many trials at once.
+r"""The linear-regression task of Section 4.1 (``synthetic.linear.task``), sampled for many trials at once.
 
 Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4.1
 (docs/THEORY.md §1). The adapter learns an update ``M`` of ``W0``; its exact population loss is
@@ -8,7 +8,7 @@ docs/THEORY.md eq. (1),
 
 The sampler returns the target the adapter sees, ``y − W0 x = Δ x + ε``. Inputs, noise,
 frozen factors and test samples of trial ``t`` come from their own streams
-(``synthetic.linear_task.stream_rng``), so they do not depend on how trials are chunked, on
+(``synthetic.linear.task.stream_rng``), so they do not depend on how trials are chunked, on
 the variant or on ``rank``; the inputs of a smaller ``n`` are the first rows of a larger one.
 """
 
@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.fit import (
+from synthetic.linear.fit import (
     check_variant,
     fit_variant,
     frozen_factor,
     update_from,
 )
-from synthetic.linear_task import (  # noqa: F401 - the task is part of this module's interface
+from synthetic.linear.task import (  # noqa: F401 - the task is part of this module's interface
     STREAM_FROZEN,
     STREAM_FROZEN_SHARED,
     STREAM_NOISE,
@@ -33,7 +33,8 @@ from synthetic.linear_task import (  # noqa: F401 - the task is part of this mod
     stream_rng,
 )
 from synthetic.quantize import SCALE_BITS, quantize
-from synthetic.suffstats import STREAM_SUFFICIENT, fit_and_losses, sample_sufficient_statistics
+from synthetic.linear.suffstats import fit_and_losses, sample_sufficient_statistics
+from synthetic.streams import STREAM_SUFFICIENT
 from theory.validation import Array, as_array, as_int, as_rank, as_real, check_memory
 from theory.variants import check_q_bits, param_count
 
@@ -191,7 +192,7 @@ def linear_trial_losses(
 
     ``sampler="data"`` draws each training set (``sample_training_sets``). ``sampler="sufficient"``
     (population loss, ``n >= d_in``) draws only what the fits and losses depend on, ``(XᵀX, XᵀY,
-    ‖Y‖²)``, from its exact joint law (``synthetic.suffstats``): the same distribution of every
+    ‖Y‖²)``, from its exact joint law (``synthetic.linear.suffstats``): the same distribution of every
     returned number at ``O(d³)`` instead of ``O(n d²)`` per trial, but other values for a given
     seed (its own stream).
 

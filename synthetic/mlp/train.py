@@ -38,9 +38,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from synthetic.mlp_backprop import ACTIVATIONS, AdapterNet, FlatAdam, activate_, output_gradient
-from synthetic import mlp_kernel
-from synthetic.mlp_kernel import FusedTrainer
+from synthetic.mlp.backprop import ACTIVATIONS, AdapterNet, FlatAdam, activate_, output_gradient
+from synthetic.mlp import kernel as mlp_kernel
+from synthetic.mlp.kernel import FusedTrainer
 from theory.random import haar_stiefel
 from theory.variants import INITS, VARIANTS, check_init, check_variant  # noqa: F401 - re-exported
 from theory.validation import Array, as_generator, as_int, as_real
@@ -235,10 +235,10 @@ def train_adapters(
     The network is frozen below the first adapted layer, so its activations there, and that
     layer's base pre-activation ``W0 h``, are computed once. For ``b_only`` the projected
     features ``A h`` of the frozen A at that layer are constant too and are also computed once.
-    The gradients are hand-written (``synthetic.mlp_backprop``, tested against autograd) and
-    every step reuses buffers allocated once; Adam is ``synthetic.mlp_backprop.FlatAdam``,
+    The gradients are hand-written (``synthetic.mlp.backprop``, tested against autograd) and
+    every step reuses buffers allocated once; Adam is ``synthetic.mlp.backprop.FlatAdam``,
     ``torch.optim.Adam``'s update on one flat buffer. Full-batch float32 training of adapters
-    runs in the fused kernel (``synthetic.mlp_kernel``) where it is available: the same
+    runs in the fused kernel (``synthetic.mlp.kernel``) where it is available: the same
     gradients and Adam update to float32 rounding, in 0.5 to 0.7 of the time. Rounding
     differences stay at that level except where a gradient entry is as small as Adam's
     ``eps`` (1e-8), whose step then depends on it (for example the logit of a class that a

@@ -33,7 +33,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from synthetic.mlp_train import ACTIVATIONS, KINDS
+from synthetic.mlp.train import ACTIVATIONS, KINDS
+from synthetic.streams import TARGET_KEY, TEACHER_KEY, keyed_rng, trial_streams  # noqa: F401 - trial_streams re-exported
 from theory.random import haar_stiefel
 from theory.variants import check_init, check_variant
 from theory.validation import Array, as_generator, as_int, as_rank, as_real, check_memory
@@ -52,7 +53,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: fields near the limit at once on a deep ReLU teacher can still overflow; training then
 #: reports that it diverged.
 MAX_SCALE = 1e6
-#: Adam's first moment decay in training (``synthetic.mlp_backprop.FlatAdam``): its first step is
+#: Adam's first moment decay in training (``synthetic.mlp.backprop.FlatAdam``): its first step is
 #: ``lr / (1 - ADAM_BETA1)``, which must be a float32.
 ADAM_BETA1 = 0.9
 
@@ -117,7 +118,7 @@ class MLPTask:
     steps, lr : Adam steps and step size.
     batch_size : minibatch size, or None for full-batch training.
     alpha : LoRA scaling numerator; the update is ``(alpha / r) B A``; None means alpha = r.
-    init : initialisation of the random factor (``synthetic.mlp_train.INITS``).
+    init : initialisation of the random factor (``synthetic.mlp.train.INITS``).
     clip : cap ``c`` of the clipped squared loss ``min(l, c)`` (regression).
 
     The scale fields are limited to ``MAX_SCALE``, ``lr`` and ``clip`` to what float32 holds
@@ -252,7 +253,7 @@ class MLPTask:
 
 @lru_cache(maxsize=64)
 def _teacher(widths: tuple[int, ...], teacher_seed: int, logit_scale: float) -> tuple[Array, ...]:
-    rng = np.random.default_rng(np.random.SeedSequence(teacher_seed, spawn_key=(0,)))
+    rng = keyed_rng(teacher_seed, TEACHER_KEY)
     out = []
     for l, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:])):
         w = rng.standard_normal((d_out, d_in)) * TEACHER_GAIN / np.sqrt(d_in)
@@ -267,7 +268,7 @@ def _teacher(widths: tuple[int, ...], teacher_seed: int, logit_scale: float) -> 
 def _target(widths: tuple[int, ...], teacher_seed: int, logit_scale: float, task_seed: int,
             layers: tuple[int, ...], k: int, rho: float) -> tuple[Array, ...]:
     base = _teacher(widths, teacher_seed, logit_scale)
-    rng = np.random.default_rng(np.random.SeedSequence(task_seed, spawn_key=(1,)))
+    rng = keyed_rng(task_seed, TARGET_KEY)
     out = list(base)
     for l in layers:
         d_out, d_in = base[l].shape
@@ -368,17 +369,6 @@ def _label(task: MLPTask, x: Array, draws: tuple[Array, ...], target: tuple[Arra
     uniform, replacement = draws
     labels = np.where(uniform < task.label_noise, replacement, out.argmax(axis=1))
     return labels.astype(np.int64)
-
-
-def trial_streams(seed: int, trial: int) -> dict[str, np.random.Generator]:
-    """Independent generators of one trial (data, init, order, test), from ``SeedSequence(seed)``.
-
-    Trial ``t`` uses the ``t``-th spawned child of the seed, so its numbers do not depend on how
-    many trials are run or how they are grouped.
-    """
-    child = np.random.SeedSequence(seed, spawn_key=(trial,))
-    names = ("data", "init", "order", "test")
-    return {k: np.random.default_rng(s) for k, s in zip(names, child.spawn(len(names)))}
 
 
 def check_mlp_call(task: object, variant: object, rank: object) -> int:

@@ -16,7 +16,7 @@ the squared error summed over the ``d_out`` outputs and averaged over samples, w
 optional ridge ``λ >= 0`` on the trained factor (on ``M`` itself for ``full`` and ``lora``).
 
 Singular or ill-conditioned sample systems (``n < d_in``, a low-rank ``Σ``) never produce NaN:
-every least-squares problem goes through ``synthetic.lstsq.solve_lstsq`` (normal equations when
+every least-squares problem goes through ``synthetic.linear.lstsq.solve_lstsq`` (normal equations when
 every trial is well conditioned, else a pseudo-inverse through the SVD with singular values
 below ``max(n, p) · eps · s_max`` treated as zero, the cut-off ``numpy.linalg.lstsq`` uses);
 the result is the minimum-norm least-squares solution. With ``λ > 0`` the filter
@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 import torch
 
-from synthetic.lstsq import lstsq_batched, solve_lstsq, xy_arrays
+from synthetic.linear.lstsq import lstsq_batched, solve_lstsq, xy_arrays
 from theory.random import haar_stiefel
 from theory.variants import INITS, VARIANTS, check_init, check_variant  # noqa: F401 - used here and re-exported
 from theory.validation import (

@@ -3,8 +3,8 @@ r"""Batched least squares for every trial at once: the solver under the closed-f
 ``lstsq_batched`` minimises ``‖Y − X G‖²/n + λ‖G‖²`` per trial from the data (normal equations
 by Cholesky when every trial is well conditioned, else the SVD pseudo-inverse, the minimum-norm
 solution with ``numpy.linalg.lstsq``'s cut-off); ``gram_solve`` does the same from the sufficient
-statistics ``XᵀX`` and ``XᵀY`` (``synthetic.suffstats``). The fits of the four tuning variants
-(``synthetic.fit``) are built on them. Singular or ill-conditioned systems never produce NaN;
+statistics ``XᵀX`` and ``XᵀY`` (``synthetic.linear.suffstats``). The fits of the four tuning variants
+(``synthetic.linear.fit``) are built on them. Singular or ill-conditioned systems never produce NaN;
 with ``λ = 0`` an ill-conditioned design raises an ``IllConditionedWarning``.
 """
 

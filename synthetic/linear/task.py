@@ -21,21 +21,21 @@ from functools import cached_property
 
 import numpy as np
 
-from synthetic.fit import check_init
+from synthetic.linear.fit import check_init
+from synthetic.streams import (  # noqa: F401 - the linear streams, re-exported with the task
+    STREAM_FROZEN,
+    STREAM_FROZEN_SHARED,
+    STREAM_NOISE,
+    STREAM_TASK,
+    STREAM_TEST,
+    STREAM_X,
+    stream_rng,
+)
 from theory.random import haar_stiefel
 from theory.validation import Array, as_int, as_rank, as_real, check_memory
 
 FROZEN_MODES = ("per_trial", "shared")
 
-# Stream identifiers (first entry of a SeedSequence spawn_key).
-STREAM_X, STREAM_NOISE, STREAM_FROZEN, STREAM_TEST, STREAM_FROZEN_SHARED = 0, 1, 2, 3, 4
-_STREAM_TASK = 100
-
-
-def stream_rng(seed: int, stream: int, trial: int | None = None) -> np.random.Generator:
-    """The generator of one stream (and trial) of an experiment seeded by ``seed``."""
-    key = (stream,) if trial is None else (stream, trial)
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 def parse_spectrum(spectrum: object, d_in: int) -> Array:  # -> (d_in,)
@@ -91,12 +91,12 @@ class LinearTask:
     w0_scale : float
         ``W0`` has i.i.d. ``N(0, w0_scale² / d_in)`` entries (only ``w0_top_singular`` uses it).
     init : str
-        Init of the frozen factor (``synthetic.fit.INITS``).
+        Init of the frozen factor (``synthetic.linear.fit.INITS``).
     frozen : {"per_trial", "shared"}
         One frozen factor per trial (the paper's setting) or one shared by all trials (to
         estimate quantities conditionally on the frozen factor, docs/THEORY.md §2).
     ridge : float
-        ``λ >= 0`` of the fits (``synthetic.fit``).
+        ``λ >= 0`` of the fits (``synthetic.linear.fit``).
     clip : float or None
         ``c > 0`` of the clipped loss ``min(ℓ, c)``; required by ``loss="clipped"``.
     n_test : int
@@ -194,7 +194,7 @@ class LinearTask:
     @cached_property
     def w0(self) -> Array:  # (d_out, d_in)
         """The pretrained weight ``W0``."""
-        rng = stream_rng(self.task_seed, _STREAM_TASK + 0)
+        rng = stream_rng(self.task_seed, STREAM_TASK + 0)
         w0 = rng.standard_normal((self.d_out, self.d_in)) / np.sqrt(self.d_in)
         return _readonly(self.w0_scale * w0)
 
@@ -202,8 +202,8 @@ class LinearTask:
     def delta(self) -> Array:  # (d_out, d_in)
         """The shift ``Δ = U_Δ diag(σ_Δ) V_Δᵀ`` (see ``alignment``)."""
         k = self.delta_rank
-        u = haar_stiefel(self.d_out, k, stream_rng(self.task_seed, _STREAM_TASK + 1))
-        rng_v = stream_rng(self.task_seed, _STREAM_TASK + 2)
+        u = haar_stiefel(self.d_out, k, stream_rng(self.task_seed, STREAM_TASK + 1))
+        rng_v = stream_rng(self.task_seed, STREAM_TASK + 2)
         if self.alignment is None:
             v = haar_stiefel(self.d_in, k, rng_v)
         else:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthetic.mlp import _test_losses, mlp_trial_losses
-from synthetic.mlp_task import MLPTask, check_mlp_call, trial_streams
+from synthetic.mlp.engine import _test_losses, mlp_trial_losses
+from synthetic.mlp.task import MLPTask, check_mlp_call, trial_streams
 from theory.validation import as_int
 
 #: The evaluation loss that is the training objective, per task kind.
@@ -70,7 +70,7 @@ def measure_advantage(task: MLPTask, rank: int, n: int, trials: int, *, seed: in
     task : the MLP task; its adapted layers get the adapters.
     rank : adapter rank, at most ``min(d_in, d_out)`` of every adapted layer.
     n : training-set size; trials : at least 2 (the standard error needs two).
-    seed : seed of every trial's streams (``synthetic.mlp_task.trial_streams``).
+    seed : seed of every trial's streams (``synthetic.mlp.task.trial_streams``).
     """
     rank = check_mlp_call(task, "b_only", rank)
     n = as_int(n, "n", minimum=1)

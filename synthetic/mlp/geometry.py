@@ -22,9 +22,9 @@ output metric, train A otherwise.
 ``layer_geometry`` estimates ``Σ`` and ``G`` of one layer at the pretrained weights;
 ``predict_asymmetry`` turns them into that prediction for every adapted layer of a task.
 
-Random streams, from ``numpy.random.SeedSequence(seed, spawn_key=key)``:
-``key = (0,)`` draws the inputs (``sample_data``, ``INPUT_CHUNK`` samples per call);
-``key = (1, l)`` draws the Haar matrices of layer ``l`` (those of ``Σ``, then those of ``G``).
+Random streams (``synthetic.streams``): ``(GEOMETRY_INPUT_KEY,)`` draws the inputs
+(``sample_data``, ``INPUT_CHUNK`` samples per call); ``(GEOMETRY_DRAWS_KEY, l)`` draws the Haar
+matrices of layer ``l`` (those of ``Σ``, then those of ``G``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from synthetic.mlp_task import MLPTask, check_mlp_call, sample_data
+from synthetic.mlp.task import MLPTask, check_mlp_call, sample_data
+from synthetic.streams import GEOMETRY_DRAWS_KEY, GEOMETRY_INPUT_KEY, keyed_rng
 from theory.captured import captured_fraction, effective_rank
 from theory.validation import Array, as_int
 
@@ -43,7 +44,6 @@ INPUT_CHUNK = 8192
 #: Floats of Jacobians and activations held at once (the rows of a chunk are processed in blocks).
 JACOBIAN_FLOATS = 1 << 22
 #: Stream keys (first entry of the ``SeedSequence`` spawn key): inputs, Haar draws.
-INPUT_KEY, DRAWS_KEY = 0, 1
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def layer_geometry(task: MLPTask, layer: int, *, samples: int, seed: int) -> tup
 
     ``p = softmax(f)``: ``G = E[JᵀJ]`` for regression and ``G = ½ E[Jᵀ(diag p − ppᵀ)J]`` for
     classification. ``H_ℓ`` is the Hessian in ``f`` of the per-sample training loss of
-    ``synthetic.mlp_train.objective``: ``‖f − y‖²`` summed over outputs, or cross-entropy; it
+    ``synthetic.mlp.train.objective``: ``‖f − y‖²`` summed over outputs, or cross-entropy; it
     does not depend on the label. The constant ½ makes eq. (1G) the second-order expansion of
     that loss, so that ``G = I`` for the last layer of a regression network, where (1G) is
     eq. (1). A constant factor on ``G`` cancels in ``f(G, r)``.
@@ -149,7 +149,7 @@ def layer_geometry(task: MLPTask, layer: int, *, samples: int, seed: int) -> tup
 
 def _inputs(task: MLPTask, samples: int, seed: int) -> Iterator[Array]:
     """The input stream of ``layer_geometry``: chunks (m, d_0) of ``samples`` inputs in all."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(INPUT_KEY,)))
+    rng = keyed_rng(seed, (GEOMETRY_INPUT_KEY,))
     for start in range(0, samples, INPUT_CHUNK):
         x, _ = sample_data(task, min(INPUT_CHUNK, samples - start), rng)
         yield x
@@ -274,7 +274,7 @@ def _layer_prediction(task: MLPTask, layer: int, rank: int, samples: int, draws:
         if not np.any(value):
             raise ValueError(f"task has a zero {name} at layer {layer} on {samples} samples (a softmax "
                              f"saturated or ReLU units dead on every sample): f(X, r) of eq. (5) is undefined")
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(DRAWS_KEY, layer)))
+    rng = keyed_rng(seed, (GEOMETRY_DRAWS_KEY, layer))
     return prediction_from_geometry(sigma, metric, rank, draws=draws, rng=rng, layer=layer)
 
 

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.fit import check_variant, top_eigenvectors, update_from
-from synthetic.lstsq import gram_solve
+from synthetic.linear.fit import check_variant, top_eigenvectors, update_from
+from synthetic.linear.lstsq import gram_solve
 from synthetic.quantize import quantize
+from synthetic.streams import STREAM_SUFFICIENT
 from theory.validation import Array
 
-#: Stream of the sufficient-statistics draws (first entry of the SeedSequence spawn_key).
-STREAM_SUFFICIENT = 14
 
 
 def sample_sufficient_statistics(
@@ -76,14 +75,14 @@ def sample_sufficient_statistics(
 def fit_variant_gram(
     variant: str, rank: int | None, gram: Array, cross: Array, frozen: Array | None, *, n: int, ridge: float = 0.0
 ) -> dict[str, Array]:
-    r"""The closed-form fits of ``synthetic.fit.fit_variant`` from ``W = XᵀX`` and ``C = XᵀY``.
+    r"""The closed-form fits of ``synthetic.linear.fit.fit_variant`` from ``W = XᵀX`` and ``C = XᵀY``.
 
     ``full``: ``(W + nλI) Mᵀ = C``. ``b_only``: ``(A W Aᵀ + nλI) Bᵀ = A C``. ``lora``: the top-r
     eigenvectors ``V_r`` of ``M̂ W M̂ᵀ + nλ M̂ M̂ᵀ`` (the fitted values' Gram matrix), ``B = V_r``,
     ``A = V_rᵀ M̂``. ``a_only`` with ``W = V diag(w) Vᵀ`` and ``B = U_B diag(b) Pᵀ``:
     ``Aᵀ = V G Pᵀ``, ``G_ij = b_j (Vᵀ C U_B)_ij / (w_i b_j² + nλ)`` (zero where ``w_i b_j² + nλ`` is
     below the least-squares cut-off). Every solve is the normal-equation form of the same
-    minimum-norm least squares as ``synthetic.fit`` (``gram_solve``).
+    minimum-norm least squares as ``synthetic.linear.fit`` (``gram_solve``).
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
 r"""Hand-written forward and backward passes of the batched adapted MLP, in torch.
 
-``synthetic.mlp_train.train_adapters`` runs Adam steps through this module for minibatch and
+``synthetic.mlp.train.train_adapters`` runs Adam steps through this module for minibatch and
 float64 training, for fully trained layers, and wherever the fused C kernel
-(``synthetic.mlp_kernel``, the same gradients computed row block by row block) is unavailable;
+(``synthetic.mlp.kernel``, the same gradients computed row block by row block) is unavailable;
 the kernel is tested against it. It computes what autograd would, but for a CPU it matters
 *how*: the per-trial problems are small
 (a 256 x 128 activation is 128 KiB), so the cost of a step is memory traffic, allocation and
@@ -38,7 +38,7 @@ Gradients, per trial (the objective is the sum over trials of each trial's mean 
     \partial B = s\, G_z^T (h A^T), \quad \partial A = s\, (B^T G_z^T) h \qquad \text{(first adapted layer)}.
 
 They are tested against autograd with one ``torch.optim.Adam`` per trial
-(``tests/test_mlp_train.py``).
+(``tests/synthetic/mlp/test_mlp_train.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
  * The same gradients as synthetic/mlp_backprop.py (see its docstring for the formulas), computed
  * for each trial block of ROWS rows by block: a block's activations and gradients stay in the
  * L1 cache, whereas the eager torch path writes every (rows x width) intermediate to memory and
- * reads it back several times per step. Built and loaded by synthetic/mlp_kernel.py.
+ * reads it back several times per step. Built and loaded by synthetic/mlp/kernel.py.
  *
  * Tensors passed in are row-major float32 (labels int64); a per-trial tensor of shape S is T
  * consecutive S blocks. Inside, every row of the scratch buffers is padded with zeros to a

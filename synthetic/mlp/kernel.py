@@ -1,6 +1,6 @@
 r"""The fused training kernel of full-batch MLP adapters: compiled on first use, torch as the fallback.
 
-``mlp_kernel.c`` computes the gradients of ``synthetic.mlp_backprop.AdapterNet`` (forward, output
+``kernel.c`` computes the gradients of ``synthetic.mlp.backprop.AdapterNet`` (forward, output
 gradient and backward; the formulas are in that module) and ``FlatAdam``'s update, but for each
 trial in blocks of 8 rows: a block's activations and gradients stay in the L1 cache, and the
 products run on 16-float vectors accumulated in registers, whereas each eager torch call of a
@@ -19,7 +19,7 @@ one Python was built with) into a cache folder (``$LORA_ASYM_CACHE``, else
 ``~/.cache/lora-asym``), under a name hashed from the source, the flags and the processor, and
 loaded with ``ctypes``. Without a compiler (a warning says so), or with ``LORA_ASYM_KERNEL=0``
 in the environment, ``available()`` is False and training uses the torch path, which computes
-the same numbers to float32 rounding (``tests/test_mlp_kernel.py``).
+the same numbers to float32 rounding (``tests/synthetic/mlp/test_mlp_kernel.py``).
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ from pathlib import Path
 
 import torch
 
-from synthetic.mlp_backprop import AdapterNet, FlatAdam
+from synthetic.mlp.backprop import AdapterNet, FlatAdam
 
-SOURCE = Path(__file__).with_name("mlp_kernel.c")
+SOURCE = Path(__file__).with_name("kernel.c")
 #: Compiler flags. No reassociation or ``-ffast-math``: each sum is accumulated in a fixed order
 #: and a diverging run yields the same NaN as torch (``-march=native`` is dropped if refused).
 FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-funroll-loops", "-shared", "-fPIC")
-MAX_LAYERS = 16  # as in mlp_kernel.c
+MAX_LAYERS = 16  # as in kernel.c
 _KINDS = {"base": 0, "full": 1, "merged": 2, "factor": 3}
 _ACTIVATIONS = {"tanh": 0, "relu": 1}
 _TASK_KINDS = {"regression": 0, "classification": 1}
@@ -210,7 +210,7 @@ class FusedTrainer:
         bounds = [self.T * i // workers for i in range(workers + 1)]
         self._ranges = [(bounds[i], bounds[i + 1]) for i in range(workers)]
         floats = lib.mlp_scratch_floats(ctypes.byref(c))
-        # 16 floats more, so that the scratch can start on a 64-byte boundary (mlp_kernel.c pads to it)
+        # 16 floats more, so that the scratch can start on a 64-byte boundary (kernel.c pads to it)
         self._scratch = [torch.empty(floats + 16, dtype=torch.float32) for _ in self._ranges]
 
     def _aligned(self, i: int) -> int:

@@ -3,7 +3,7 @@ r"""Gradient-descent mode: train the variants as LoRA is trained in practice, an
 Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), train with
 Adam from LoRA's usual start: ``B = 0`` and ``A`` random (here Haar), so the adapted model
 starts at ``W0``. This module trains the same objective as the closed forms of
-``synthetic.fit`` on the same training sets and frozen factors, in torch float64, batched over
+``synthetic.linear.fit`` on the same training sets and frozen factors, in torch float64, batched over
 trials (parameters carry a leading trial axis; Adam is elementwise, so trials do not
 interact), and reports both.
 
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from synthetic.fit import check_variant, fit_variant, frozen_factor, update_from
-from synthetic.linear import (
+from synthetic.linear.fit import check_variant, fit_variant, frozen_factor, update_from
+from synthetic.linear.engine import (
     STREAM_FROZEN,
     LinearTask,
     as_linear_task,
@@ -95,7 +95,7 @@ def gd_fit(
     r"""Minimise ``‖Y − X Mᵀ‖²/n + λ·penalty`` with Adam from ``start``, batched over trials.
 
     ``M`` is ``B A`` with A (``b_only``) or B (``a_only``) frozen, ``B A`` (``lora``) or ``M``
-    (``full``); the penalty is that of ``synthetic.fit`` (``‖trained‖²``, ``‖BA‖²`` for lora).
+    (``full``); the penalty is that of ``synthetic.linear.fit`` (``‖trained‖²``, ``‖BA‖²`` for lora).
 
     Parameters
     ----------

@@ -23,8 +23,9 @@ from itertools import product
 
 import numpy as np
 
-from synthetic.mlp import MLPTask, sample_data
-from synthetic.mlp_train import factor_names, init_adapters, train_adapters
+from synthetic.mlp.engine import MLPTask, sample_data
+from synthetic.mlp.train import factor_names, init_adapters, train_adapters
+from synthetic.streams import SIMILARITY_DATA_KEY, SIMILARITY_INIT_KEY, SIMILARITY_ORDER_KEY, keyed_rng
 from theory.similarity import cca_similarity
 from theory.validation import Array, as_int
 
@@ -128,15 +129,15 @@ def similarity_grid(
     weights = task.base_weights()
     data = {}
     for s in task_seeds:
-        rng = np.random.default_rng(np.random.SeedSequence(data_seed, spawn_key=(0,)))
+        rng = keyed_rng(data_seed, SIMILARITY_DATA_KEY)
         data[s] = sample_data(replace(task, task_seed=s), n, rng)
     inits = [
         init_adapters("lora", task.init, weights, task.adapted_layers, rank,
-                      np.random.default_rng(np.random.SeedSequence(i, spawn_key=(1,))))
+                      keyed_rng(i, SIMILARITY_INIT_KEY))
         for _, i in cells
     ]
     state = {k: np.stack([c[k] for c in inits]) for k in inits[0]}
-    orders = [np.random.default_rng(np.random.SeedSequence([data_seed, t, i], spawn_key=(2,)))
+    orders = [keyed_rng([data_seed, t, i], SIMILARITY_ORDER_KEY)
               for t, i in cells]
     trained, _ = factor_names("lora", task.adapted_layers)
     state, objective = train_adapters(
