@@ -34,14 +34,14 @@ import numpy as np
 from synthetic.linear.fit import check_variant, fit_variant, update_from
 from theory.variants import check_q_bits
 from synthetic.mlp.task import check_mlp_call
-from synthetic.mlp.learners import mlp_fit
+from synthetic.mlp.learners import _fit_from_shared_init
 from synthetic.streams import STREAM_CHANNEL, mlp_stream
 from synthetic.linear.engine import (
     LOSSES as LINEAR_LOSSES,
     LinearTask,
-    frozen_factors,
+    _frozen_factors,
+    _sample_training_sets,
     joined_result,
-    sample_training_sets,
     stream_rng,
     trial_chunk,
     update_losses,
@@ -143,8 +143,8 @@ def _linear(task: LinearTask, variant: str, rank: int | None, n: int, trials: in
     parts: dict[str, list[Array]] = {}
     for start in range(0, trials, chunk):
         ids = np.arange(start, min(trials, start + chunk))
-        x, y = sample_training_sets(task, n, ids, seed=seed)
-        frozen = frozen_factors(task, variant, rank, ids, seed=seed)
+        x, y = _sample_training_sets(task, n, ids, seed)
+        frozen = _frozen_factors(task, variant, rank, ids, seed)
         tensors = fit_variant(variant, rank, x, y, frozen, ridge=task.ridge)
         if q_bits is not None:
             tensors = {name: quantize(t, q_bits).values for name, t in tensors.items()}
@@ -175,8 +175,7 @@ def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau
     target = task.target_weights()
     streams = [trial_streams(seed, t) for t in range(trials)]
     x, y = sample_trials(task, n, [s["data"] for s in streams], target=target)
-    state, bits = mlp_fit(task, variant, rank, x, y, q_bits=q_bits, seed=seed,
-                          order_rngs=[s["order"] for s in streams])
+    state, bits = _fit_from_shared_init(task, variant, rank, x, y, q_bits, seed, [s["order"] for s in streams])
     trained, _ = factor_names(variant, task.adapted_layers)
     params = np.concatenate([state[k].reshape(trials, -1) for k in trained], axis=1)
     noise = np.stack([mlp_stream(seed, STREAM_CHANNEL, t).standard_normal(params.shape[1]) for t in range(trials)])

@@ -24,7 +24,7 @@ from scipy import stats
 
 from synthetic.linear.engine import LinearTask, linear_trial_losses
 from synthetic.provenance import environment, json_bytes, plain, write_atomic
-from theory.validation import as_array, as_int, as_real
+from theory.validation import Array, as_array, as_int, as_real
 
 #: Confidence level of the reported intervals.
 LEVEL = 0.95
@@ -52,6 +52,11 @@ def mean_interval(values: object, level: float = LEVEL) -> tuple[float, float, f
     if v.size < 2:
         raise ValueError(f"values must be a 1-D array of at least 2 numbers, got shape {v.shape}")
     level = as_real(level, "level", positive=True, maximum=1.0 - 1e-12)
+    return _mean_interval(v, level)
+
+
+def _mean_interval(v: Array, level: float) -> tuple[float, float, float, float]:  # (m,) finite, m >= 2
+    """:func:`mean_interval` on checked arguments."""
     mean = float(v.mean())
     stderr = float(v.std(ddof=1) / math.sqrt(v.size))
     half = float(stats.t.ppf(0.5 + level / 2, df=v.size - 1)) * stderr
@@ -86,9 +91,14 @@ def summarize(train_loss: object, test_loss: object) -> GapSummary:  # (trials,)
         raise ValueError(f"train_loss {train.shape} and test_loss {test.shape} must have one shape")
     if train.size < 2:
         raise ValueError(f"train_loss and test_loss must hold at least 2 trials for an interval, got {train.size}")
+    return _summary(train, test)
+
+
+def _summary(train: Array, test: Array) -> GapSummary:  # (trials,), (trials,) finite, trials >= 2
+    """:func:`summarize` on checked arguments."""
     parts = {}
     for name, values in (("gap", test - train), ("train_loss", train), ("test_loss", test)):
-        mean, stderr, low, high = mean_interval(values)
+        mean, stderr, low, high = _mean_interval(values, LEVEL)
         parts.update({f"mean_{name}": mean, f"stderr_{name}": stderr, f"ci95_{name}": (low, high)})
     return GapSummary(trials=int(train.size), **parts)
 
@@ -235,4 +245,4 @@ def measure_gap(
         row.update(task_cols)
         records.append(row)
     arrays = {k: np.asarray(v) for k, v in out.items() if return_params and np.ndim(v) > 1}
-    return GapResult(task=task, call=call, records=records, summary=summarize(train, test), arrays=arrays)
+    return GapResult(task=task, call=call, records=records, summary=_summary(train, test), arrays=arrays)

@@ -19,7 +19,7 @@ import numpy as np
 from synthetic.linear.fit import (
     check_variant,
     fit_variant,
-    frozen_factor,
+    _frozen_factor,
     update_from,
 )
 from synthetic.linear.task import (  # noqa: F401 - the task is part of this module's interface
@@ -36,7 +36,7 @@ from synthetic.quantize import SCALE_BITS, quantize
 from synthetic.linear.suffstats import fit_and_losses, sample_sufficient_statistics
 from synthetic.streams import STREAM_SUFFICIENT
 from theory.validation import Array, as_array, as_int, as_rank, as_real, check_memory
-from theory.variants import check_q_bits, param_count
+from theory.variants import FROZEN_FACTOR, check_q_bits, param_count
 
 LOSSES = ("population", "clipped")
 #: How ``linear_trial_losses`` draws a training set: the data itself, or its sufficient statistics.
@@ -75,6 +75,11 @@ def sample_training_sets(
     ids = _trial_ids(trial_ids)
     seed = as_int(seed, "seed", minimum=0)
     check_memory(ids.size * n * (task.d_in + task.d_out), "n", n, f"{ids.size} training sets of n samples")
+    return _sample_training_sets(task, n, ids, seed)
+
+
+def _sample_training_sets(task: LinearTask, n: int, ids: np.ndarray, seed: int) -> tuple[Array, Array]:
+    """:func:`sample_training_sets` on checked arguments (``ids`` a 1-D integer array)."""
     root = np.sqrt(task.sigma_eigenvalues)
     noise_std = np.sqrt(task.noise_var)
     x = np.empty((ids.size, n, task.d_in))
@@ -102,11 +107,17 @@ def frozen_factors(
     seed = as_int(seed, "seed", minimum=0)
     if variant not in ("b_only", "a_only"):
         return None
-    r = as_rank(rank, task.d_in, task.d_out)
-    side = "a" if variant == "b_only" else "b"
+    return _frozen_factors(task, variant, as_rank(rank, task.d_in, task.d_out), ids, seed)
+
+
+def _frozen_factors(task: LinearTask, variant: str, rank: int | None, ids: np.ndarray, seed: int) -> Array | None:
+    """:func:`frozen_factors` on checked arguments (``ids`` a 1-D integer array)."""
+    if variant not in ("b_only", "a_only"):
+        return None
+    side = FROZEN_FACTOR[variant]
 
     def draw(rng: np.random.Generator) -> Array:
-        return frozen_factor(task.init, side, task.d_in, task.d_out, r, rng, w0=task.w0)
+        return _frozen_factor(task.init, side, task.d_in, task.d_out, rank, rng, task.w0)
 
     if task.frozen == "shared":
         one = draw(stream_rng(seed, STREAM_FROZEN_SHARED))
@@ -121,7 +132,12 @@ def population_losses(task: LinearTask, m: Array) -> Array:  # (T, d_out, d_in) 
     against it).
     """
     task = as_linear_task(task)
-    resid = task.delta - as_array(m, "m", (None, task.d_out, task.d_in))
+    return _population_losses(task, as_array(m, "m", (None, task.d_out, task.d_in)))
+
+
+def _population_losses(task: LinearTask, m: Array) -> Array:  # (T, d_out, d_in) -> (T,)
+    """:func:`population_losses` on checked arguments."""
+    resid = task.delta - m
     return task.d_out * task.noise_var + np.einsum("tij,j->t", resid**2, task.sigma_eigenvalues)
 
 
@@ -142,7 +158,12 @@ def clipped_test_losses(
     m_ = as_array(m, "m", (None, task.d_out, task.d_in))
     if m_.shape[0] != ids.size:
         raise ValueError(f"m holds {m_.shape[0]} updates but trial_ids names {ids.size} trials; they must match")
-    resid = task.delta - m_
+    return _clipped_test_losses(task, m_, ids, seed, clip)
+
+
+def _clipped_test_losses(task: LinearTask, m: Array, ids: np.ndarray, seed: int, clip: float) -> Array:
+    """:func:`clipped_test_losses` on checked arguments."""
+    resid = task.delta - m
     cov = (resid * task.sigma_eigenvalues) @ np.swapaxes(resid, 1, 2)
     mu = np.clip(np.linalg.eigvalsh(cov), 0.0, None) + task.noise_var  # (T, d_out)
     out = np.empty(ids.size)
@@ -248,14 +269,14 @@ def linear_trial_losses(
     parts: dict[str, list[Array]] = {}
     for start in range(0, trials, chunk):
         ids = np.arange(start, min(trials, start + chunk))
-        frozen = frozen_factors(task, variant, rank, ids, seed=seed)
+        frozen = _frozen_factors(task, variant, rank, ids, seed)
         if sampler == "sufficient":
             rngs = [stream_rng(seed, STREAM_SUFFICIENT, int(t)) for t in ids]
             stats = sample_sufficient_statistics(task.delta, task.sigma_eigenvalues, task.noise_var, n, rngs)
             tensors, m, train = fit_and_losses(variant, rank, stats, frozen, n=n, ridge=task.ridge, q_bits=q_bits)
-            out = {"train_loss": train, "test_loss": population_losses(task, m)}
+            out = {"train_loss": train, "test_loss": _population_losses(task, m)}
         else:
-            x, y = sample_training_sets(task, n, ids, seed=seed)
+            x, y = _sample_training_sets(task, n, ids, seed)
             tensors = fit_variant(variant, rank, x, y, frozen, ridge=task.ridge)
             if q_bits is not None:
                 tensors = {name: quantize(t, q_bits).values for name, t in tensors.items()}
@@ -278,8 +299,8 @@ def update_losses(task: LinearTask, x: Array, y: Array, m: Array, ids: Array, *,
     (x, y): eq. (1) exactly for ``"population"``, the clipped loss on a fresh test sample otherwise."""
     train = _train_losses(x, y, m, loss, task.clip)
     if loss == "population":
-        return train, population_losses(task, m)
-    return train, clipped_test_losses(task, m, ids, seed=seed, clip=task.clip)
+        return train, _population_losses(task, m)
+    return train, _clipped_test_losses(task, m, ids, seed, task.clip)
 
 
 def joined_result(parts: dict[str, list[Array]], task: LinearTask, variant: str, rank: int | None,

@@ -220,16 +220,23 @@ def frozen_factor(
     d_out = as_int(d_out, "d_out", minimum=1)
     r = as_rank(rank, d_in, d_out)
     rng = as_generator(rng)
+    if init == "w0_top_singular":
+        if w0 is None:
+            raise ValueError("init 'w0_top_singular' needs w0, the (d_out, d_in) pretrained W0")
+        w0 = as_array(w0, "w0", (d_out, d_in))
+    return _frozen_factor(init, side, d_in, d_out, r, rng, w0)
+
+
+def _frozen_factor(init: str, side: str, d_in: int, d_out: int, r: int, rng: np.random.Generator,
+                   w0: Array | None) -> Array:
+    """:func:`frozen_factor` on arguments it has checked (``w0`` an array for ``w0_top_singular``)."""
     width = d_in if side == "a" else d_out
     fan_in = d_in if side == "a" else r
     if init == "haar":
         q = haar_stiefel(width, r, rng)
         return q.T if side == "a" else q
     if init == "w0_top_singular":
-        if w0 is None:
-            raise ValueError("init 'w0_top_singular' needs w0, the (d_out, d_in) pretrained W0")
-        w0_ = as_array(w0, "w0", (d_out, d_in))
-        u, _, vt = np.linalg.svd(w0_)
+        u, _, vt = np.linalg.svd(w0)
         return vt[:r] if side == "a" else u[:, :r]
     shape = (r, d_in) if side == "a" else (d_out, r)
     if init == "kaiming_uniform":

@@ -26,17 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from synthetic.linear.fit import check_variant, fit_variant, frozen_factor, update_from
-from synthetic.linear.engine import (
-    STREAM_FROZEN,
-    LinearTask,
-    as_linear_task,
-    frozen_factors,
-    population_losses,
-    sample_training_sets,
-    stream_rng,
-)
-from theory.validation import Array, as_array, as_int, as_rank, as_real
+from synthetic.linear.engine import _frozen_factors, _population_losses, _sample_training_sets, as_linear_task
+from synthetic.linear.fit import _frozen_factor, check_variant, fit_variant, update_from
+from synthetic.linear.task import LinearTask
+from synthetic.streams import STREAM_FROZEN, stream_rng
+from theory.validation import Array, as_array, as_int, as_rank, as_real, check_memory
 
 
 @dataclass(frozen=True)
@@ -137,7 +131,14 @@ def gd_fit(
         rank = as_array(start["a"], "start['a']", (trials, None, d_in)).shape[1]
     shapes = {"a": (trials, rank, d_in), "b": (trials, d_out, rank), "m": (trials, d_out, d_in)}
     start = {k: as_array(v, f"start[{k!r}]", shapes[k]) for k, v in start.items()}
-    xt, yt = torch.as_tensor(x_), torch.as_tensor(y_)
+    return _gd_fit(x_, y_, variant, start, frozen, config, ridge)
+
+
+def _gd_fit(x: Array, y: Array, variant: str, start: dict[str, Array], frozen: Array | None,
+            config: GDConfig, ridge: float) -> dict[str, Array]:
+    """:func:`gd_fit` on checked arguments: Adam with a cosine schedule, all trials in one batch."""
+    n = x.shape[1]
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     ft = None if variant in ("lora", "full") else torch.as_tensor(frozen)
     params = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
 
@@ -173,7 +174,7 @@ def gd_fit(
     if not all(np.all(np.isfinite(v)) for v in trained.values()):
         raise ValueError(
             f"gd_fit diverged: the trained {', '.join(trained)} are not finite with config.lr={config.lr:g}, "
-            f"ridge={ridge:g} and x, y up to {np.max(np.abs(x_)):.3g}, {np.max(np.abs(y_)):.3g} in magnitude; "
+            f"ridge={ridge:g} and x, y up to {np.max(np.abs(x)):.3g}, {np.max(np.abs(y)):.3g} in magnitude; "
             f"lower config.lr or scale x and y down"
         )
     return trained
@@ -210,18 +211,20 @@ def gd_vs_closed_form(
     n = as_int(n, "n", minimum=1)
     trials = as_int(trials, "trials", minimum=1)
     seed = as_int(seed, "seed", minimum=0)
+    if not isinstance(config, GDConfig):
+        raise ValueError(f"config must be a GDConfig, got {type(config).__name__}")
+    check_memory(trials * n * (task.d_in + task.d_out), "n", n, f"{trials} training sets of n samples")
     ids = np.arange(trials)
-    x, y = sample_training_sets(task, n, ids, seed=seed)
-    frozen = frozen_factors(task, variant, rank, ids, seed=seed)
+    x, y = _sample_training_sets(task, n, ids, seed)
+    frozen = _frozen_factors(task, variant, rank, ids, seed)
     closed = fit_variant(variant, rank, x, y, frozen, ridge=task.ridge)
     start = {k: np.zeros_like(v) for k, v in closed.items()}
     if variant == "lora":
         start["a"] = np.stack([
-            frozen_factor(task.init, "a", task.d_in, task.d_out, rank,
-                          stream_rng(seed, STREAM_FROZEN, int(t)), w0=task.w0)
+            _frozen_factor(task.init, "a", task.d_in, task.d_out, rank, stream_rng(seed, STREAM_FROZEN, int(t)), task.w0)
             for t in ids
         ])
-    trained = gd_fit(x, y, variant, start, frozen, config=config, ridge=task.ridge)
+    trained = _gd_fit(x, y, variant, start, frozen, config, task.ridge)
     m_cf = update_from(variant, closed, frozen)
     m_gd = update_from(variant, trained, frozen)
 
@@ -232,9 +235,9 @@ def gd_vs_closed_form(
     dist = np.linalg.norm(m_gd - m_cf, axis=(1, 2))
     return {
         "gd_train_loss": train_loss(m_gd),
-        "gd_test_loss": population_losses(task, m_gd),
+        "gd_test_loss": _population_losses(task, m_gd),
         "cf_train_loss": train_loss(m_cf),
-        "cf_test_loss": population_losses(task, m_cf),
+        "cf_test_loss": _population_losses(task, m_cf),
         "relative_distance": np.divide(dist, norm, out=dist.copy(), where=norm > 0),
         "gd_norm": np.linalg.norm(m_gd, axis=(1, 2)),
         "cf_norm": norm,

@@ -36,8 +36,6 @@ def _mlp_shared_init(task: MLPTask, variant: str, rank: int | None, *, seed: int
     Drawn from ``SeedSequence(seed, spawn_key=SHARED_INIT_KEY)``; name -> (r, d_in), (d_out, r)
     or (d_out, d_in) arrays without a trial axis.
     """
-    rank = check_mlp_call(task, variant, rank)
-    seed = as_int(seed, "seed", minimum=0)
     rng = keyed_rng(seed, SHARED_INIT_KEY)
     return init_adapters(variant, task.init, task.base_weights(), task.adapted_layers, rank, rng)
 
@@ -99,8 +97,16 @@ def mlp_fit(
     rank = check_mlp_call(task, variant, rank)
     q_bits = check_q_bits(q_bits)
     x, y = check_mlp_data(task, x, y)
+    order_rngs = check_order_rngs(order_rngs, x.shape[0])
+    return _fit_from_shared_init(task, variant, rank, x, y, q_bits, as_int(seed, "seed", minimum=0), order_rngs)
+
+
+def _fit_from_shared_init(
+    task: MLPTask, variant: str, rank: int, x: Array, y: np.ndarray, q_bits: int | None, seed: int,
+    order_rngs: list[np.random.Generator] | None,
+) -> tuple[dict[str, Array], int | None]:
+    """:func:`mlp_fit` on checked arguments (``y`` int64 labels or float targets)."""
     trials = x.shape[0]
-    order_rngs = check_order_rngs(order_rngs, trials)
     init = _mlp_shared_init(task, variant, rank, seed=seed)
     state = {k: np.repeat(v[None], trials, axis=0) for k, v in init.items()}
     trained, _ = factor_names(variant, task.adapted_layers)
@@ -119,7 +125,6 @@ def _mlp_sample_losses(
 ) -> dict[str, Array]:  # (T, m, d_0), (T, m) -> name -> (T, m)
     """Per-sample evaluation losses (``synthetic.mlp.train.sample_losses``) of each trial's
     adapted network on its own ``m`` points, in chunks of samples; float32 as the engine."""
-    x, y = check_mlp_data(task, x, y)
     scaling = task.scaling(1 if rank is None else rank)
     w = [torch.tensor(np.array(m), dtype=torch.float32) for m in task.base_weights()]
     params = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in state.items()}
@@ -171,6 +176,7 @@ def mlp_supersample(
     k_z = as_int(k_z, "k_z", minimum=2)
     k_u = as_int(k_u, "k_u", minimum=1)
     m = check_eval_points(eval_points, n)
+    q_bits = check_q_bits(q_bits)
     seed = as_int(seed, "seed", minimum=0)
     if task.batch_size is not None and task.batch_size > n:
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
@@ -182,9 +188,8 @@ def mlp_supersample(
     pick = np.arange(k_z)[:, None, None]
     runs = k_z * k_u
     orders = [mlp_stream(seed, STREAM_ORDER, r) for r in range(runs)]
-    state, _ = mlp_fit(
-        task, variant, rank, x[pick, rows].reshape(runs, n, -1), y[pick, rows].reshape(runs, n),
-        q_bits=q_bits, seed=seed, order_rngs=orders,
+    state, _ = _fit_from_shared_init(
+        task, variant, rank, x[pick, rows].reshape(runs, n, -1), y[pick, rows].reshape(runs, n), q_bits, seed, orders,
     )
     x_eval = np.repeat(x[:, None, : 2 * m], k_u, axis=1).reshape(runs, 2 * m, -1)
     y_eval = np.repeat(y[:, None, : 2 * m], k_u, axis=1).reshape(runs, 2 * m)

@@ -142,7 +142,7 @@ def test_same_seed_same_supersample(make, seed):
          "x must be a finite array of shape (T, n, 5)"),
         (lambda: mlp_fit(MLP, "b_only", 2, np.ones((2, 4, 5)), np.zeros((2, 3)), seed=0),
          "y must have shape (2, 4) to match x"),
-        (lambda: _mlp_shared_init(MLP, "b_only", 2, seed=-3), "seed must be >= 0, got -3"),
+        (lambda: mlp_fit(MLP, "b_only", 2, np.ones((2, 4, 5)), np.zeros((2, 4)), seed=-3), "seed must be >= 0, got -3"),
     ],
 )
 def test_invalid_inputs_raise_value_errors_naming_the_argument(call, fragment):
