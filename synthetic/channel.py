@@ -41,10 +41,10 @@ from synthetic.linear.engine import (
     LinearTask,
     _frozen_factors,
     _sample_training_sets,
-    joined_result,
+    _joined_result,
     stream_rng,
     trial_chunk,
-    update_losses,
+    _update_losses,
 )
 from synthetic.mlp.engine import TEST_CHUNK, MLPTask, sample_trials, trial_streams
 from synthetic.mlp.train import LOSSES as MLP_LOSSES
@@ -157,11 +157,11 @@ def _linear(task: LinearTask, variant: str, rank: int | None, n: int, trials: in
         out: dict[str, Array] = {"params": params}
         for suffix, ts in (("", noisy), ("_unperturbed", tensors)):
             m = update_from(variant, ts, frozen)
-            train, test = update_losses(task, x, y, m, ids, loss=loss, seed=seed)
+            train, test = _update_losses(task, x, y, m, ids, loss=loss, seed=seed)
             out[f"train_loss{suffix}"], out[f"test_loss{suffix}"] = train, test
         for key, value in out.items():
             parts.setdefault(key, []).append(value)
-    return joined_result(parts, task, variant, rank, q_bits)
+    return _joined_result(parts, task, variant, rank, q_bits)
 
 
 def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau: float,

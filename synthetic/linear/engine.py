@@ -33,7 +33,7 @@ from synthetic.linear.task import (  # noqa: F401 - the task is part of this mod
     stream_rng,
 )
 from synthetic.quantize import SCALE_BITS, quantize
-from synthetic.linear.suffstats import fit_and_losses, sample_sufficient_statistics
+from synthetic.linear.suffstats import _fit_and_losses, _sample_sufficient_statistics
 from synthetic.streams import STREAM_SUFFICIENT
 from theory.validation import Array, as_array, as_int, as_rank, as_real, check_memory
 from theory.variants import FROZEN_FACTOR, check_q_bits, param_count
@@ -272,8 +272,8 @@ def linear_trial_losses(
         frozen = _frozen_factors(task, variant, rank, ids, seed)
         if sampler == "sufficient":
             rngs = [stream_rng(seed, STREAM_SUFFICIENT, int(t)) for t in ids]
-            stats = sample_sufficient_statistics(task.delta, task.sigma_eigenvalues, task.noise_var, n, rngs)
-            tensors, m, train = fit_and_losses(variant, rank, stats, frozen, n=n, ridge=task.ridge, q_bits=q_bits)
+            stats = _sample_sufficient_statistics(task.delta, task.sigma_eigenvalues, task.noise_var, n, rngs)
+            tensors, m, train = _fit_and_losses(variant, rank, stats, frozen, n=n, ridge=task.ridge, q_bits=q_bits)
             out = {"train_loss": train, "test_loss": _population_losses(task, m)}
         else:
             x, y = _sample_training_sets(task, n, ids, seed)
@@ -281,7 +281,7 @@ def linear_trial_losses(
             if q_bits is not None:
                 tensors = {name: quantize(t, q_bits).values for name, t in tensors.items()}
             m = update_from(variant, tensors, frozen)
-            out = dict(zip(("train_loss", "test_loss"), update_losses(task, x, y, m, ids, loss=loss, seed=seed)))
+            out = dict(zip(("train_loss", "test_loss"), _update_losses(task, x, y, m, ids, loss=loss, seed=seed)))
         if return_params:
             names = sorted(tensors)  # "a" before "b"
             out["params"] = np.concatenate([tensors[k].reshape(ids.size, -1) for k in names], axis=1)
@@ -290,10 +290,10 @@ def linear_trial_losses(
                 out["frozen"] = frozen
         for key, value in out.items():
             parts.setdefault(key, []).append(value)
-    return joined_result(parts, task, variant, rank, q_bits)
+    return _joined_result(parts, task, variant, rank, q_bits)
 
 
-def update_losses(task: LinearTask, x: Array, y: Array, m: Array, ids: Array, *, loss: str,
+def _update_losses(task: LinearTask, x: Array, y: Array, m: Array, ids: Array, *, loss: str,
                   seed: int) -> tuple[Array, Array]:  # -> train (T,), test (T,)
     """Train and test loss of each trial's update ``m`` (T, d_out, d_in) on its training set
     (x, y): eq. (1) exactly for ``"population"``, the clipped loss on a fresh test sample otherwise."""
@@ -303,7 +303,7 @@ def update_losses(task: LinearTask, x: Array, y: Array, m: Array, ids: Array, *,
     return train, _clipped_test_losses(task, m, ids, seed, task.clip)
 
 
-def joined_result(parts: dict[str, list[Array]], task: LinearTask, variant: str, rank: int | None,
+def _joined_result(parts: dict[str, list[Array]], task: LinearTask, variant: str, rank: int | None,
                   q_bits: int | None) -> dict[str, Array]:
     """The per-chunk arrays joined along trials, with ``n_params`` and, with ``q_bits``,
     ``storage_bits = q_bits · N + 32 · (number of trained tensors)``."""

@@ -167,11 +167,11 @@ def fit_lora(
     gram = np.swapaxes(fitted, 1, 2) @ fitted
     if ridge > 0:
         gram = gram + x_.shape[1] * ridge * (m_hat @ np.swapaxes(m_hat, 1, 2))
-    b = top_eigenvectors(gram, r)
+    b = _top_eigenvectors(gram, r)
     return b, np.swapaxes(b, 1, 2) @ m_hat
 
 
-def top_eigenvectors(gram: Array, rank: int) -> Array:  # (T, d, d) -> (T, d, rank)
+def _top_eigenvectors(gram: Array, rank: int) -> Array:  # (T, d, d) -> (T, d, rank)
     """Eigenvectors of the ``rank`` largest eigenvalues of each symmetric ``gram``, largest first
     (``torch.linalg.eigh``, LAPACK's ``syevd``, on the symmetrised matrix)."""
     sym = torch.from_numpy(np.ascontiguousarray((gram + np.swapaxes(gram, 1, 2)) / 2))
@@ -253,8 +253,8 @@ def fit_variant(
     ``b_only`` -> ``{"b"}`` (T, d_out, r); ``a_only`` -> ``{"a"}`` (T, r, d_in); ``lora`` ->
     ``{"a", "b"}``; ``full`` -> ``{"m"}`` (T, d_out, d_in). ``frozen`` is A (T, r, d_in) for
     ``b_only``, B (T, d_out, r) for ``a_only``, unused otherwise; ``rank`` is used by ``lora``.
+    The arguments are the caller's checked ones (its variant, rank and arrays).
     """
-    variant = check_variant(variant)
     if variant == "b_only":
         return {"b": fit_b_only(x, y, frozen, ridge=ridge)}
     if variant == "a_only":
@@ -267,7 +267,6 @@ def fit_variant(
 
 def update_from(variant: str, tensors: dict[str, Array], frozen: Array | None) -> Array:  # -> (T, d_out, d_in)
     """The update ``M`` of each trial from its trained tensors (``fit_variant``) and frozen factor."""
-    variant = check_variant(variant)
     if variant == "b_only":
         return tensors["b"] @ frozen
     if variant == "a_only":

@@ -2,7 +2,7 @@ r"""Batched least squares for every trial at once: the solver under the closed-f
 
 ``lstsq_batched`` minimises ``‖Y − X G‖²/n + λ‖G‖²`` per trial from the data (normal equations
 by Cholesky when every trial is well conditioned, else the SVD pseudo-inverse, the minimum-norm
-solution with ``numpy.linalg.lstsq``'s cut-off); ``gram_solve`` does the same from the sufficient
+solution with ``numpy.linalg.lstsq``'s cut-off); ``_gram_solve`` does the same from the sufficient
 statistics ``XᵀX`` and ``XᵀY`` (``synthetic.linear.suffstats``). The fits of the four tuning variants
 (``synthetic.linear.fit``) are built on them. Singular or ill-conditioned systems never produce NaN;
 with ``λ = 0`` an ill-conditioned design raises an ``IllConditionedWarning``.
@@ -125,7 +125,7 @@ def _normal_solve(system: Array, rhs: Array) -> Array | None:  # (T, p, p), (T, 
     return torch.cholesky_solve(torch.from_numpy(np.ascontiguousarray(rhs)), chol).numpy()
 
 
-def gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array:  # (T,p,p), (T,p,q) -> (T,p,q)
+def _gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array:  # (T,p,p), (T,p,q) -> (T,p,q)
     r"""Least squares in normal-equation form: ``G = (XᵀX + nλI)⁺ XᵀY`` from ``system = XᵀX``, ``rhs = XᵀY``.
 
     A direct solve when every trial's system has a condition number at most

@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.linear.fit import check_variant, top_eigenvectors, update_from
-from synthetic.linear.lstsq import gram_solve
+from synthetic.linear.fit import check_variant, _top_eigenvectors, update_from
+from synthetic.linear.lstsq import _gram_solve
 from synthetic.quantize import quantize
 from synthetic.streams import STREAM_SUFFICIENT
 from theory.validation import Array
 
 
 
-def sample_sufficient_statistics(
+def _sample_sufficient_statistics(
     delta: Array, sigma_eigenvalues: Array, noise_var: float, n: int, rngs: list[np.random.Generator]
 ) -> tuple[Array, Array, Array]:  # -> W (T, d_in, d_in), C (T, d_in, d_out), ‖Y‖² (T,)
     r"""Draw ``(XᵀX, XᵀY, ‖Y‖²)`` of one training set of ``n`` samples per generator (module docstring).
@@ -72,7 +72,7 @@ def sample_sufficient_statistics(
     return gram, cross, y_sq
 
 
-def fit_variant_gram(
+def _fit_variant_gram(
     variant: str, rank: int | None, gram: Array, cross: Array, frozen: Array | None, *, n: int, ridge: float = 0.0
 ) -> dict[str, Array]:
     r"""The closed-form fits of ``synthetic.linear.fit.fit_variant`` from ``W = XᵀX`` and ``C = XᵀY``.
@@ -82,7 +82,7 @@ def fit_variant_gram(
     ``A = V_rᵀ M̂``. ``a_only`` with ``W = V diag(w) Vᵀ`` and ``B = U_B diag(b) Pᵀ``:
     ``Aᵀ = V G Pᵀ``, ``G_ij = b_j (Vᵀ C U_B)_ij / (w_i b_j² + nλ)`` (zero where ``w_i b_j² + nλ`` is
     below the least-squares cut-off). Every solve is the normal-equation form of the same
-    minimum-norm least squares as ``synthetic.linear.fit`` (``gram_solve``).
+    minimum-norm least squares as ``synthetic.linear.fit`` (``_gram_solve``).
 
     Parameters
     ----------
@@ -93,17 +93,17 @@ def fit_variant_gram(
     if variant == "b_only":
         a = frozen
         system = a @ gram @ np.swapaxes(a, 1, 2)
-        return {"b": np.swapaxes(gram_solve(system, a @ cross, n, ridge), 1, 2)}
+        return {"b": np.swapaxes(_gram_solve(system, a @ cross, n, ridge), 1, 2)}
     if variant == "a_only":
         return {"a": _fit_a_only_gram(gram, cross, frozen, n, ridge)}
-    m_hat_t = gram_solve(gram, cross, n, ridge)  # (T, d_in, d_out)
+    m_hat_t = _gram_solve(gram, cross, n, ridge)  # (T, d_in, d_out)
     if variant == "full":
         return {"m": np.swapaxes(m_hat_t, 1, 2)}
     m_hat = np.swapaxes(m_hat_t, 1, 2)
     fitted = m_hat @ gram @ m_hat_t
     if ridge > 0:
         fitted = fitted + n * ridge * (m_hat @ m_hat_t)
-    b = top_eigenvectors(fitted, rank)
+    b = _top_eigenvectors(fitted, rank)
     return {"a": np.swapaxes(b, 1, 2) @ m_hat, "b": b}
 
 
@@ -112,14 +112,14 @@ def _fit_a_only_gram(gram: Array, cross: Array, b: Array, n: int, ridge: float) 
     if np.any(b_sv[:, -1] ** 2 <= 1e-12 * b_sv[:, 0] ** 2):
         raise ValueError("b must have full column rank: Bᵀ B is singular for some trial")
     if ridge == 0:  # Aᵀ = W⁺ C U_B diag(1/b) Pᵀ
-        return np.swapaxes(gram_solve(gram, (cross @ u_b / b_sv[:, None, :]) @ p_t, n, 0.0), 1, 2)
+        return np.swapaxes(_gram_solve(gram, (cross @ u_b / b_sv[:, None, :]) @ p_t, n, 0.0), 1, 2)
     w, v = np.linalg.eigh(gram)
     c = np.swapaxes(v, 1, 2) @ cross @ u_b  # (T, d_in, r)
     g = b_sv[:, None, :] * c / (np.clip(w, 0.0, None)[:, :, None] * b_sv[:, None, :] ** 2 + n * ridge)
     return np.swapaxes(v @ g @ p_t, 1, 2)
 
 
-def train_losses_gram(gram: Array, cross: Array, y_sq: Array, m: Array, n: int) -> Array:  # -> (T,)
+def _train_losses_gram(gram: Array, cross: Array, y_sq: Array, m: Array, n: int) -> Array:  # -> (T,)
     r"""``‖Y − X Mᵀ‖²/n = (‖Y‖² − 2 tr(M C) + tr(M W Mᵀ))/n`` for updates ``m`` (T, d_out, d_in).
 
     A squared norm, expanded: an exact fit (zero noise) cancels to round-off, which can fall below
@@ -130,15 +130,15 @@ def train_losses_gram(gram: Array, cross: Array, y_sq: Array, m: Array, n: int) 
     return np.maximum(y_sq - 2.0 * cross_term + quadratic, 0.0) / n
 
 
-def fit_and_losses(
+def _fit_and_losses(
     variant: str, rank: int | None, stats: tuple[Array, Array, Array], frozen: Array | None, *, n: int,
     ridge: float, q_bits: int | None,
 ) -> tuple[dict[str, Array], Array, Array]:
     """Fit ``variant`` from the statistics, quantize if asked; returns (tensors, update M, train loss)."""
     gram, cross, y_sq = stats
-    tensors = fit_variant_gram(variant, rank, gram, cross, frozen, n=n, ridge=ridge)
+    tensors = _fit_variant_gram(variant, rank, gram, cross, frozen, n=n, ridge=ridge)
     if q_bits is not None:
         tensors = {name: quantize(t, q_bits).values for name, t in tensors.items()}
     m = update_from(variant, tensors, frozen)
-    return tensors, m, train_losses_gram(gram, cross, y_sq, m, n)
+    return tensors, m, _train_losses_gram(gram, cross, y_sq, m, n)
 

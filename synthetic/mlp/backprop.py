@@ -53,7 +53,7 @@ import torch
 ACTIVATIONS = ("tanh", "relu")
 
 
-def activate_(z: torch.Tensor, activation: str) -> torch.Tensor:
+def _activate_(z: torch.Tensor, activation: str) -> torch.Tensor:
     """Apply the hidden-layer activation in place and return ``z``."""
     return z.tanh_() if activation == "tanh" else z.relu_()
 
@@ -107,7 +107,7 @@ class AdapterNet:
         with torch.no_grad():
             h = x
             for l in range(self.first):
-                h = activate_(h @ self.w[l].T, activation)
+                h = _activate_(h @ self.w[l].T, activation)
             self.h0 = h.contiguous()  # (T, n, d_first), fixed
             first = self.first
             self.base = None if self.kind[first] == "full" else self.h0 @ self.w[first].T
@@ -289,7 +289,7 @@ class AdapterNet:
             op()
 
 
-def output_gradient(out: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:  # (T, m, d_L)
+def _output_gradient(out: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:  # (T, m, d_L)
     r"""Gradient of each trial's mean training loss wrt the outputs; overwrites ``out``.
 
     Squared loss :math:`\frac1m\sum_i \|f_i - y_i\|^2`: :math:`\frac2m (f - y)`. Cross-entropy

@@ -153,7 +153,7 @@ class FusedTrainer:
     Built from an ``AdapterNet`` (its fixed input ``h0``, base pre-activation and frozen
     features, computed once) whose trained tensors and gradients are those of ``adam``, and the
     training targets. ``gradients()`` writes the gradient of every trial's mean training loss
-    into ``adam.grads``, as ``AdapterNet.backward(output_gradient(AdapterNet.forward(), target,
+    into ``adam.grads``, as ``AdapterNet.backward(_output_gradient(AdapterNet.forward(), target,
     kind))`` does; ``train(steps)`` runs ``steps`` Adam steps, as ``steps`` times
     ``gradients(); adam.step()`` would. Training runs each thread's trials from the first step
     to the last in one call of the kernel: the trials are independent and Adam is elementwise.

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from synthetic.mlp.backprop import ACTIVATIONS, AdapterNet, FlatAdam, activate_, output_gradient
+from synthetic.mlp.backprop import ACTIVATIONS, AdapterNet, FlatAdam, _activate_, _output_gradient
 from synthetic.mlp import kernel as mlp_kernel
 from synthetic.mlp.kernel import FusedTrainer
 from theory.random import haar_stiefel
@@ -54,7 +54,6 @@ EVAL_CHUNK = 4096
 
 def factor_names(variant: str, layers: Sequence[int]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Names of the (trained, frozen) tensors of ``variant``, e.g. ``"layer1.A"``, in storage order."""
-    check_variant(variant)
     trained: list[str] = []
     frozen: list[str] = []
     for l in layers:
@@ -72,7 +71,7 @@ def factor_names(variant: str, layers: Sequence[int]) -> tuple[tuple[str, ...], 
     return tuple(trained), tuple(frozen)
 
 
-def init_factor(init: str, side: str, w0: Array, rank: int, rng: np.random.Generator) -> Array:
+def _init_factor(init: str, side: str, w0: Array, rank: int, rng: np.random.Generator) -> Array:
     r"""A random (or W0-derived) initial factor: ``side="A"`` gives (r, d_in), ``"B"`` (d_out, r).
 
     ``haar``: ``A = Q^T``, ``B = U`` with Q, U Haar on their Stiefel manifolds (docs/THEORY.md §0).
@@ -132,14 +131,14 @@ def init_adapters(
             out[f"layer{l}.W"] = w0.copy()
         elif variant == "a_only":
             out[f"layer{l}.A"] = np.zeros((rank, d_in))
-            out[f"layer{l}.B"] = init_factor(init, "B", w0, rank, rng)
+            out[f"layer{l}.B"] = _init_factor(init, "B", w0, rank, rng)
         else:
-            out[f"layer{l}.A"] = init_factor(init, "A", w0, rank, rng)
+            out[f"layer{l}.A"] = _init_factor(init, "A", w0, rank, rng)
             out[f"layer{l}.B"] = np.zeros((d_out, rank))
     return out
 
 
-def apply_layer(
+def _apply_layer(
     l: int, h: torch.Tensor, w0: torch.Tensor, state: Mapping[str, torch.Tensor], scaling: float, last: bool,
     activation: str = "tanh",
 ) -> torch.Tensor:  # (T, m, d_in) -> (T, m, d_out)
@@ -158,7 +157,7 @@ def apply_layer(
         z = torch.bmm(h, merged.transpose(1, 2))
     else:
         z = torch.matmul(h, w0.T)
-    return z if last else activate_(z, activation)
+    return z if last else _activate_(z, activation)
 
 
 def forward(
@@ -168,7 +167,7 @@ def forward(
     """Outputs (logits or regression values) of the adapted network for all trials."""
     h = x
     for l, w0 in enumerate(weights):
-        h = apply_layer(l, h, w0, state, scaling, last=l == len(weights) - 1, activation=activation)
+        h = _apply_layer(l, h, w0, state, scaling, last=l == len(weights) - 1, activation=activation)
     return h
 
 
@@ -309,7 +308,7 @@ def train_adapters(
                         order = [b.contiguous() for b in torch.as_tensor(perms).split(batch_size, dim=1)]
                     idx = order.pop(0)
                 out = net.forward(idx)
-                net.backward(output_gradient(out, _pick_rows(ys, idx), kind))
+                net.backward(_output_gradient(out, _pick_rows(ys, idx), kind))
                 opt.step()
         final = objective(net.forward(None), ys, kind)
     out_state = {k: np.array(state[k], dtype=np.float64) for k in params}  # frozen: exactly as given

@@ -15,9 +15,9 @@ from synthetic.linear.fit import fit_variant, update_from
 from synthetic.linear.engine import LinearTask, frozen_factors, linear_trial_losses, sample_training_sets, stream_rng
 from synthetic.linear.suffstats import (
     STREAM_SUFFICIENT,
-    fit_variant_gram,
-    sample_sufficient_statistics,
-    train_losses_gram,
+    _fit_variant_gram,
+    _sample_sufficient_statistics,
+    _train_losses_gram,
 )
 from tests.tolerances import MC_SIGMAS, tol
 
@@ -37,7 +37,7 @@ def _statistics(x, y):
 @pytest.mark.parametrize("name", sorted(TASKS))
 @pytest.mark.parametrize("ridge", [0.0, 0.05])
 def test_fits_and_train_losses_from_the_statistics_equal_those_from_the_data(variant, name, ridge):
-    """For every variant, ``fit_variant_gram(XᵀX, XᵀY)`` is ``fit_variant(X, Y)`` (the same
+    """For every variant, ``_fit_variant_gram(XᵀX, XᵀY)`` is ``fit_variant(X, Y)`` (the same
     minimum-norm or ridge least squares, including a singular ``XᵀX``), and
     ``(‖Y‖² − 2 tr(MC) + tr(MWMᵀ))/n`` is ``‖Y − XMᵀ‖²/n``."""
     task, n, ids = TASKS[name], 20, np.arange(4)
@@ -45,10 +45,10 @@ def test_fits_and_train_losses_from_the_statistics_equal_those_from_the_data(var
     frozen = frozen_factors(task, variant, 2, ids, seed=3)
     want = update_from(variant, fit_variant(variant, 2, x, y, frozen, ridge=ridge), frozen)
     gram, cross, y_sq = _statistics(x, y)
-    got = update_from(variant, fit_variant_gram(variant, 2, gram, cross, frozen, n=n, ridge=ridge), frozen)
+    got = update_from(variant, _fit_variant_gram(variant, 2, gram, cross, frozen, n=n, ridge=ridge), frozen)
     assert_allclose(got, want, rtol=1e-7, atol=1e-9)
     loss = np.sum((y - x @ np.swapaxes(got, 1, 2)) ** 2, axis=(1, 2)) / n
-    assert_allclose(train_losses_gram(gram, cross, y_sq, got, n), loss, **tol())
+    assert_allclose(_train_losses_gram(gram, cross, y_sq, got, n), loss, **tol())
 
 
 def test_statistics_have_the_moments_of_n_gaussian_samples():
@@ -58,7 +58,7 @@ def test_statistics_have_the_moments_of_n_gaussian_samples():
     task, n, draws = TASKS["powerlaw"], 12, 20000
     lam = task.sigma_eigenvalues
     rngs = [stream_rng(7, STREAM_SUFFICIENT, t) for t in range(draws)]
-    gram, cross, y_sq = sample_sufficient_statistics(task.delta, lam, task.noise_var, n, rngs)
+    gram, cross, y_sq = _sample_sufficient_statistics(task.delta, lam, task.noise_var, n, rngs)
     checks = [
         (gram, n * np.diag(lam)),
         ((gram - n * np.diag(lam)) ** 2, n * (np.outer(lam, lam) + np.diag(lam**2))),

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from synthetic.mlp import kernel as mlp_kernel
 from synthetic.mlp.engine import MLPTask, sample_data, trial_streams
-from synthetic.mlp.backprop import AdapterNet, FlatAdam, output_gradient
+from synthetic.mlp.backprop import AdapterNet, FlatAdam, _output_gradient
 from synthetic.mlp.kernel import FusedTrainer
 from theory.variants import VARIANTS
 from synthetic.mlp.train import factor_names, init_adapters, train_adapters
@@ -53,7 +53,7 @@ def _gradients(task, variant, weights, x, y, state, dtype, scaling, fused):
     if fused:
         FusedTrainer(net, opt, ys, kind=task.kind).gradients()
     else:
-        net.backward(output_gradient(net.forward(None), ys, task.kind))
+        net.backward(_output_gradient(net.forward(None), ys, task.kind))
     return {k: g.numpy().astype(np.float64) for k, g in opt.grads.items()}
 
 

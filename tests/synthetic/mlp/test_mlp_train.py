@@ -13,8 +13,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synthetic.mlp.engine import MLPTask, network_outputs, sample_data, trial_streams
-from synthetic.mlp.backprop import AdapterNet, FlatAdam, output_gradient
+from synthetic.mlp.engine import MLPTask, mlp_trial_losses, network_outputs, sample_data, trial_streams
+from synthetic.mlp.backprop import AdapterNet, FlatAdam, _output_gradient
 from synthetic.mlp.train import (
     INITS,
     VARIANTS,
@@ -22,7 +22,7 @@ from synthetic.mlp.train import (
     factor_names,
     forward,
     init_adapters,
-    init_factor,
+    _init_factor,
     objective,
     train_adapters,
 )
@@ -162,12 +162,12 @@ def test_haar_and_top_singular_inits():
     """Haar A has orthonormal rows, Haar B orthonormal columns; w0_top_singular is the SVD's top-r."""
     w0 = np.random.default_rng(0).standard_normal((7, 5))
     rng = np.random.default_rng(1)
-    a, b = init_factor("haar", "A", w0, 3, rng), init_factor("haar", "B", w0, 3, rng)
+    a, b = _init_factor("haar", "A", w0, 3, rng), _init_factor("haar", "B", w0, 3, rng)
     np.testing.assert_allclose(a @ a.T, np.eye(3), **tol(np.float64))
     np.testing.assert_allclose(b.T @ b, np.eye(3), **tol(np.float64))
     u, s, vt = np.linalg.svd(w0)
-    a_top = init_factor("w0_top_singular", "A", w0, 2, rng)
-    b_top = init_factor("w0_top_singular", "B", w0, 2, rng)
+    a_top = _init_factor("w0_top_singular", "A", w0, 2, rng)
+    b_top = _init_factor("w0_top_singular", "B", w0, 2, rng)
     np.testing.assert_allclose(b_top.T @ w0 @ a_top.T, np.diag(s[:2]), **tol(np.float64))
 
 
@@ -181,22 +181,22 @@ def test_random_init_scales(init):
     d_out, d_in, r, draws = 9, 6, 2, 400
     w0 = np.zeros((d_out, d_in))
     rng = np.random.default_rng(2)
-    rows = np.concatenate([np.sum(init_factor(init, "A", w0, r, rng) ** 2, axis=1) for _ in range(draws)])
-    cols = np.concatenate([np.sum(init_factor(init, "B", w0, r, rng) ** 2, axis=0) for _ in range(draws)])
+    rows = np.concatenate([np.sum(_init_factor(init, "A", w0, r, rng) ** 2, axis=1) for _ in range(draws)])
+    cols = np.concatenate([np.sum(_init_factor(init, "B", w0, r, rng) ** 2, axis=0) for _ in range(draws)])
     want_a, want_b = (1 / 3, d_out / (3 * r)) if init == "kaiming_uniform" else (1.0, 1.0)
     for got, want in ((rows, want_a), (cols, want_b)):
         assert abs(got.mean() - want) < MC_SIGMAS * got.std(ddof=1) / np.sqrt(got.size)
 
 
 def test_unknown_names_raise():
-    """Unknown variants, inits and factor sides raise ValueError naming the argument."""
+    """Unknown variants (at the engine's door), inits and factor sides raise ValueError naming the argument."""
     w0 = np.eye(3)
-    with pytest.raises(ValueError, match="variant"):
-        factor_names("c_only", (0,))
+    with pytest.raises(ValueError, match="variant 'c_only'"):
+        mlp_trial_losses(MLPTask.quick(), "c_only", 2, 8, 2, loss="zero_one", seed=0)
     with pytest.raises(ValueError, match="init"):
-        init_factor("xavier", "A", w0, 1, np.random.default_rng(0))
+        _init_factor("xavier", "A", w0, 1, np.random.default_rng(0))
     with pytest.raises(ValueError, match="side"):
-        init_factor("haar", "C", w0, 1, np.random.default_rng(0))
+        _init_factor("haar", "C", w0, 1, np.random.default_rng(0))
     assert set(INITS) == {"haar", "kaiming_uniform", "gaussian", "w0_top_singular"}
 
 
@@ -238,7 +238,7 @@ def test_manual_gradients_equal_autograd(variant, task):
     manual = {k: torch.tensor(v, dtype=torch.float64) for k, v in state.items()}
     grads = {k: torch.zeros_like(manual[k]) for k in trained}
     net = AdapterNet(w, manual, grads, torch.tensor(x, dtype=torch.float64), 1.3, task.activation)
-    net.backward(output_gradient(net.forward(None), ys, task.kind))
+    net.backward(_output_gradient(net.forward(None), ys, task.kind))
     auto = {k: torch.tensor(v, dtype=torch.float64, requires_grad=k in trained) for k, v in state.items()}
     out = forward(w, auto, torch.tensor(x, dtype=torch.float64), 1.3, task.activation)
     objective(out, ys, task.kind).sum().backward()
@@ -263,7 +263,7 @@ def test_backward_takes_a_gradient_given_in_a_new_tensor():
             with pytest.raises(ValueError, match="forward"):
                 net.backward(torch.zeros(2, 9, 3, dtype=torch.float64))
         out = net.forward(None)
-        g = output_gradient(out if mode == "in_place" else out.clone(), ys, TINY.kind)
+        g = _output_gradient(out if mode == "in_place" else out.clone(), ys, TINY.kind)
         assert (g.data_ptr() == out.data_ptr()) == (mode == "in_place")
         net.backward(g)
     for k in trained:
