@@ -1,6 +1,6 @@
 r"""The released predictor ``W + N`` of the Gaussian-channel bound, and its losses.
 
-docs/THEORY.md §2 (derived): release the trained parameters through a Gaussian channel,
+docs/THEORY.md §2.5 (derived): release the trained parameters through a Gaussian channel,
 ``W + N`` with ``N ~ N(0, tau^2 I_p)`` drawn independently of the training set ``S``; then
 
 .. math:: I(W + N; S) \le I(W + N; W) \le \tfrac12 \log\det\!\big(I_p + \mathrm{Cov}(W)/\tau^2\big)
@@ -57,9 +57,10 @@ def adapted_shift_rms(task: LinearTask | MLPTask) -> float:
     r"""Root-mean-square entry of the shift the adapter must learn, ``‖Δ‖_F / sqrt(d_in d_out)``.
 
     A scale of the trained parameters fixed by the task alone (not by any training set), for
-    choosing the channel's ``tau`` before seeing data. Linear task: ``Δ = W_t − W0``
-    (docs/THEORY.md §1). MLP: ``Δ_l = W_{t,l} − W0_l`` over the adapted layers (zero on an adapted
-    layer the task does not perturb), pooled.
+    choosing the channel's ``tau`` before seeing data (docs/THEORY.md §2.5). Linear task:
+    ``Δ = W_t − W0`` (docs/THEORY.md §1.1). MLP: ``Δ_l = W_{t,l} − W0_l`` over the adapted layers
+    (zero on an adapted layer the task does not perturb), pooled:
+    ``sqrt(Σ_l ‖Δ_l‖_F² / Σ_l d_in,l d_out,l)``. ``ValueError`` for any other task.
     """
     if isinstance(task, LinearTask):
         return float(np.sqrt(np.mean(task.delta**2)))
@@ -90,7 +91,8 @@ def perturbed_trial_losses(
     with the same ``seed``), fits ``variant`` (linear: the closed forms of ``synthetic.linear.fit``;
     MLP: ``synthetic.mlp.learners.mlp_fit`` from the shared init), quantizes when ``q_bits`` is
     given, adds ``N ~ N(0, tau^2 I_p)`` to the ``p`` trained parameters, and evaluates both
-    models on the training set and on the test distribution with ``loss``.
+    models on the training set and on the test distribution with ``loss``. The bound of
+    docs/THEORY.md §2.5 is about ``W + N``, so its gap is measured on ``W + N`` here.
 
     Parameters
     ----------

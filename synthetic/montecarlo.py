@@ -35,18 +35,20 @@ def mean_interval(values: object, level: float = LEVEL) -> tuple[float, float, f
 
     .. math:: \bar v \pm t_{(1+level)/2,\; m-1}\; \frac{s}{\sqrt m},
 
-    ``s`` the sample standard deviation (``ddof=1``) of the ``m`` values. Assumes independent
-    values; the t quantile (rather than the normal one) is exact for Gaussian values and
-    conservative otherwise at small ``m``.
+    ``s`` the sample standard deviation (``ddof=1``) of the ``m`` values: the interval of every
+    measured gap (docs/THEORY.md §7.4, "Monte Carlo gaps", and §2.7). Assumes independent values;
+    the coverage is exact for Gaussian values and approximate otherwise (central limit theorem),
+    and at small ``m`` the t quantile gives a wider interval than the normal one.
 
     Parameters
     ----------
     values : (m,) finite numbers, ``m >= 2``.
-    level : float in (0, 1).
+    level : float in (0, 1), the confidence level (default 0.95).
 
     Returns
     -------
-    (mean, stderr, low, high)
+    (mean, stderr, low, high) : tuple of float
+        ``v̄``, ``s/√m`` and the interval's ends.
     """
     v = as_array(values, "values", (None,))
     if v.size < 2:
@@ -65,7 +67,12 @@ def _mean_interval(v: Array, level: float) -> tuple[float, float, float, float]:
 
 @dataclass(frozen=True)
 class GapSummary:
-    """Means over trials with standard errors and 95 % Student-t intervals (``mean_interval``)."""
+    """Means over trials with standard errors and 95 % Student-t intervals (``mean_interval``).
+
+    For the gap ``test − train`` (``*_gap``), the training loss (``*_train_loss``) and the test
+    loss (``*_test_loss``) of ``trials`` independent trials: the summary of a measured gap
+    (docs/THEORY.md §7.4 and §2.7). ``ci95_*`` is ``(low, high)``; ``interval`` names the method.
+    """
 
     trials: int
     mean_gap: float
@@ -83,7 +90,17 @@ class GapSummary:
 def summarize(train_loss: object, test_loss: object) -> GapSummary:  # (trials,), (trials,)
     """Summary of per-trial train and test losses and their gap ``test − train``.
 
-    Both must be finite 1-D arrays of the same length, at least 2 (``ValueError`` otherwise).
+    Applies :func:`mean_interval` at level 0.95 to the per-trial gaps, training losses and test
+    losses (docs/THEORY.md §7.4, "Monte Carlo gaps").
+
+    Parameters
+    ----------
+    train_loss, test_loss : (trials,) finite arrays of one length, ``trials >= 2``
+        (``ValueError`` otherwise).
+
+    Returns
+    -------
+    GapSummary
     """
     train = as_array(train_loss, "train_loss", (None,))
     test = as_array(test_loss, "test_loss", (None,))
@@ -111,19 +128,23 @@ def _task_fields(task: object) -> dict[str, Any]:
 class GapResult:
     """Per-trial records and their summary for one ``measure_gap`` call.
 
+    The measured gap of docs/THEORY.md §7.4 ("Monte Carlo gaps"), with what is needed to
+    reproduce it (the call, including the seed, and the task's fields).
+
     Attributes
     ----------
     task : LinearTask or MLPTask
     call : dict
         ``variant``, ``rank``, ``n``, ``trials``, ``loss``, ``q_bits``, ``seed``.
     records : list of dict
-        One tidy row per trial: ``trial`` and the call fields, ``train_loss``, ``test_loss``,
-        ``gap``, every other per-trial number of the engine (e.g. ``n_params``,
+        One tidy row per trial: ``trial`` and the call fields except ``trials``, ``train_loss``,
+        ``test_loss``, ``gap``, every other per-trial number of the engine (e.g. ``n_params``,
         ``storage_bits``) and the task's fields prefixed ``task_``.
     summary : GapSummary
     arrays : dict
         With ``return_params``: ``params`` (trials, N) and the engine's other per-trial arrays
-        (e.g. ``frozen``, ``update``); empty otherwise. Not written to CSV/JSON.
+        of more than one axis (e.g. ``frozen``, ``update``); empty otherwise. Not written to
+        CSV/JSON.
     """
 
     task: Any
@@ -133,7 +154,11 @@ class GapResult:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write the records as CSV (one row per trial); returns the path."""
+        """Write the records as CSV (one row per trial); returns the path.
+
+        Infrastructure: the columns are the keys of the first record (see ``records``), written
+        atomically (``synthetic.provenance.write_atomic``); README, "Use it from Python".
+        """
         buffer = io.StringIO(newline="")
         writer = csv.DictWriter(buffer, fieldnames=list(self.records[0]))
         writer.writeheader()
@@ -141,7 +166,12 @@ class GapResult:
         return write_atomic(path, buffer.getvalue().encode())
 
     def to_json(self, path: str | Path) -> Path:
-        """Write task config, call (with the seed), summary, records and versions as JSON; returns the path."""
+        """Write task config, call (with the seed), summary, records and versions as JSON; returns the path.
+
+        Infrastructure: one strict-JSON document (``synthetic.provenance.json_bytes``: non-finite
+        numbers as ``null``) with the keys ``environment`` (library versions), ``task`` (its type
+        and fields), ``call``, ``summary`` and ``records``, written atomically.
+        """
         doc = {
             "environment": environment(),
             "task": {"type": type(self.task).__name__, **_task_fields(self.task)},
@@ -180,9 +210,10 @@ def measure_gap(
 
     Each of the ``trials`` trials draws an independent training set of ``n`` samples (and, for
     ``b_only``/``a_only``, a frozen factor), trains, and evaluates train and test loss
-    (docs/THEORY.md §2, "Measured gaps"). The summary's 95 % intervals are Student-t intervals over
-    trials (``mean_interval``). A bound is only comparable with the gap of the loss it is about:
-    a bounded loss (``clipped``, ``zero_one``) and, for Lemma 4.5, ``q_bits``.
+    (Zhu et al., ICML 2024, Section 4.2; docs/THEORY.md §2.7, "Measured gaps", and §7.4). The
+    summary's 95 % intervals are Student-t intervals over trials (``mean_interval``). A bound is
+    only comparable with the gap of the loss it is about: a bounded loss (``clipped``,
+    ``zero_one``) and, for Lemma 4.5, ``q_bits``.
 
     A run that diverges (non-finite losses or parameters, e.g. float32 MLP training at too large
     a step size) raises ``ValueError`` whose message ends with the whole configuration (task
@@ -192,7 +223,7 @@ def measure_gap(
     ----------
     task : LinearTask or MLPTask
     variant : {"b_only", "a_only", "lora", "full"}
-    rank : int (None allowed for ``full`` on a ``LinearTask``)
+    rank : int (None allowed for ``full``, on either task)
     n : int, training-set size, ``>= 1``.
     trials : int, ``>= 2`` (a standard error needs two).
     loss : str

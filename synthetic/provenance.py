@@ -21,7 +21,13 @@ LIBRARIES = ("numpy", "scipy", "torch", "sympy", "matplotlib")
 
 
 def toolkit_version() -> str:
-    """The installed version of lora-asymmetry ("unknown" when run from an uninstalled tree)."""
+    """The installed version of lora-asymmetry ("unknown" when run from an uninstalled tree).
+
+    Infrastructure: the version read from the package metadata
+    (``importlib.metadata.version("lora-asymmetry")``). A user meets it in ``lora-asym --version``,
+    in the ``toolkit`` field of a sweep's JSON file or CSV sidecar (README, "Sweeps on a cluster")
+    and in the key of the figure cache, so that results of another version are not reused.
+    """
     try:
         return version("lora-asymmetry")
     except PackageNotFoundError:
@@ -29,7 +35,18 @@ def toolkit_version() -> str:
 
 
 def environment() -> dict[str, str]:
-    """Versions of the toolkit, Python and the numerical libraries, for results files."""
+    """Versions of the toolkit, Python and the numerical libraries, for results files.
+
+    Infrastructure: the ``environment`` field of every results file (a figure's ``NAME.json``, a
+    sweep's JSON file or sidecar, ``GapResult.to_json``; README, "Figures" and "Sweeps on a
+    cluster").
+
+    Returns
+    -------
+    dict of str to str
+        Keys ``"lora-asymmetry"``, ``"python"`` and each name of ``LIBRARIES`` (numpy, scipy,
+        torch, sympy, matplotlib); a library that is not installed is ``"not installed"``.
+    """
     out = {"lora-asymmetry": toolkit_version(), "python": platform.python_version()}
     for name in LIBRARIES:
         try:
@@ -53,10 +70,26 @@ FILE_MODE = _file_mode()
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one.
 
+    Infrastructure: every results file, figure and cache entry of the toolkit is written this way,
+    so that an interrupted run never leaves a half-written file and a rerun resumes (README, "The
+    command line": "written atomically").
+
     Writes a temporary file in the same folder, fsyncs it and renames it over ``path``; on any
     failure the temporary file is removed, ``path`` is untouched, and the ``OSError`` raised names
     ``path`` (never the hidden temporary file). The file gets the usual mode of a new file
     (``0o666`` less the umask), not the owner-only mode of a temporary file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to (over)write; its folder must exist.
+    data : bytes
+        The whole new content.
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     path = Path(path)
     tmp = None
@@ -84,6 +117,9 @@ def json_bytes(doc: Any) -> bytes:
 
     Python's ``json`` writes bare ``NaN`` / ``Infinity``, which strict parsers (JavaScript's
     ``JSON.parse``, ``jq``) reject; a non-finite number in a results file is written as ``null``.
+    The document first goes through :func:`plain`; the output is indented by one space. This is
+    the format of every JSON file the toolkit writes (README, "Figures" and "Sweeps on a cluster":
+    "strict JSON: NaN and infinities are written as ``null``").
     """
     return json.dumps(_strict(plain(doc)), indent=1, allow_nan=False).encode()
 
@@ -100,7 +136,13 @@ def _strict(value: Any) -> Any:
 
 
 def plain(value: Any) -> Any:
-    """A JSON/CSV-friendly copy: numpy scalars to Python, arrays and tuples to lists, dict keys to str."""
+    """A JSON/CSV-friendly copy: numpy scalars to Python, arrays and tuples to lists, dict keys to str.
+
+    Infrastructure: applied recursively (into dicts, lists, tuples and arrays) to every row and
+    configuration written by ``GapResult.to_csv`` / ``to_json`` and the sweep files; a 0-d array
+    becomes its Python scalar, any other value is returned unchanged. Non-finite floats are kept
+    here (``json_bytes`` turns them into ``null``).
+    """
     if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
         return value.item()
     if isinstance(value, dict):

@@ -21,7 +21,10 @@ SCALE_BITS = 32
 
 @dataclass(frozen=True)
 class Quantized:
-    """A uniformly quantized stack of tensors.
+    """A uniformly quantized stack of tensors, the model whose ``q N`` bits Lemma 4.5 counts.
+
+    Produced by :func:`quantize` (docs/THEORY.md §6, "Quantization"; Lemma 4.5 of Zhu et al.,
+    ICML 2024).
 
     Attributes
     ----------
@@ -32,6 +35,7 @@ class Quantized:
     scale : ndarray
         (trials,) float32 step size of each trial's tensor.
     q_bits : int
+        Bits per entry, ``q``.
     """
 
     values: np.ndarray
@@ -41,7 +45,13 @@ class Quantized:
 
     @property
     def bits_per_trial(self) -> int:
-        """Storage of one trial's tensor: ``q`` bits per entry plus the scale."""
+        r"""Storage of one trial's tensor: ``q`` bits per entry plus the scale.
+
+        .. math:: \text{bits} = q N + 32,
+
+        ``N`` the entries of one trial's tensor and 32 the float32 scale (``SCALE_BITS``): the
+        ``storage_bits`` recorded for Lemma 4.5 (docs/THEORY.md §2.2, "What is stored", and §6).
+        """
         return self.q_bits * int(np.prod(self.symbols.shape[1:])) + SCALE_BITS
 
 
@@ -51,6 +61,8 @@ def quantize(params: np.ndarray, q_bits: int) -> Quantized:
     For a tensor ``w`` the step is ``s = max|w| / (2^{q-1} - 1)`` (rounded to float32) and the
     code of an entry is ``round(w / s)``, clipped to ``[-(2^{q-1}-1), 2^{q-1}-1]``: ``2^q - 1``
     levels, so every code fits in ``q`` bits. An all-zero tensor gets ``s = 0`` and codes 0.
+    Source: docs/THEORY.md §6, "Quantization" (a convention of the toolkit), so that the gap is
+    measured on the quantized model to which Lemma 4.5 (Zhu et al., ICML 2024) applies.
 
     Parameters
     ----------
@@ -62,6 +74,7 @@ def quantize(params: np.ndarray, q_bits: int) -> Quantized:
     Returns
     -------
     Quantized
+        ``values`` and ``symbols`` of the shape of ``params``, ``scale`` of shape ``(trials,)``.
     """
     q_bits = check_q_bits(as_int(q_bits, "q_bits", maximum=None))
     arr = as_array(params, "params")  # (trials, *shape), every axis non-empty

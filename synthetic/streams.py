@@ -53,18 +53,44 @@ SIMILARITY_ORDER_KEY = (2,)  #: the minibatch order of a (task, init) cell
 
 
 def stream_rng(seed: int, stream: int, trial: int | None = None) -> np.random.Generator:
-    """The generator of one linear-task stream (and trial): ``SeedSequence(seed, spawn_key=(stream[, trial]))``."""
+    """The generator of one linear-task stream (and trial): ``SeedSequence(seed, spawn_key=(stream[, trial]))``.
+
+    Keying every stream by ``(stream, trial)`` makes a trial's numbers independent of chunking,
+    variant and rank (docs/THEORY.md §7.4, "Monte Carlo gaps").
+
+    Parameters
+    ----------
+    seed : int
+        The experiment's seed.
+    stream : int
+        One of the ``STREAM_*`` keys of this module.
+    trial : int or None
+        The trial id; None gives the per-experiment stream ``(stream,)``.
+
+    Returns
+    -------
+    numpy.random.Generator
+    """
     key = (stream,) if trial is None else (stream, trial)
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 def keyed_rng(seed: int | list[int], key: tuple[int, ...]) -> np.random.Generator:
-    """``default_rng(SeedSequence(seed, spawn_key=key))``: the generator of one keyed stream."""
+    """``default_rng(SeedSequence(seed, spawn_key=key))``: the generator of one keyed stream.
+
+    The general form of the keyed streams of this module (docs/THEORY.md §7.4): ``key`` is one of
+    the keys listed here, so two streams never share their numbers.
+    """
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 def mlp_stream(seed: int, stream: int, index: int) -> np.random.Generator:
-    """One stream of the MLP bound learners: ``SeedSequence(seed, spawn_key=(MLP_KEY_BASE, stream, index))``."""
+    """One stream of the MLP bound learners: ``SeedSequence(seed, spawn_key=(MLP_KEY_BASE, stream, index))``.
+
+    ``MLP_KEY_BASE`` exceeds every trial id, so these streams (a supersample's data, selectors and
+    minibatch orders, docs/THEORY.md §2.4; the Gaussian-channel perturbation, §2.5) never meet the
+    trial streams of :func:`trial_streams`. ``index`` numbers the supersample, run or trial.
+    """
     return keyed_rng(seed, (MLP_KEY_BASE, stream, index))
 
 
@@ -72,7 +98,13 @@ def trial_streams(seed: int, trial: int) -> dict[str, np.random.Generator]:
     """Independent generators of one MLP trial (data, init, order, test), from ``SeedSequence(seed)``.
 
     Trial ``t`` uses the children of ``SeedSequence(seed, spawn_key=(t,))``, so its numbers do not
-    depend on how many trials are run or how they are grouped.
+    depend on how many trials are run or how they are grouped (docs/THEORY.md §7.4).
+
+    Returns
+    -------
+    dict of str to numpy.random.Generator
+        Keys ``"data"`` (training set), ``"init"`` (adapter init, frozen factor included), ``"order"``
+        (minibatch order) and ``"test"`` (test set), in the spawn order of ``TRIAL_STREAMS``.
     """
     child = np.random.SeedSequence(seed, spawn_key=(trial,))
     return {k: np.random.default_rng(s) for k, s in zip(TRIAL_STREAMS, child.spawn(len(TRIAL_STREAMS)))}

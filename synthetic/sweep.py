@@ -74,7 +74,10 @@ EXAMPLE = ("Example: lora-asym sweep --grid docs/sweep_grid_example.json --trial
 # --- threads ---------------------------------------------------------------------------------
 
 def blas_threads() -> int | None:
-    """Threads of the first loaded OpenBLAS, NumPy's or SciPy's (None if there is none)."""
+    """Threads of the first loaded OpenBLAS, NumPy's or SciPy's (None if there is none).
+
+    Infrastructure: read through ``threadpoolctl``; the benchmark report records it (README, "Performance").
+    """
     for info in threadpool_info():
         if info.get("internal_api") == "openblas":
             return int(info["num_threads"])
@@ -108,7 +111,9 @@ def limit_threads(threads: int) -> Iterator[None]:
     fixes it for every point; it also keeps workers from oversubscribing a shared machine.
     BLAS libraries are set through ``threadpoolctl``. The settings are global to the process,
     so concurrent blocks (worker threads) share one setting: the first sets it, the last
-    restores it, and a block that asks for a different count meanwhile is an error.
+    restores it, and a block that asks for a different count meanwhile is an error
+    (``ValueError``). Infrastructure: what makes every backend give the same numbers bit for bit
+    (README, "Sweeps on a cluster"); the benchmark runs under it too (README, "Performance").
     """
     threads = as_int(threads, "threads", minimum=1)
     with _LOCK:
@@ -149,6 +154,9 @@ def run_point(spec: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     - ``base_seed`` (the sweep's seed) and ``seed`` (the point's, ``derive_seed``);
     - ``mean_X``, ``stderr_X``, ``ci95_X_low``, ``ci95_X_high`` for X in ``gap``, ``train_loss``,
       ``test_loss`` (``synthetic.montecarlo.GapSummary``).
+
+    Infrastructure: the row format of ``lora-asym sweep`` (README, "Sweeps on a cluster"); the
+    numbers are those of ``measure_gap`` with the point's seed (docs/THEORY.md §7.4).
     """
     task = task_from_spec(spec)
     seed = derive_seed(spec)
@@ -185,6 +193,8 @@ def run_sweep(points: Sequence[SweepPoint], *, backend: str = "serial", schedule
 
     Every point is checked (``check_point``: arguments and memory) before any runs, so a bad point
     late in a grid fails at once, with a ``ValueError`` that names the argument and the point.
+    Infrastructure: the engine of ``lora-asym sweep`` (README, "Sweeps on a cluster"); the rows do
+    not depend on the backend, the number of workers or the order in which points finish.
 
     Parameters
     ----------
@@ -281,7 +291,10 @@ def _loss_help() -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``lora-asym sweep``, and its help epilog: the grid-file keys (``grid_help``)."""
+    """Add the flags of ``lora-asym sweep`` to ``parser``, and its help epilog (``grid_help``).
+
+    Infrastructure: the command line of README, "Sweeps on a cluster" (``lora-asym sweep --help``).
+    """
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = f"{grid_help()}\n\n{EXAMPLE}"
     parser.add_argument("--grid", metavar="FILE", help="JSON grid file; its keys are listed below")
@@ -336,7 +349,13 @@ def _error(message: object) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the sweep the flags describe; a bad value prints one error line and returns 2."""
+    """Run the sweep the flags describe; a bad value prints one error line and returns 2.
+
+    Infrastructure: ``lora-asym sweep`` (README, "Sweeps on a cluster"). Without ``--out`` it
+    prints one line per point (variant, rank, n, trials, mean gap, its standard error, seed); with
+    it, writes the rows (``write_rows``). Returns the exit status: 0, or 2 for a bad flag, grid,
+    unreachable scheduler or unwritable ``--out``.
+    """
     try:
         if args.scheduler is not None and args.backend != "dask":
             raise ValueError(f"--scheduler needs --backend dask, got --backend {args.backend}")

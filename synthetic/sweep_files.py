@@ -20,8 +20,11 @@ SUFFIXES = (".json", ".csv")
 
 
 def meta_path(path: str | Path) -> Path:
-    """The provenance sidecar of a CSV results file: the file's name plus ``.meta.json``
-    (``rows.csv`` -> ``rows.csv.meta.json``)."""
+    """The provenance sidecar of a CSV results file: the file's name plus ``.meta.json``.
+
+    Infrastructure: ``rows.csv`` -> ``rows.csv.meta.json``, where ``lora-asym sweep --out rows.csv``
+    puts the toolkit and library versions and the configuration (README, "Sweeps on a cluster").
+    """
     path = Path(path)
     return path.with_name(path.name + ".meta.json")
 
@@ -39,6 +42,7 @@ def write_rows(rows: list[dict[str, Any]], path: str | Path, *, config: dict[str
                libraries: Sequence[str] = ()) -> Path:
     """Write tidy rows and their provenance, each file atomically; returns the path.
 
+    Infrastructure: the files of ``lora-asym sweep --out PATH`` (README, "Sweeps on a cluster").
     Provenance: ``toolkit`` (name and version), ``environment``
     (``synthetic.provenance.environment()``: Python and library versions, plus the version of each
     of ``libraries``, e.g. ``("dask", "distributed")`` for rows a Dask cluster computed) and
@@ -54,6 +58,22 @@ def write_rows(rows: list[dict[str, Any]], path: str | Path, *, config: dict[str
 
     Any other suffix is a ``ValueError`` naming ``path``. Every file goes through
     ``synthetic.provenance.write_atomic`` (temporary file, fsync, rename).
+
+    Parameters
+    ----------
+    rows : list of dict
+        One row per point (``synthetic.sweep.run_point``); the CSV columns are the first row's keys.
+    path : str or Path
+        ``*.json`` or ``*.csv`` (any case).
+    config : dict
+        The grid and backend settings, stored under ``config``.
+    libraries : sequence of str
+        Further distributions whose versions go into ``environment``.
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     path = Path(path)
     suffix = _suffix(path)
@@ -80,9 +100,14 @@ def write_rows(rows: list[dict[str, Any]], path: str | Path, *, config: dict[str
 
 def check_out(out: str, flag: str = "--out", file_name: str = "a file name ending in .csv or .json",
               suffixes: Sequence[str] | None = None) -> None:
-    """``flag`` (``--out``) must name a file in an existing, writable folder (checked before any
-    computation by creating a temporary file there); ``file_name`` says what to give instead of a
-    folder. With ``suffixes`` (e.g. ``SUFFIXES``) the name must end in one of them (any case)."""
+    """Check that an output path names a file in an existing, writable folder; raise ``ValueError`` if not.
+
+    Infrastructure: a command-line ``flag`` (``--out``) is checked before any computation, by
+    creating a temporary file in the folder, so that a long run never ends unable to write its
+    results; the error is one line naming ``flag`` (README, "Sweeps on a cluster": "a bad grid or
+    flag gives one error line and exit status 2"). ``file_name`` says what to give instead of a
+    folder. With ``suffixes`` (e.g. ``SUFFIXES``) the name must end in one of them (any case).
+    """
     path = Path(out)
     if path.is_dir():
         raise ValueError(f"{flag} {out!r} is a folder; give {file_name}")

@@ -59,7 +59,11 @@ GRID_KEYS: dict[str, tuple[str, str, str]] = {
 
 
 def grid_help() -> str:
-    """The grid-file format, two lines per key (the epilog of ``lora-asym sweep --help``)."""
+    """The grid-file format, two lines per key (the epilog of ``lora-asym sweep --help``).
+
+    Infrastructure: the documentation of the grid file a user meets in README, "Sweeps on a
+    cluster"; built from ``GRID_KEYS`` (meaning, example value, flag).
+    """
     lines = ["Grid file (--grid FILE): a JSON object; every key is optional and a flag given on the",
              "command line overrides it. The points are variants x ranks x n. The keys:", ""]
     width = max(map(len, GRID_KEYS))
@@ -103,7 +107,11 @@ def _shown(value: object) -> str:
 @dataclass(frozen=True)
 class SweepPoint:
     """One ``measure_gap`` call of a sweep; ``seed`` is the base seed, an integer >= 0 (``derive_seed``
-    makes the point's)."""
+    makes the point's).
+
+    The fields are the arguments of ``synthetic.montecarlo.measure_gap`` (docs/THEORY.md §7.4);
+    infrastructure for README, "Sweeps on a cluster".
+    """
 
     task: Any
     variant: str
@@ -118,7 +126,12 @@ class SweepPoint:
         as_int(self.seed, "seed", minimum=0)
 
     def spec(self) -> dict[str, Any]:
-        """A plain-JSON description from which any process rebuilds the point."""
+        """A plain-JSON description from which any process rebuilds the point.
+
+        Infrastructure: keys ``task_type``, ``task`` (the task's fields, tuples as lists),
+        ``variant``, ``rank``, ``n``, ``trials``, ``loss``, ``q_bits`` and ``base_seed``; what a
+        worker of any backend receives (``synthetic.sweep.run_point``, ``task_from_spec``).
+        """
         fields_ = {f.name: _plain(getattr(self.task, f.name)) for f in dataclasses.fields(self.task)}
         return {"task_type": type(self.task).__name__, "task": fields_, "variant": self.variant,
                 "rank": self.rank, "n": self.n, "trials": self.trials, "loss": self.loss,
@@ -133,6 +146,9 @@ def derive_seed(spec: dict[str, Any]) -> int:
     measured with less noise), and more trials extend a point's trials rather than redrawing them.
     It never depends on the worker that runs the point, so every backend gives the same numbers.
     The base seed ``spec["base_seed"]`` must be an integer >= 0 (``ValueError`` naming ``seed``).
+    Infrastructure: the per-point seed of README, "Sweeps on a cluster"; the SHA-256 of the
+    canonical JSON of those fields and the base seed seed a ``numpy.random.SeedSequence``, and
+    the result seeds every stream of the point's trials (docs/THEORY.md §7.4).
     """
     _check_spec(spec)
     as_int(spec["base_seed"], "seed", minimum=0)
@@ -158,7 +174,11 @@ def _check_spec(spec: object) -> None:
 
 
 def task_from_spec(spec: dict[str, Any]) -> Any:
-    """The task of a ``SweepPoint.spec()``, rebuilt from its type name and fields."""
+    """The task of a ``SweepPoint.spec()``, rebuilt from its type name and fields.
+
+    Infrastructure: lists become tuples and keys that are not fields of the task class are
+    ignored; ``ValueError`` for a spec that ``SweepPoint.spec()`` could not have made.
+    """
     _check_spec(spec)
     cls = _task_class(spec["task_type"])
     values = {}
@@ -182,7 +202,10 @@ def check_point(point: SweepPoint) -> None:
     Checks what the engines check (``synthetic.linear.linear_trial_losses``,
     ``synthetic.mlp.mlp_trial_losses``): the variant, the rank against every adapted layer, ``n >= 1``,
     ``trials >= 2``, the loss of the task, ``q_bits`` in [2, 32], and the memory of one training set
-    and of the per-trial results (``TRIAL_BYTES`` a trial) against ``theory.validation.MAX_BYTES``.
+    and of the per-trial results (``TRIAL_BYTES`` a trial) against ``theory.validation.MAX_BYTES``;
+    ``loss="clipped"`` needs the task's ``clip`` and an MLP's ``batch_size`` may not exceed ``n``.
+    Infrastructure: README, "Sweeps on a cluster" ("every point is checked ... before any runs");
+    the arguments are those of ``measure_gap`` (docs/THEORY.md §7.4).
     """
     task, variant = point.task, point.variant
     _task_class(type(task).__name__)
@@ -215,6 +238,7 @@ def check_points(points: list[SweepPoint]) -> None:
     """``check_point`` on every point, before any runs; the ``ValueError`` names the failing point.
 
     ``points`` must be a list or tuple of ``SweepPoint`` (``ValueError`` naming ``points`` otherwise).
+    Infrastructure: README, "Sweeps on a cluster" (one error line, exit status 2, before any runs).
     """
     if not isinstance(points, (list, tuple)):
         raise ValueError(f"points must be a list of SweepPoint, got {type(points).__name__}")
@@ -257,7 +281,8 @@ class Grid:
 
     Every field is checked for its type on construction (``ValueError`` naming the key); the
     values' ranges are checked with each point (``check_point``). Lists may be given as lists or
-    tuples; a single variant, rank or n stands for a list of one.
+    tuples; a single variant, rank or n stands for a list of one. Infrastructure: the grid of
+    ``lora-asym sweep`` and of a ``--grid`` file (README, "Sweeps on a cluster").
     """
 
     task: str = "linear"
@@ -292,7 +317,11 @@ class Grid:
         as_int(self.seed, "seed", minimum=0)
 
     def build_task(self) -> Any:
-        """The grid's task: the preset with ``task_fields`` over it (``ValueError`` naming the field)."""
+        """The grid's task: the preset with ``task_fields`` over it (``ValueError`` naming the field).
+
+        ``LinearTask.quick()`` / ``full()`` or ``MLPTask.quick()`` / ``full()`` (docs/THEORY.md §7
+        and §5), with ``dataclasses.replace``; JSON lists become tuples.
+        """
         cls = _task_class(TASK_TYPES[self.task])
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(self.task_fields) - set(names))
@@ -306,7 +335,12 @@ class Grid:
             raise ValueError(f"task_fields: {exc}") from None
 
     def points(self) -> list[SweepPoint]:
-        """The points of the grid, variants x ranks x n, in that nesting order."""
+        """The points of the grid, variants x ranks x n, in that nesting order.
+
+        A ``loss`` of None becomes the task's default: ``population`` (eq. (1), docs/THEORY.md §1.1)
+        for a linear task, ``squared`` for an MLP regression, ``zero_one`` for an MLP
+        classification (docs/THEORY.md §5, "Losses").
+        """
         task = self.build_task()
         default = "population" if self.task == "linear" else ("squared" if task.kind == "regression" else "zero_one")
         return [SweepPoint(task, v, r, n, self.trials, self.loss or default, self.q_bits, self.seed)
@@ -319,6 +353,7 @@ def read_grid(path: str | Path, name: str = "grid file") -> dict[str, Any]:
     Raises ``ValueError`` with one line that starts with ``name`` (``"--grid"`` on the command line)
     and the path when the file cannot be read, is not UTF-8, is not JSON, is not a JSON object or has
     a key that is not a grid key (the message lists them). ``Grid(**read_grid(path))`` checks the values.
+    Infrastructure: ``lora-asym sweep --grid FILE`` (README, "Sweeps on a cluster").
     """
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"{name} must be a path (a str or pathlib.Path), got {type(path).__name__}")

@@ -7,7 +7,8 @@
 - ``gd``: gradient descent from LoRA's start, beside the closed form;
 - ``learners``: the supersample experiment of the CMI bounds.
 
-docs/THEORY.md §1 (the closed forms these fits reach) and §2 (the measured gaps).
+docs/THEORY.md §1 (the closed forms these fits reach), §7 (the finite-sample fits, the
+sufficient-statistics sampler and the Monte Carlo gaps) and §2 (the bounds the gaps are compared with).
 """
 
 from synthetic.linear.engine import (

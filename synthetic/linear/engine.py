@@ -66,6 +66,18 @@ def sample_training_sets(
 ) -> tuple[Array, Array]:
     r"""Draw one training set of ``n`` samples per trial: ``x ~ N(0, Σ)``, target ``Δ x + ε``.
 
+    The data model of Zhu et al. (ICML 2024), Section 4.1 (docs/THEORY.md §1.1): zero-mean
+    Gaussian inputs with the task's diagonal ``Σ`` and ``ε ~ N(0, s² I_{d_out})``. Trial ``t``
+    draws its inputs and noise from its own streams, so the inputs of a smaller ``n`` are the
+    first rows of a larger one (docs/THEORY.md §7.4).
+
+    Parameters
+    ----------
+    task : LinearTask
+    n : int, samples per training set, ``>= 1``.
+    trial_ids : (T,) integers ``>= 0``, the trials to draw.
+    seed : int ``>= 0``.
+
     Returns
     -------
     x : (T, n, d_in); y : (T, n, d_out), the target minus ``W0 x`` (what the adapter fits).
@@ -100,6 +112,17 @@ def frozen_factors(
 ) -> Array | None:
     """The frozen factor of each trial: ``A`` (T, r, d_in) for ``b_only``, ``B`` (T, d_out, r)
     for ``a_only``, ``None`` for ``lora`` and ``full``. ``task.frozen == "shared"`` repeats one draw.
+
+    Each factor is drawn from ``task.init`` by ``synthetic.linear.fit.frozen_factor``
+    (docs/THEORY.md §0, "Frozen factors"; ``haar`` is the setting of Theorem 4.3 of Zhu et al.,
+    ICML 2024): from the trial's own stream, or from one shared stream (the conditioning of the
+    Gaussian-channel bound, docs/THEORY.md §2.5).
+
+    Parameters
+    ----------
+    task : LinearTask; variant : one of ``VARIANTS``.
+    rank : int, ``1 <= rank <= min(d_in, d_out)`` (checked for ``b_only`` / ``a_only`` only).
+    trial_ids : (T,) integers ``>= 0``; seed : int ``>= 0``.
     """
     task = as_linear_task(task)
     variant = check_variant(variant)
@@ -150,6 +173,18 @@ def clipped_test_losses(
     ``C = (Δ − M)Σ(Δ − M)ᵀ + s² I``, so its squared norm has the law of ``Σ_j μ_j z_j²``
     (``μ`` the eigenvalues of ``C``, ``z`` standard normal). Each trial draws ``task.n_test``
     such samples from its own test stream (independent of the training set), in blocks.
+    The clipped squared loss ``min(ℓ, c)`` is bounded, so Lemma 4.4 of Zhu et al. (ICML 2024)
+    applies with ``σ = c/2`` (docs/THEORY.md §2.1; its gap: §2.7).
+
+    Parameters
+    ----------
+    task : LinearTask; m : (T, d_out, d_in) updates ``M``.
+    trial_ids : (T,) integers ``>= 0``, one per update; seed : int ``>= 0``.
+    clip : float ``> 0``, the level ``c``.
+
+    Returns
+    -------
+    (T,) the mean clipped loss over ``task.n_test`` fresh samples.
     """
     task = as_linear_task(task)
     ids = _trial_ids(trial_ids)
@@ -188,7 +223,11 @@ def _train_losses(x: Array, y: Array, m: Array, loss: str, clip: float | None) -
 
 def trial_chunk(task: LinearTask, n: int) -> int:
     """Trials fitted together by ``linear_trial_losses``: at most ``CHUNK_FLOATS`` floats of data
-    and updates at once, so memory stays flat in the number of trials."""
+    and updates at once, so memory stays flat in the number of trials.
+
+    Infrastructure: ``max(1, CHUNK_FLOATS // (n (d_in + d_out) + 2 d_in d_out))``. The numbers do
+    not depend on the chunking, since every trial has its own streams (docs/THEORY.md §7.4).
+    """
     return max(1, CHUNK_FLOATS // (n * (task.d_in + task.d_out) + 2 * task.d_in * task.d_out))
 
 
@@ -228,7 +267,8 @@ def linear_trial_losses(
     ----------
     task : LinearTask
     variant : {"b_only", "a_only", "lora", "full"}
-    rank : int, ``1 <= rank <= min(d_in, d_out)``; ignored (may be None) for ``full``.
+    rank : int, ``1 <= rank <= min(d_in, d_out)``; unused for ``full`` (None allowed; a given
+        rank is still checked).
     n : int, samples per training set, ``>= 1``.
     trials : int, ``>= 1``.
     loss : {"population", "clipped"}

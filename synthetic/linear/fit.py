@@ -52,6 +52,14 @@ def fit_full(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T,n,d_in),
 
     .. math:: M^T = X^+ Y \quad (λ = 0), \qquad M^T = (X^TX + nλI)^{-1} X^T Y \quad (λ > 0).
 
+    The sample version of full fine-tuning (Zhu et al., ICML 2024, Section 4.1; docs/THEORY.md
+    §7.1, "Exact fits"), solved by ``synthetic.linear.lstsq.lstsq_batched``.
+
+    Parameters
+    ----------
+    x : (T, n, d_in) inputs; y : (T, n, d_out) targets minus ``W0 x``.
+    ridge : float ``>= 0``, the penalty ``λ`` on ``‖M‖_F²``.
+
     Returns
     -------
     (T, d_out, d_in) the update ``M``.
@@ -149,7 +157,8 @@ def fit_lora(
     With ridge ``λ > 0`` (penalty ``λ‖M‖_F²``) the same holds with ``ŶᵀŶ + nλ M̂M̂ᵀ`` (reduced-rank
     ridge regression; Mukherjee and Zhu, "Reduced rank ridge regression and its kernel
     extensions", 2011). Ties among eigenvalues make the minimiser non-unique; any choice is one.
-    The factorisation returned has ``B`` with orthonormal columns.
+    The factorisation returned has ``B`` with orthonormal columns. Source: Izenman, "Reduced-rank
+    regression for the multivariate linear model" (1975); docs/THEORY.md §1.3 and §7.1.
 
     Parameters
     ----------
@@ -253,7 +262,10 @@ def fit_variant(
     ``b_only`` -> ``{"b"}`` (T, d_out, r); ``a_only`` -> ``{"a"}`` (T, r, d_in); ``lora`` ->
     ``{"a", "b"}``; ``full`` -> ``{"m"}`` (T, d_out, d_in). ``frozen`` is A (T, r, d_in) for
     ``b_only``, B (T, d_out, r) for ``a_only``, unused otherwise; ``rank`` is used by ``lora``.
-    The arguments are the caller's checked ones (its variant, rank and arrays).
+    The arguments are the caller's checked ones (its variant, rank and arrays); any variant other
+    than ``b_only``, ``a_only`` and ``lora`` is fitted as ``full``. Dispatches to
+    :func:`fit_b_only` (Lemma 4.1), :func:`fit_a_only` (Lemma 4.2), :func:`fit_lora` and
+    :func:`fit_full`: the exact fits of docs/THEORY.md §7.1 (Zhu et al., ICML 2024, Section 4.1).
     """
     if variant == "b_only":
         return {"b": fit_b_only(x, y, frozen, ridge=ridge)}
@@ -266,7 +278,16 @@ def fit_variant(
 
 
 def update_from(variant: str, tensors: dict[str, Array], frozen: Array | None) -> Array:  # -> (T, d_out, d_in)
-    """The update ``M`` of each trial from its trained tensors (``fit_variant``) and frozen factor."""
+    """The update ``M`` of each trial from its trained tensors (``fit_variant``) and frozen factor.
+
+    ``M = B A`` (docs/THEORY.md §0): ``b_only`` multiplies the trained ``B`` by the frozen ``A``,
+    ``a_only`` the frozen ``B`` by the trained ``A``, ``lora`` the two trained factors; any other
+    variant (``full``) returns ``tensors["m"]``.
+
+    Returns
+    -------
+    (T, d_out, d_in) the updates ``M``; the adapted weight is ``W0 + M``.
+    """
     if variant == "b_only":
         return tensors["b"] @ frozen
     if variant == "a_only":

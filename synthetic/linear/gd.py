@@ -8,11 +8,12 @@ trials (parameters carry a leading trial axis; Adam is elementwise, so trials do
 interact), and reports both.
 
 Starts: ``b_only`` — ``B = 0``, A frozen; ``a_only`` — ``A = 0``, B frozen (the model starts
-at ``W0`` too); ``lora`` — ``B = 0``, ``A`` Haar (the same draw that ``b_only`` freezes in that
-trial), both trained; ``full`` — ``M = 0``. ``b_only``, ``a_only`` and ``full`` are convex
-least-squares problems, so Adam with a decaying step reaches the closed form (``full``: the
-minimum-norm solution when started at 0 and ``n >= d_in``; for ``n < d_in`` plain gradient
-descent from 0 stays in the row space of X and still finds it, Adam need not). ``lora`` is not
+at ``W0`` too); ``lora`` — ``B = 0``, ``A`` from ``task.init`` (Haar by default; with
+``frozen="per_trial"`` the same draw that ``b_only`` freezes in that trial), both trained;
+``full`` — ``M = 0``. ``b_only``, ``a_only`` and ``full`` are convex least-squares problems, so
+Adam with a decaying step reaches the closed form (``full``: the minimum-norm solution when
+started at 0 and ``n >= d_in``; for ``n < d_in`` plain gradient descent from 0 stays in the row
+space of X and still finds it, Adam need not). ``lora`` is not
 convex; every local minimum of reduced-rank regression is global (Baldi and Hornik, "Neural
 networks and principal component analysis", 1989), but a run of finitely many steps from
 ``B = 0`` can stall near the saddle points in between.
@@ -36,6 +37,10 @@ from theory.validation import Array, as_array, as_int, as_rank, as_real, check_m
 @dataclass(frozen=True)
 class GDConfig:
     """Adam with a cosine-decayed step size, full batch.
+
+    The training of docs/THEORY.md §7.1 (``gd_fit``): Adam (Kingma & Ba, "Adam: a method for
+    stochastic optimization", ICLR 2015) from LoRA's start ``B = 0`` (Hu et al., ICLR 2022); the
+    cosine schedule is a convention of the toolkit.
 
     Attributes
     ----------
@@ -67,12 +72,18 @@ class GDConfig:
 
     @classmethod
     def quick(cls) -> GDConfig:
-        """Enough steps for the tiny problems of the test suite."""
+        """Enough steps for the tiny problems of the test suite: 1,500 steps, the other defaults.
+
+        The preset of docs/THEORY.md §7.1's gradient-descent comparison at small sizes.
+        """
         return cls(steps=1500)
 
     @classmethod
     def full(cls) -> GDConfig:
-        """A long run, for d = 64 problems."""
+        """A long run, for d = 64 problems: 10,000 steps, the other defaults.
+
+        The preset of docs/THEORY.md §7.1's gradient-descent comparison at the ``full`` task's size.
+        """
         return cls(steps=10_000)
 
 
@@ -90,6 +101,8 @@ def gd_fit(
 
     ``M`` is ``B A`` with A (``b_only``) or B (``a_only``) frozen, ``B A`` (``lora``) or ``M``
     (``full``); the penalty is that of ``synthetic.linear.fit`` (``‖trained‖²``, ``‖BA‖²`` for lora).
+    The objective of the exact fits, trained as LoRA is (docs/THEORY.md §7.1; Zhu et al., ICML
+    2024, Section 4.1); ``ValueError`` if the trained tensors are not finite (diverged).
 
     Parameters
     ----------
@@ -193,8 +206,17 @@ def gd_vs_closed_form(
     r"""Train ``variant`` by Adam and in closed form on the same data; compare the two.
 
     Training sets and frozen factors are those of ``synthetic.linear.linear_trial_losses`` with
-    the same ``seed``; ``lora`` starts from ``B = 0`` and the ``A`` that ``b_only`` freezes in
-    that trial (``task.init``, Haar by default).
+    the same ``seed``; ``lora`` starts from ``B = 0`` and an ``A`` drawn from ``task.init`` (Haar
+    by default) on the trial's per-trial frozen-factor stream: the ``A`` that ``b_only`` freezes
+    in that trial when ``task.frozen == "per_trial"`` (not the shared draw of ``"shared"``).
+    Every other variant starts at 0. Source: docs/THEORY.md §7.1 (reduced-rank regression has no
+    spurious local minima, Baldi & Hornik 1989, but finite runs can stall at saddles).
+
+    Parameters
+    ----------
+    task : LinearTask; variant : one of ``VARIANTS``.
+    rank : int, ``1 <= rank <= min(d_in, d_out)``; may be None for ``full``.
+    n : int ``>= 1``; trials : int ``>= 1``; seed : int ``>= 0``; config : GDConfig.
 
     Returns
     -------

@@ -27,7 +27,7 @@ def _clipped_sample_losses(x: Array, y: Array, m: Array, clip: float) -> Array:
 
     ``y`` is the target minus ``W0 x`` (``synthetic.linear`` convention), so ``y − M x`` is the
     residual of the adapted weight ``W0 + M``; the squared error is summed over the ``d_out``
-    outputs as in docs/THEORY.md eq. (1). Range ``[0, c]``: ``c/2``-sub-Gaussian (docs/THEORY.md §2).
+    outputs as in docs/THEORY.md eq. (1). Range ``[0, c]``: ``c/2``-sub-Gaussian (docs/THEORY.md §2.1).
 
     Shapes: x (T, k, d_in), y (T, k, d_out), m (T, d_out, d_in) -> (T, k); leading axes broadcast
     (x (Z, 1, k, d_in) and m (Z, U, d_out, d_in) give (Z, U, k)).
@@ -56,9 +56,10 @@ def linear_supersample(
     Each of its ``k_u`` fair selectors ``U`` trains ``variant`` (``synthetic.linear.fit``, quantized to
     ``q_bits`` as in ``synthetic.linear.linear_trial_losses``) on ``Z~_{i, U_i}``. The recorded
     loss is the clipped squared loss in units of ``task.clip``, discretized by
-    :func:`discretize` with ``levels`` steps, on the first ``eval_points`` pairs (module
-    docstring: same expectations as all ``n``). Frozen factors follow ``task.frozen``: one for
-    every run (``"shared"``) or one per run.
+    :func:`discretize` with ``levels`` steps, on the first ``eval_points`` pairs (valid because,
+    for i.i.d. data and a fit invariant to the order of its samples, every point's
+    ``(L~_i, U_i)`` has the same law: docs/THEORY.md §2.6). Frozen factors follow
+    ``task.frozen``: one for every run (``"shared"``) or one per run.
 
     With ``selector_blind`` every run fits all ``2n`` points of its supersample instead, so the
     fit ignores ``U`` and ``I(W; U | Z~) = I(L~_i; U_i) = 0`` exactly: the CMI bounds of this

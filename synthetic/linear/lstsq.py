@@ -19,12 +19,21 @@ from theory.validation import COND_WARN, Array, IllConditionedWarning, as_array,
 
 #: Largest bound on the condition number of ``XᵀX + nλI`` (every trial) at which least squares
 #: is solved through the normal equations rather than the SVD (relative error about
-#: ``cond · eps``, at most 1e-10 here).
+#: ``cond · eps``, at most about 2e-10 here: 1e6 times float64's eps of 2.2e-16).
 NORMAL_EQUATIONS_COND = 1e6
 
 
 def xy_arrays(x: object, y: object) -> tuple[Array, Array]:
-    """Validated (T, n, p) inputs and (T, n, q) targets with matching leading axes."""
+    """Validated (T, n, p) inputs and (T, n, q) targets with matching leading axes.
+
+    Infrastructure: the check at the door of every closed-form fit (``synthetic.linear.fit``,
+    docs/THEORY.md §7.1); a wrong shape or a non-finite entry is a ``ValueError`` naming ``x`` or
+    ``y``.
+
+    Returns
+    -------
+    x : (T, n, p) float64; y : (T, n, q) float64.
+    """
     x_ = as_array(x, "x", (None, None, None))
     y_ = as_array(y, "y", (x_.shape[0], x_.shape[1], None))
     return x_, y_
@@ -64,7 +73,9 @@ def lstsq_batched(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T, n,
     with ``f(s) = 1/s`` (zero below the cut-off of ``numpy.linalg.lstsq``) for ``λ = 0``, the
     pseudo-inverse solution, and ``f(s) = s/(s² + nλ)`` for ridge. With ``λ = 0``, a design whose
     kept singular values give ``XᵀX`` a condition number above ``COND_WARN`` in some trial
-    raises an ``IllConditionedWarning`` (the solution is still the least-squares one).
+    raises an ``IllConditionedWarning`` (the solution is still the least-squares one). The
+    solver under every exact fit: docs/THEORY.md §7.1 ("rank-deficient systems get the
+    minimum-norm least-squares solution (never NaN)"; ridge: ``(XᵀX + nλI)⁻¹XᵀY``).
 
     Parameters
     ----------
@@ -84,8 +95,13 @@ def solve_lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
 
     When ``n >= p`` and every trial's system matrix ``XᵀX + nλI`` has a condition number at most
     ``NORMAL_EQUATIONS_COND``, the normal equations are solved directly (a (p, p) solve instead
-    of an (n, p) SVD); their relative error is about ``cond · eps``, below 1e-11 there. Otherwise,
-    and always when ``n < p``, the SVD pseudo-inverse below.
+    of an (n, p) SVD); their relative error is about ``cond · eps``, at most about 2e-10 there.
+    Otherwise, and always when ``n < p``, the SVD pseudo-inverse of :func:`lstsq_batched`. The
+    solution of docs/THEORY.md §7.1 (minimum-norm least squares, or ridge).
+
+    Returns
+    -------
+    (T, p, q) the solution ``G``.
     """
     n_rows, n_cols = x.shape[1], x.shape[2]
     if n_rows >= n_cols:

@@ -42,7 +42,18 @@ def parse_spectrum(spectrum: object, d_in: int) -> Array:  # -> (d_in,)
     r"""Eigenvalues of ``Σ``, descending, from ``"isotropic"``, ``"powerlaw:α"`` or ``"lowrank:k"``.
 
     ``isotropic``: ``λ_i = 1``; ``powerlaw:α``: ``λ_i = i^{−α}`` (``α > 0``); ``lowrank:k``:
-    ``λ_i = 1`` for ``i <= k`` and 0 after (``1 <= k <= d_in``).
+    ``λ_i = 1`` for ``i <= k`` and 0 after (``1 <= k <= d_in``). The input covariance of
+    docs/THEORY.md §1.1: ``lowrank:k`` is the rank-``k`` ``Σ`` with equal eigenvalues of eq. (4)
+    (Zhu et al., ICML 2024, Section 4.1.1; docs/THEORY.md §1.6), ``powerlaw:2`` that of the
+    counterexample (§1.6), ``isotropic`` the ``Σ = σ² I`` of §1.5.
+
+    Parameters
+    ----------
+    spectrum : str; d_in : int, the dimension of ``Σ``.
+
+    Returns
+    -------
+    (d_in,) float64 eigenvalues; ``ValueError`` naming ``spectrum`` for any other string.
     """
     if not isinstance(spectrum, str):
         raise ValueError(f"spectrum must be a string, got {spectrum!r}")
@@ -84,7 +95,7 @@ class LinearTask:
         Where ``Δ``'s row space ``V_Δ`` sits among ``Σ``'s eigenvectors (sorted by decreasing
         variance): the ``k`` consecutive eigenvectors starting at
         ``round((1 − alignment)(d_in − k))``, rotated by a Haar ``k × k`` matrix; 1 puts ``Δ`` on
-        the highest-variance directions, 0 on the lowest (docs/THEORY.md's counterexample).
+        the highest-variance directions, 0 on the lowest (docs/THEORY.md §1.6's counterexample).
         ``None``: a Haar-random row space (a "random Δ"). ``U_Δ`` is always Haar.
     noise_var : float
         ``s² >= 0``, the output-noise variance per coordinate.
@@ -94,7 +105,7 @@ class LinearTask:
         Init of the frozen factor (``synthetic.linear.fit.INITS``).
     frozen : {"per_trial", "shared"}
         One frozen factor per trial (the paper's setting) or one shared by all trials (to
-        estimate quantities conditionally on the frozen factor, docs/THEORY.md §2).
+        estimate quantities conditionally on the frozen factor, docs/THEORY.md §2.5).
     ridge : float
         ``λ >= 0`` of the fits (``synthetic.linear.fit``).
     clip : float or None
@@ -153,14 +164,25 @@ class LinearTask:
 
     @classmethod
     def quick(cls) -> LinearTask:
-        """A classroom-sized task: d = 16, power-law spectrum, random Δ of rank 4."""
+        """A classroom-sized task: d = 16, power-law spectrum, random Δ of rank 4.
+
+        ``d_in = d_out = 16``, ``spectrum="powerlaw:1"``, ``delta_rank=4``, ``noise_var=0.25``,
+        ``clip=8``: the task of docs/THEORY.md §1.1 with a decaying ``Σ`` (§1.6, "Large effective
+        rank"), small enough for seconds.
+        """
         return cls(
             d_in=16, d_out=16, spectrum="powerlaw:1", delta_rank=4, noise_var=0.25, clip=8.0
         )
 
     @classmethod
     def full(cls) -> LinearTask:
-        """The issue's reference task: d = 64, ``Σ`` of rank 4, random Δ of rank 16."""
+        """The reference task of the ``full`` preset: d = 64, ``Σ`` of rank 4, random Δ of rank 16.
+
+        ``spectrum="lowrank:4"``, ``delta_singular_values=2``, ``noise_var=1``, ``clip=128``: for
+        ``rank >= 4`` the setting of eq. (4) (Zhu et al., ICML 2024, Section 4.1.1;
+        docs/THEORY.md §1.6), where the population-optimal ``b_only`` reaches the noise floor
+        for almost every frozen ``A``.
+        """
         return cls(
             d_in=64, d_out=64, spectrum="lowrank:4", delta_rank=16, delta_singular_values=2.0,
             noise_var=1.0, clip=128.0,
@@ -168,7 +190,7 @@ class LinearTask:
 
     @classmethod
     def counterexample(cls, d: int = 64) -> LinearTask:
-        r"""docs/THEORY.md's counterexample: Δ (rank 4) on the lowest-variance directions of ``Σ``.
+        r"""The counterexample of docs/THEORY.md §1.6: Δ (rank 4) on the lowest-variance directions of ``Σ``.
 
         ``Σ = diag(i^{−2})``; ``σ_Δ = d/2`` puts ``Tr[ΔΣΔᵀ]`` near 1 (``4 (d/2)² / d² = 1`` up to
         the spread of the four lowest eigenvalues). A random A barely sees those directions, so
@@ -183,24 +205,41 @@ class LinearTask:
 
     @cached_property
     def sigma_eigenvalues(self) -> Array:  # (d_in,)
-        """Eigenvalues of ``Σ``, descending (``Σ`` is diagonal)."""
+        """Eigenvalues of ``Σ``, descending (``Σ`` is diagonal); ``parse_spectrum`` of ``spectrum``.
+
+        Read-only, shape ``(d_in,)``; the ``Σ`` of docs/THEORY.md §1.1.
+        """
         return _readonly(parse_spectrum(self.spectrum, self.d_in))
 
     @cached_property
     def sigma(self) -> Array:  # (d_in, d_in)
-        """The input covariance ``Σ = diag(sigma_eigenvalues)``."""
+        """The input covariance ``Σ = diag(sigma_eigenvalues)``, read-only, ``(d_in, d_in)``.
+
+        The ``Σ`` of eq. (1) (docs/THEORY.md §1.1; Zhu et al., ICML 2024, Section 4.1).
+        """
         return _readonly(np.diag(self.sigma_eigenvalues))
 
     @cached_property
     def w0(self) -> Array:  # (d_out, d_in)
-        """The pretrained weight ``W0``."""
+        """The pretrained weight ``W0``, read-only, ``(d_out, d_in)``.
+
+        I.i.d. ``N(0, w0_scale² / d_in)`` entries from ``task_seed`` (stream ``STREAM_TASK``).
+        The fits see only ``y − W0 x`` (docs/THEORY.md §1.1), so ``W0`` matters only to the
+        ``w0_top_singular`` init (docs/THEORY.md §0).
+        """
         rng = stream_rng(self.task_seed, STREAM_TASK + 0)
         w0 = rng.standard_normal((self.d_out, self.d_in)) / np.sqrt(self.d_in)
         return _readonly(self.w0_scale * w0)
 
     @cached_property
     def delta(self) -> Array:  # (d_out, d_in)
-        """The shift ``Δ = U_Δ diag(σ_Δ) V_Δᵀ`` (see ``alignment``)."""
+        """The shift ``Δ = U_Δ diag(σ_Δ) V_Δᵀ`` (see ``alignment``), read-only, ``(d_out, d_in)``.
+
+        ``Δ = W_t − W0``, the update the adapter must learn (docs/THEORY.md §1.1; Zhu et al.,
+        ICML 2024, Section 4.1). ``U_Δ`` is Haar on ``St(d_out, k)``; ``V_Δ`` is Haar on
+        ``St(d_in, k)`` (``alignment=None``) or ``k`` consecutive eigenvectors of ``Σ`` rotated by
+        a Haar ``k × k`` matrix (docs/THEORY.md §1.6, "The counterexample"); all from ``task_seed``.
+        """
         k = self.delta_rank
         u = haar_stiefel(self.d_out, k, stream_rng(self.task_seed, STREAM_TASK + 1))
         rng_v = stream_rng(self.task_seed, STREAM_TASK + 2)
@@ -219,7 +258,11 @@ def _readonly(arr: Array) -> Array:
 
 
 def as_linear_task(task: object) -> LinearTask:
-    """Return ``task`` if it is a ``LinearTask``, else raise ``ValueError``."""
+    """Return ``task`` if it is a ``LinearTask``, else raise ``ValueError``.
+
+    Infrastructure: the check at the door of every public function of ``synthetic.linear`` that
+    takes a task, so that a wrong object is a one-line ``ValueError`` naming its type.
+    """
     if not isinstance(task, LinearTask):
         raise ValueError(f"task must be a LinearTask, got {type(task).__name__}")
     return task

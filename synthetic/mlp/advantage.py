@@ -36,6 +36,9 @@ MEASURED = ("pretrained", "full", "b_only", "a_only")
 class AdvantageMeasurement:
     r"""Test losses of four variants on one task and the advantage of ``b_only`` over ``a_only``.
 
+    What :func:`measure_advantage` returns: the measured side of the prediction rule of
+    docs/THEORY.md §1b.5, as in §1b.6, "Measured" (Figure 9, ``asymmetry_predictor``).
+
     Attributes
     ----------
     rank, n, trials : the adapter rank, training-set size and number of training sets.
@@ -60,10 +63,10 @@ def measure_advantage(task: MLPTask, rank: int, n: int, trials: int, *, seed: in
     r"""Train ``full``, ``b_only`` and ``a_only`` on ``trials`` training sets; return the measured advantage.
 
     ``(E[L_a_only] − E[L_b_only]) / (L_pretrained − E[L_full])`` of the test losses of the
-    training objective (module docstring). Positive: ``b_only`` wins, as Zhu et al. (ICML 2024)
-    argue for a frozen random A; negative: ``a_only`` wins. ``ValueError`` when full fine-tuning
-    does not lower the mean test loss (the normalisation is then meaningless: raise ``n`` or
-    ``task.steps``).
+    training objective (module docstring; docs/THEORY.md §1b.6, "Measured"). Positive: ``b_only``
+    wins, as Zhu et al. (ICML 2024) argue for a frozen random A; negative: ``a_only`` wins.
+    ``ValueError`` when full fine-tuning does not lower the mean test loss (the normalisation is
+    then meaningless: raise ``n`` or ``task.steps``).
 
     Parameters
     ----------

@@ -77,7 +77,9 @@ class AdapterNet:
 
     A pass is a fixed list of torch calls whose operands, transposed views and ``out=``
     buffers are bound once per batch size (``functools.partial``): parameters are updated in
-    place, so the views stay valid, and a step spends its time in torch, not in Python.
+    place, so the views stay valid, and a step spends its time in torch, not in Python. The
+    network is the adapted MLP of docs/THEORY.md §5, ``h_{l+1} = φ(W0_l h_l + s B_l A_l h_l)``;
+    the gradients are the module docstring's (README, "Performance", "The fused kernel").
 
     Parameters
     ----------
@@ -123,7 +125,10 @@ class AdapterNet:
 
         ``params`` and ``grads`` are keyed by short name (``A``, ``B``, ``W``); the first
         layer's params also hold its fixed ``base`` pre-activation (T, n, d_out) and, for a
-        frozen A, its fixed features ``feats`` = A h (T, r, n). What ``FusedGradients`` reads.
+        frozen A, its fixed features ``feats`` = A h (T, r, n). What ``synthetic.mlp.kernel.FusedTrainer``
+        reads. ``kind`` is ``"factor"`` (the first adapted layer), ``"merged"`` (a factored layer
+        above it, ``W = W0 + s B A``), ``"full"`` (a trained ``W``) or ``"base"`` (not adapted).
+        Infrastructure of the fused kernel (README, "Performance").
         """
         out = []
         for l, kind in self.kind.items():
@@ -264,7 +269,9 @@ class AdapterNet:
     def forward(self, idx: torch.Tensor | None = None) -> torch.Tensor:  # -> (T, m, d_L)
         """Outputs on the rows ``idx`` (T, m) of each trial (all rows when None); keeps what backward needs.
 
-        The returned tensor is a buffer of the network, overwritten by the next pass.
+        The returned tensor is a buffer of the network, overwritten by the next pass. The forward
+        pass of docs/THEORY.md §5, ``h_{l+1} = φ(W0_l h_l + s B_l A_l h_l)`` with ``s = alpha / r``
+        and no activation on the last layer (its outputs are logits or regression values).
         """
         plan = self._plan(self.n if idx is None else idx.shape[1], idx is not None)
         if idx is not None:
@@ -279,6 +286,8 @@ class AdapterNet:
 
         ``g`` (T, m, d_L) is the gradient wrt the outputs of the last ``forward``; the
         output buffer that ``forward`` returned may be passed after being overwritten in place.
+        The gradients are those of the module docstring (tested against autograd), of the training
+        objective of docs/THEORY.md §5; ``ValueError`` without a forward pass first.
         """
         plan = self._current
         if plan is None:
@@ -317,7 +326,8 @@ class FlatAdam:
 
     It is elementwise, so one FlatAdam over stacked trials is one Adam per trial. Keeping every
     tensor in one buffer saves the optimizer's per-tensor Python work, which at these sizes
-    costs more than the arithmetic.
+    costs more than the arithmetic. The optimiser of the MLP tasks (docs/THEORY.md §5, "Adapted
+    network"); ``ValueError`` if ``lr / (1 − β₁)`` overflows the buffer's dtype.
 
     Attributes
     ----------
@@ -352,7 +362,11 @@ class FlatAdam:
             offset += size
 
     def step(self) -> None:
-        """One Adam step with the gradients currently in ``grads``."""
+        """One Adam step with the gradients currently in ``grads``; ``t`` advances by one.
+
+        The update of the class docstring (Kingma & Ba, ICLR 2015; ``torch.optim.Adam``'s
+        operations), applied in place to the flat parameter buffer (docs/THEORY.md §5).
+        """
         self.t += 1
         beta1, beta2 = self.betas
         self.m.lerp_(self.grad, 1.0 - beta1)

@@ -12,10 +12,19 @@ from theory.validation import Array, as_array, check_magnitude
 
 
 def check_mlp_data(task: MLPTask, x: object, y: object) -> tuple[Array, np.ndarray]:
-    """``x`` (T, n, d_0) finite floats and ``y`` (T, n) class labels in ``[0, d_L)`` (int64) or
+    """Check training data given to an MLP learner; return ``x`` as float64 and ``y`` as labels or targets.
+
+    ``x`` (T, n, d_0) finite floats and ``y`` (T, n) class labels in ``[0, d_L)`` (int64) or
     (T, n, d_L) finite regression targets, or ``ValueError`` naming the one that is not. Inputs and
     regression targets are limited to ``MAX_SCALE`` in magnitude, as ``MLPTask``'s scale fields are
-    (the model is trained in float32)."""
+    (the model is trained in float32). Infrastructure: the data of docs/THEORY.md §5, "Data"
+    (labels are the target's argmax, regression targets its outputs plus noise), checked at the
+    door (README, "Use it from Python": bad arguments raise ``ValueError`` naming the argument).
+
+    Returns
+    -------
+    x : (T, n, d_0) float64; y : (T, n) int64 labels or (T, n, d_L) float64 targets.
+    """
     try:
         x = as_array(x, "x", (None, None, task.widths[0]))
     except ValueError as exc:
@@ -43,7 +52,13 @@ def check_mlp_data(task: MLPTask, x: object, y: object) -> tuple[Array, np.ndarr
 
 
 def check_order_rngs(order_rngs: object, trials: int) -> list[np.random.Generator] | None:
-    """None, or a list or tuple of ``trials`` Generators (the minibatch orders, one per trial)."""
+    """None, or a list or tuple of ``trials`` Generators (the minibatch orders, one per trial).
+
+    Infrastructure: the minibatch order of each trial comes from a generator of its own
+    (docs/THEORY.md §7.4: a trial's numbers do not depend on the others). Returns the list, or
+    None (full-batch training or the learner's own streams); ``ValueError`` naming ``order_rngs``
+    otherwise.
+    """
     if order_rngs is None:
         return None
     if isinstance(order_rngs, (list, tuple)):

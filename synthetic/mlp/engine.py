@@ -72,7 +72,8 @@ def mlp_trial_losses(
     ``squared`` (unbounded) or ``clipped`` (``min(l, task.clip)``, range [0, clip]).
 
     Trials run in chunks of ``trial_chunk(task, n)`` (memory stays flat in ``trials``); a trial's
-    numbers do not depend on the chunk it falls in.
+    numbers do not depend on the chunk it falls in. The task and training are those of
+    docs/THEORY.md §5 ("MLP teacher tasks"); the gap is measured as in §7.4 and §2.7.
 
     With ``q_bits`` every trained tensor is quantized after training (``synthetic.quantize``,
     one float32 scale per tensor and trial) and the quantized model is evaluated on both sets,
@@ -116,8 +117,10 @@ def mlp_trial_losses(
 def trial_chunk(task: MLPTask, n: int) -> int:
     """Trials trained together: as many as keep ``T n sum(widths)`` floats under ``TRAIN_FLOATS``.
 
-    Chunking keeps memory flat in the number of trials; each trial's numbers do not depend on
-    the chunk it falls in (its streams are its own and Adam is elementwise).
+    ``max(1, min(MAX_TRIAL_CHUNK, TRAIN_FLOATS // (n sum(widths))))``: at most 16 trials, so that
+    a chunk stays in the CPU caches (README, "Performance"). Infrastructure: chunking keeps memory
+    flat in the number of trials; each trial's numbers do not depend on the chunk it falls in (its
+    streams are its own and Adam is elementwise; docs/THEORY.md §7.4).
     """
     return max(1, min(MAX_TRIAL_CHUNK, TRAIN_FLOATS // (n * sum(task.widths))))
 

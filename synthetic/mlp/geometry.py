@@ -43,7 +43,8 @@ from theory.validation import Array, as_int
 INPUT_CHUNK = 8192
 #: Floats of Jacobians and activations held at once (the rows of a chunk are processed in blocks).
 JACOBIAN_FLOATS = 1 << 22
-#: Stream keys (first entry of the ``SeedSequence`` spawn key): inputs, Haar draws.
+# Stream keys (first entry of the ``SeedSequence`` spawn key) of the inputs and of the Haar draws:
+# ``GEOMETRY_INPUT_KEY`` and ``GEOMETRY_DRAWS_KEY``, listed with every other key in synthetic.streams.
 
 
 @dataclass(frozen=True)
@@ -81,17 +82,29 @@ class AsymmetryPrediction:
 
     @property
     def advantage(self) -> float:
-        """``f(Σ, r) − f(G, r)``: positive when training B (freezing a random A) is predicted to win."""
+        """``f(Σ, r) − f(G, r)``: positive when training B (freezing a random A) is predicted to win.
+
+        The predicted advantage of docs/THEORY.md §1b.5 (eq. (5)), drawn against the measured
+        ``AdvantageMeasurement.advantage`` in Figure 9, ``asymmetry_predictor`` (§1b.6).
+        """
         return self.b_only_fraction - self.a_only_fraction
 
     @property
     def advantage_stderr(self) -> float:
-        """Standard error of ``advantage`` (the two Monte Carlo estimates are independent)."""
+        """Standard error of ``advantage`` (the two Monte Carlo estimates are independent).
+
+        ``sqrt(b_only_stderr² + a_only_stderr²)``: Monte Carlo over the Haar draws of eq. (5)
+        only, not the estimation of ``Σ`` and ``G`` (docs/THEORY.md §1b.6).
+        """
         return float(np.hypot(self.b_only_stderr, self.a_only_stderr))
 
     @property
     def prefers(self) -> str:
-        """``"b_only"`` if ``advantage > 0``, else ``"a_only"``."""
+        """``"b_only"`` if ``advantage > 0``, else ``"a_only"``.
+
+        The prediction rule of docs/THEORY.md §1b.5: train ``B`` (freeze a random ``A``) when
+        ``f(Σ, r) > f(G, r)``, train ``A`` otherwise (ties go to ``a_only``).
+        """
         return "b_only" if self.advantage > 0 else "a_only"
 
 
@@ -104,7 +117,7 @@ def _check_task(task: object) -> MLPTask:
 def layer_geometry(task: MLPTask, layer: int, *, samples: int, seed: int) -> tuple[Array, Array]:
     r"""Input second moment ``Σ`` and output metric ``G`` of one layer at the pretrained weights.
 
-    docs/THEORY.md §1b (derived; not in the paper). With ``h`` the layer's input (the raw input
+    docs/THEORY.md §1b.1 and §1b.6 (derived; not in the paper). With ``h`` the layer's input (the raw input
     ``x`` for layer 0, the activation after layer ``l − 1``'s nonlinearity otherwise),
     ``z = W0_l h`` its output, ``f`` the network output (logits or regression values) and
     ``J = ∂f/∂z`` (``J = I`` for the last layer), averaged over ``samples`` inputs:
@@ -219,7 +232,7 @@ def _block_moments(weights: tuple[Array, ...], x: Array, layer: int, kind: str,
 def predict_asymmetry(task: MLPTask, rank: int, *, samples: int, draws: int, seed: int) -> AsymmetryPrediction:
     r"""Predict whether ``b_only`` or ``a_only`` removes more of a random-orientation shift's loss.
 
-    docs/THEORY.md §1b (derived; not in the paper). For each adapted layer ``l`` of ``task``,
+    docs/THEORY.md §1b.3–§1b.6 (derived; not in the paper). For each adapted layer ``l`` of ``task``,
     ``Σ_l`` and ``G_l`` come from ``layer_geometry(task, l, samples=samples, seed=seed)`` (the
     same inputs for every layer), and
 
@@ -282,7 +295,12 @@ def prediction_from_geometry(sigma: Array, metric: Array, rank: int, *, draws: i
                              layer: int) -> AsymmetryPrediction:  # (d_in, d_in), (d_out, d_out)
     r"""``f(Σ, r)`` and ``f(G, r)`` (eq. (5), ``theory.captured_fraction``) of one layer, from its input
     second moment and output metric (both non-zero), drawing the Haar matrices of ``Σ``, then ``G``, from
-    ``rng``; ``layer`` is the index recorded in the result. docs/THEORY.md §1b.
+    ``rng``; ``layer`` is the index recorded in the result. docs/THEORY.md §1b.3 (eq. (5)) and §1b.5.
+
+    Returns
+    -------
+    AsymmetryPrediction
+        For the one layer, with an empty ``per_layer``.
     """
     b_only, b_err = captured_fraction(sigma, rank, draws=draws, rng=rng)
     a_only, a_err = captured_fraction(metric, rank, draws=draws, rng=rng)

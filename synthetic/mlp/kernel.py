@@ -71,7 +71,11 @@ class _Adam(ctypes.Structure):
 
 
 def cache_dir() -> Path:
-    """Where the compiled kernel is kept: ``$LORA_ASYM_CACHE``, else ``~/.cache/lora-asym``."""
+    """Where the compiled kernel is kept: ``$LORA_ASYM_CACHE``, else ``~/.cache/lora-asym``.
+
+    Infrastructure: the cache folder of README, "Performance", "The fused kernel" (compiled once
+    per source and processor).
+    """
     return Path(os.environ.get("LORA_ASYM_CACHE") or Path.home() / ".cache" / "lora-asym")
 
 
@@ -135,7 +139,11 @@ def _library() -> ctypes.CDLL | None:
 
 
 def available() -> bool:
-    """Whether the fused kernel can be used here (compiled, or compiled now, and not disabled)."""
+    """Whether the fused kernel can be used here (compiled, or compiled now, and not disabled).
+
+    Infrastructure: False with ``LORA_ASYM_KERNEL=0`` or when compiling fails (a ``UserWarning``
+    says why); training then runs in torch (README, "Performance", "The fused kernel").
+    """
     return _library() is not None
 
 
@@ -157,6 +165,9 @@ class FusedTrainer:
     kind))`` does; ``train(steps)`` runs ``steps`` Adam steps, as ``steps`` times
     ``gradients(); adam.step()`` would. Training runs each thread's trials from the first step
     to the last in one call of the kernel: the trials are independent and Adam is elementwise.
+    Infrastructure: the fast path of the training of docs/THEORY.md §5, equal to the torch path
+    to float32 accuracy (README, "Performance", "The fused kernel"). ``RuntimeError`` when the
+    kernel is unavailable; the tensors must be contiguous float32 (labels int64).
 
     Parameters
     ----------
@@ -227,11 +238,19 @@ class FusedTrainer:
             list(pool.map(lambda job: call(*job), jobs))
 
     def gradients(self) -> None:
-        """Write the gradients at the current parameters into ``adam.grads``."""
+        """Write the gradients at the current parameters into ``adam.grads``.
+
+        Those of ``synthetic.mlp.backprop`` (gradient of each trial's mean training loss,
+        docs/THEORY.md §5), computed by the kernel in blocks of rows, one thread per range of trials.
+        """
         self._each_range(lambda t0, t1, scratch: self._lib.mlp_gradients(ctypes.byref(self._net), t0, t1, scratch))
 
     def train(self, steps: int) -> None:
-        """Run ``steps`` Adam steps on every trial (the optimizer's step count advances by ``steps``)."""
+        """Run ``steps`` Adam steps on every trial (the optimizer's step count advances by ``steps``).
+
+        The updates of ``FlatAdam.step`` after ``gradients()`` (the training of docs/THEORY.md §5),
+        in the kernel; the optimizer must not have stepped yet (``ValueError`` otherwise).
+        """
         if self._adam.t != 0:
             raise ValueError(f"train starts from Adam's first step; the optimizer has taken {self._adam.t}")
         beta1, beta2 = self._adam.betas

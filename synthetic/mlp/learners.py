@@ -2,7 +2,7 @@ r"""The MLP learners of the bound experiments: one shared random init, and the s
 
 - **A shared random init.** The Gaussian-channel bound estimates ``Cov(W)`` across independent
   datasets *conditionally on the algorithm's random init* (the frozen factor of ``b_only`` /
-  ``a_only``, the random ``A`` that ``lora`` starts from; docs/THEORY.md §2.3). The MLP engine
+  ``a_only``, the random ``A`` that ``lora`` starts from; docs/THEORY.md §2.5). The MLP engine
   draws one init per trial, so :func:`mlp_fit` trains every trial from one init drawn from the
   seed (``_mlp_shared_init``). For the linear task the same is ``LinearTask(frozen="shared")``.
 - **The supersample experiment in one batched call** (``synthetic.supersample``): all
@@ -76,7 +76,7 @@ def mlp_fit(
     The init (:func:`_mlp_shared_init`, from ``seed``) is the algorithm's only randomness with
     full-batch training, so trials differ only through their data: a covariance of the trained
     parameters across trials is then ``Cov(W | init)``, as the Gaussian-channel bound needs
-    (docs/THEORY.md §2). Training is ``synthetic.mlp.train.train_adapters`` with the task's steps,
+    (docs/THEORY.md §2.5). Training is ``synthetic.mlp.train.train_adapters`` with the task's steps,
     lr, batch size and scaling; with ``q_bits`` the trained tensors are quantized
     (:func:`_quantize_trained`).
 
@@ -157,7 +157,10 @@ def mlp_supersample(
     Supersample ``j`` holds ``2n`` i.i.d. samples of the task; each of ``k_u`` fair selectors
     trains ``variant`` on ``Z~_{i, U_i}`` with :func:`mlp_fit` (shared init, optional
     quantization), and the 0-1 loss of the trained (quantized) network is recorded on the
-    first ``eval_points`` pairs (module docstring).
+    first ``eval_points`` pairs (valid because, for i.i.d. data and a learner invariant to the
+    order of its samples, every point's ``(L~_i, U_i)`` has the same law: docs/THEORY.md §2.6).
+    The experiment of Steinke & Zakynthinou, "Reasoning about generalization via conditional
+    mutual information", COLT 2020 (docs/THEORY.md §2.4); the 0-1 loss needs no discretization.
 
     Parameters
     ----------

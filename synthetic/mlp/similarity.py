@@ -3,7 +3,7 @@ r"""Similarity of learned LoRA factors across target tasks and initialisation se
 A miniature of Figure 1 of Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models"
 (ICML 2024): train ``lora`` (A from a random init, B from zero, both trained) on every pair
 (target task, init seed) and compare, per adapted layer, all learned A's by their row spaces
-and all learned B's by their column spaces with the CCA goodness of fit of THEORY.md §3,
+and all learned B's by their column spaces with the CCA goodness of fit of docs/THEORY.md §3,
 
 .. math:: \rho(M_1, M_2) = \|U_1^T U_2\|_F^2 / \min(r_1, r_2) \in [0, 1].
 
@@ -32,7 +32,9 @@ from theory.validation import Array, as_int
 
 @dataclass(frozen=True)
 class SimilarityGrid:
-    """Result of ``similarity_grid``.
+    """Result of ``similarity_grid``: the learned factors' similarities of docs/THEORY.md §3.
+
+    The miniature of Figure 1 (and Appendix A) of Zhu et al. (ICML 2024); see the module docstring.
 
     Attributes
     ----------
@@ -60,6 +62,14 @@ def similarity_verdict(a_sim: Array, b_sim: Array, cells: tuple[tuple[int, int],
     random-subspace baselines ``a_random = r / d_in`` and ``b_random = r / d_out``; and
     ``a_clusters_by_init = a_same_init > a_same_task``,
     ``b_clusters_by_task = b_same_task > b_same_init`` (the paper's finding when both hold).
+    Source: docs/THEORY.md §3 (the paper's Figure 1 finding; ``r/d`` for independent uniform
+    subspaces).
+
+    Parameters
+    ----------
+    a_sim, b_sim : (cells, cells) similarities of the learned A and B of one layer.
+    cells : ((task_seed, init_seed), ...), one per row of the matrices.
+    d_in, d_out, rank : the layer's widths and the LoRA rank ``r``.
     """
     tasks = np.array([c[0] for c in cells])
     inits = np.array([c[1] for c in cells])
@@ -91,6 +101,12 @@ def similarity_grid(
     data_seed: int = 0,
 ) -> SimilarityGrid:
     """Train ``lora`` on every (task seed, init seed) pair, all cells in one batched program.
+
+    Then compare, per adapted layer, the learned A by row space and B by column space with
+    ``theory.cca_similarity`` (docs/THEORY.md §3; Figure 1 of Zhu et al., ICML 2024). Every cell
+    trains with ``task.steps`` Adam steps at ``task.lr`` and ``task.batch_size`` (minibatch order
+    from ``(data_seed, task seed, init seed)``), through ``train_adapters`` with the task's hidden
+    activation ``task.activation`` (the one of the target network that labels the data).
 
     Parameters
     ----------
@@ -144,7 +160,7 @@ def similarity_grid(
         weights, state, trained,
         np.stack([data[t][0] for t, _ in cells]), np.stack([data[t][1] for t, _ in cells]),
         kind=task.kind, steps=task.steps, lr=task.lr, scaling=task.scaling(rank),
-        batch_size=task.batch_size, order_rngs=orders,
+        batch_size=task.batch_size, order_rngs=orders, activation=task.activation,
     )
     _require_nonzero(state, task, cells)
     a_sim, b_sim, verdict = {}, {}, {}

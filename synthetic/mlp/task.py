@@ -1,26 +1,24 @@
-r"""Small-MLP teacher tasks and the per-trial losses of LoRA variants trained on them.
+r"""Small-MLP teacher tasks (docs/THEORY.md §5): the pretrained teacher, its shifted target, their data.
 
-The pretrained model is a random MLP without biases, the *teacher base*, with tanh (default)
-or ReLU hidden activations; its layer ``l``
-has weight ``W0_l ~ N(0, g^2 / d_in)`` with gain ``g = TEACHER_GAIN`` (tanh keeps the classes
-balanced, which ReLU's positive mean does not), and the last layer is further multiplied by
-``logit_scale``. A sharp teacher (large logits) matters for classification: the labels are the
-target's argmax, and with low-margin logits the cross-entropy minimiser within the adapted
-family trades 0-1 accuracy for margin, so that fine-tuning can raise the test error above the
-pretrained model's even on a large sample; with ``logit_scale = 4`` the target is close to the
-cross-entropy minimiser and training behaves as fine-tuning should. The target task is the
-same network with a low-rank perturbation of chosen layers,
+The pretrained model is a random MLP without biases, the *teacher base*, with tanh (default) or
+ReLU hidden activations; its layer ``l`` has weight ``W0_l ~ N(0, g^2 / d_in)`` with gain
+``g = TEACHER_GAIN`` (tanh keeps the classes balanced, which ReLU's positive mean does not), and
+the last layer is further multiplied by ``logit_scale``. A sharp teacher (large logits) matters
+for classification: the labels are the target's argmax, and with low-margin logits the
+cross-entropy minimiser within the adapted family trades 0-1 accuracy for margin, so that
+fine-tuning can raise the test error above the pretrained model's even on a large sample; with
+``logit_scale = 4`` the target is close to the cross-entropy minimiser and training behaves as
+fine-tuning should. The target task is the same network with a low-rank perturbation of chosen
+layers,
 
-.. math:: W_{t,l} = W0_l + \Delta_l, \qquad
-          \Delta_l = \rho \, \|W0_l\|_F \, U_l V_l^T / \sqrt{k},
+.. math:: W_{t,l} = W0_l + \Delta_l, \qquad \Delta_l = \rho \, \|W0_l\|_F \, U_l V_l^T / \sqrt{k},
 
 with ``U_l``, ``V_l`` Haar on ``St(d_out, k)``, ``St(d_in, k)``: rank ``k`` and relative size
 ``\|\Delta_l\|_F / \|W0_l\|_F = \rho``. Labels are the target's argmax (classification, each
-label replaced by a uniform random class with probability ``label_noise``) or its outputs
-plus ``N(0, noise_std^2)`` noise (regression). This is the small-MLP analogue of the linear
-setting of Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024),
-Section 4; the paper has no MLP experiment of this kind, so nothing here reproduces a number
-from it.
+label replaced by a uniform random class with probability ``label_noise``) or its outputs plus
+``N(0, noise_std^2)`` noise (regression). This is the small-MLP analogue of the linear setting
+of Zhu et al., "Asymmetry in Low-Rank Adapters of Foundation Models" (ICML 2024), Section 4;
+the paper has no MLP experiment of this kind, so nothing here reproduces a number from it.
 """
 
 from __future__ import annotations
@@ -96,6 +94,9 @@ def _at_most(value: float, name: str, limit: float, reason: str) -> None:
 @dataclass(frozen=True)
 class MLPTask:
     r"""A teacher MLP, its low-rank-perturbed target task, and how LoRA is trained on it.
+
+    The task of docs/THEORY.md §5 ("MLP teacher tasks"; module docstring), the small-network
+    analogue of Section 4.1 of Zhu et al. (ICML 2024).
 
     Attributes
     ----------
@@ -192,12 +193,12 @@ class MLPTask:
 
     @classmethod
     def quick(cls, **overrides: object) -> MLPTask:
-        """32 -> 64 -> 64 -> 10, adapt and perturb the square hidden layer, 300 full-batch steps."""
+        """docs/THEORY.md §5's default: 32 -> 64 -> 64 -> 10, adapt and perturb layer 1, 300 full-batch steps."""
         return cls(**{"test_size": 10_000, "steps": 300, **overrides})  # type: ignore[arg-type]
 
     @classmethod
     def full(cls, **overrides: object) -> MLPTask:
-        """Same network, perturb and adapt both hidden-input layers, 2000 steps, 50k test samples."""
+        """The docs/THEORY.md §5 network; perturb and adapt layers 0 and 1, 2000 steps, 50k test samples."""
         base = {"adapted_layers": (0, 1), "perturbed_layers": (0, 1), "test_size": 50_000, "steps": 2000}
         return cls(**{**base, **overrides})  # type: ignore[arg-type]
 
@@ -205,7 +206,7 @@ class MLPTask:
     def paper_regime(cls, **overrides: object) -> MLPTask:
         r"""64 -> 64 -> 64 -> 64, adapt and perturb the square layer 0; the regime of the paper's asymmetry.
 
-        docs/THEORY.md §1b: ``b_only`` removes the fraction ``f(Σ, r)`` of a random-orientation
+        docs/THEORY.md §1b.3: ``b_only`` removes the fraction ``f(Σ, r)`` of a random-orientation
         shift's loss, ``a_only`` the fraction ``f(G, r)``. Here (training as in ``quick``):
 
         1. the adapted layer's inputs have a decaying spectrum of low effective rank
@@ -224,7 +225,7 @@ class MLPTask:
     def narrow_readout(cls, **overrides: object) -> MLPTask:
         r"""The ``quick`` configuration, named as the counterexample to the paper's regime.
 
-        docs/THEORY.md §1b: the adapted 64x64 layer 1 is read through a narrow read-out (a
+        docs/THEORY.md §1b.5: the adapted 64x64 layer 1 is read through a narrow read-out (a
         10-class head right after the layer's tanh), so ``G`` is concentrated on few directions
         and ``f(G, r) > f(Σ, r)``: ``a_only`` is predicted to win. (``G`` is full rank, the tanh
         sitting between the layer and the head, but concentrated.) Its inputs are isotropic and
@@ -234,19 +235,19 @@ class MLPTask:
 
     @property
     def layer_shapes(self) -> tuple[tuple[int, int], ...]:
-        """(d_out, d_in) of every layer."""
+        """(d_out, d_in) of every layer: ``(widths[l + 1], widths[l])`` (docs/THEORY.md §5)."""
         return tuple((self.widths[l + 1], self.widths[l]) for l in range(len(self.widths) - 1))
 
     def scaling(self, rank: int) -> float:
-        """LoRA scaling ``alpha / rank`` (1 when ``alpha`` is None)."""
+        """LoRA scaling ``alpha / rank`` (1 when ``alpha`` is None): the ``α/r`` of docs/THEORY.md §5."""
         return 1.0 if self.alpha is None else float(self.alpha) / rank
 
     def base_weights(self) -> tuple[Array, ...]:
-        """Pretrained weights ``W0_l`` (d_out, d_in), one per layer."""
+        """Pretrained weights ``W0_l`` (d_out, d_in), one per layer: docs/THEORY.md §5, "Teacher"."""
         return _teacher(self.widths, self.teacher_seed, float(self.logit_scale))
 
     def target_weights(self) -> tuple[Array, ...]:
-        """Target weights ``W0_l + Delta_l`` (module docstring)."""
+        """Target weights ``W0_l + Delta_l`` (module docstring; docs/THEORY.md §5, "Target task")."""
         return _target(self.widths, self.teacher_seed, float(self.logit_scale), self.task_seed,
                        self.perturbed_layers, self.perturbation_rank, float(self.perturbation_scale))
 
@@ -284,7 +285,7 @@ def network_outputs(weights: tuple[Array, ...], x: Array, activation: str = "tan
 
     Computed in float32, the precision every model of the toolkit is trained and evaluated in
     (float64 products with these widths cost about ten times as much on a CPU), and returned as
-    float64.
+    float64. No activation on the last layer: logits or regression values (docs/THEORY.md §5).
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
@@ -301,7 +302,8 @@ def sample_data(task: MLPTask, n: int, rng: np.random.Generator, *,
                 target: tuple[Array, ...] | None = None) -> tuple[Array, np.ndarray]:
     """Draw ``n`` samples ``(x, y)`` of the target task: x (n, d_0); y (n,) int64 or (n, d_L).
 
-    ``target`` overrides the target weights (default ``task.target_weights()``).
+    ``target`` overrides the target weights (default ``task.target_weights()``). The data of
+    docs/THEORY.md §5, "Data": inputs, then label noise, from ``rng`` in that order.
     """
     n = as_int(n, "n", minimum=1)
     rng = as_generator(rng)
@@ -320,7 +322,7 @@ def sample_trials(task: MLPTask, n: int, rngs: Sequence[np.random.Generator], *,
     while it fills an array): on two cores, about 40 % less time than drawing them trial after
     trial (2,048 samples of the benchmark's reference task). The labels, which need the target
     network, are then computed trial by trial. A generator that appears twice is drawn from
-    in order, on one thread.
+    in order, on one thread. Infrastructure for the data of docs/THEORY.md §5, one trial each.
     """
     n = as_int(n, "n", minimum=1)
     try:
@@ -372,7 +374,11 @@ def _label(task: MLPTask, x: Array, draws: tuple[Array, ...], target: tuple[Arra
 
 
 def check_mlp_call(task: object, variant: object, rank: object) -> int:
-    """Validate an MLP (task, variant, rank); return the rank (1 for ``full``, where it is unused)."""
+    """Validate an MLP (task, variant, rank); return the rank (1 for ``full``, where it is unused).
+
+    Infrastructure: ``ValueError`` naming the argument (README, "Use it from Python"); ``rank``
+    must fit ``min(d_in, d_out)`` of every adapted layer, as LoRA's rank does (docs/THEORY.md §0).
+    """
     if not isinstance(task, MLPTask):
         raise ValueError(f"task must be an MLPTask, got {type(task).__name__}")
     check_variant(variant)

@@ -9,7 +9,7 @@ shared. Layer ``l`` of the adapted network computes (Zhu et al., ICML 2024, Sect
           \qquad \phi = \tanh \text{ or relu on hidden layers, identity on the last},
 
 or ``h_{l+1} = phi(W_l h_l)`` with the whole ``W_l`` trained (variant ``full``). The network has
-no biases: docs/THEORY.md fixes the bias, so no variant may train one.
+no biases: docs/THEORY.md §0 fixes the bias, so no variant may train one.
 
 Variants and initial values (docs/THEORY.md §0):
 
@@ -25,10 +25,11 @@ full      W                     --                     -- (W starts at W0)
 ``a_only`` starts A at zero so that, like every other variant, training starts exactly at the
 pretrained model; its gradient ``B^T G h^T`` is non-zero there because B is not.
 
-One ``torch.optim.Adam`` over the stacked tensors equals one Adam per trial exactly: the
-objective is the *sum* over trials of each trial's mean loss, so each trial's gradient is its
-own, and Adam's update is elementwise. All randomness (frozen factors, minibatch order) comes
-from ``numpy.random.Generator`` objects passed in, one per trial; no global torch seed is used.
+One Adam over the stacked tensors (``FlatAdam``, ``torch.optim.Adam``'s update) equals one
+Adam per trial exactly: the objective is the *sum* over trials of each trial's mean loss, so each
+trial's gradient is its own, and Adam's update is elementwise. All randomness (frozen factors,
+minibatch order) comes from ``numpy.random.Generator`` objects passed in, one per trial; no
+global torch seed is used.
 """
 
 from __future__ import annotations
@@ -53,7 +54,13 @@ EVAL_CHUNK = 4096
 
 
 def factor_names(variant: str, layers: Sequence[int]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Names of the (trained, frozen) tensors of ``variant``, e.g. ``"layer1.A"``, in storage order."""
+    """Names of the (trained, frozen) tensors of ``variant``, e.g. ``"layer1.A"``, in storage order.
+
+    Per adapted layer ``l`` (docs/THEORY.md §0, the variants' table): ``lora`` trains
+    ``layer{l}.A`` and ``layer{l}.B``; ``b_only`` trains ``B`` and freezes ``A``; ``a_only`` trains
+    ``A`` and freezes ``B``; any other variant (``full``) trains ``layer{l}.W``. The trained
+    names, in this order, are the layout of the flattened ``params`` (trials, N).
+    """
     trained: list[str] = []
     frozen: list[str] = []
     for l in layers:
@@ -121,6 +128,9 @@ def init_adapters(
 
     ``weights`` are the pretrained (d_out, d_in) matrices of every layer; ``layers`` the adapted
     ones. Returns A (r, d_in), B (d_out, r) or W (d_out, d_in) per adapted layer, float64.
+    The starts of docs/THEORY.md §5, "Adapted network": ``lora`` and ``b_only`` draw ``A`` from
+    ``init`` with ``B = 0``; ``a_only`` has ``A = 0`` and draws ``B``; ``full`` starts at ``W0``;
+    so every variant starts at the pretrained model (LoRA's ``B = 0``; Hu et al., ICLR 2022).
     """
     factor_names(variant, layers)  # validates variant
     out: dict[str, Array] = {}
@@ -164,7 +174,13 @@ def forward(
     weights: Sequence[torch.Tensor], state: Mapping[str, torch.Tensor], x: torch.Tensor, scaling: float,
     activation: str = "tanh",
 ) -> torch.Tensor:  # (T, m, d_0) -> (T, m, d_L)
-    """Outputs (logits or regression values) of the adapted network for all trials."""
+    """Outputs (logits or regression values) of the adapted network for all trials.
+
+    ``h_{l+1} = φ(W0_l h_l + s B_l A_l h_l)`` (or ``φ(W_l h_l)`` for a trained ``W``), with ``φ``
+    the hidden activation and the identity on the last layer: docs/THEORY.md §5, "Adapted
+    network". ``weights`` (d_out, d_in) per layer; ``state`` name -> (T, ...) adapters; ``x``
+    (T, m, d_0); ``scaling`` ``s = alpha / r``.
+    """
     h = x
     for l, w0 in enumerate(weights):
         h = _apply_layer(l, h, w0, state, scaling, last=l == len(weights) - 1, activation=activation)
@@ -187,7 +203,12 @@ def sample_losses(out: torch.Tensor, target: torch.Tensor, kind: str, clip: floa
 
 
 def objective(out: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:  # (T,)
-    """Training objective per trial: mean cross-entropy, or mean squared loss for regression."""
+    """Training objective per trial: mean cross-entropy, or mean squared loss for regression.
+
+    ``(1/m) Σ_i ℓ(f(x_i), y_i)`` with ``ℓ`` the cross-entropy in nats or ``‖f(x) − y‖²`` summed
+    over outputs (as in docs/THEORY.md eq. (1)); the training losses of §5, "Losses".
+    ``out`` (T, m, d_L); ``target`` (T, m) labels or (T, m, d_L); returns (T,).
+    """
     if kind == "classification":
         ce = torch.nn.functional.cross_entropy(out.transpose(1, 2), target, reduction="none")
         return ce.mean(dim=1)
@@ -244,7 +265,8 @@ def train_adapters(
     saturated softmax already rules out).
     Minibatches (``batch_size`` < n) follow a fresh permutation of each trial's samples every
     epoch, drawn from that trial's ``order_rngs`` entry; the last batch of an epoch may be
-    smaller.
+    smaller. Source: docs/THEORY.md §5, "Adapted network" (Adam over all trials at once) and
+    README, "Performance", "The fused kernel".
 
     Parameters
     ----------
@@ -333,7 +355,16 @@ def evaluate(
     dtype: torch.dtype = torch.float32,
     activation: str = "tanh",
 ) -> dict[str, Array]:
-    """Mean evaluation losses (T,) of the adapted networks on (T, m, d_0) inputs, in chunks of samples."""
+    """Mean evaluation losses (T,) of the adapted networks on (T, m, d_0) inputs, in chunks of samples.
+
+    Every loss of ``kind`` (``sample_losses``; docs/THEORY.md §5, "Losses"), averaged over the
+    ``m`` samples in float64 after a forward pass in ``dtype``.
+
+    Returns
+    -------
+    dict
+        loss name -> (T,) float64; ``ValueError`` if a loss is not finite (the model diverged).
+    """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     w = [torch.tensor(np.array(m), dtype=dtype) for m in weights]

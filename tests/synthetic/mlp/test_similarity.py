@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,23 @@ def test_grid_shapes_and_range():
         assert keys <= set(grid.verdict[l])
     again = similarity_grid((0, 1), (5, 6, 7), task=TINY, rank=2, n=24)
     np.testing.assert_array_equal(again.b_similarity[1], grid.b_similarity[1])
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_the_grid_trains_the_network_the_task_describes(monkeypatch, activation):
+    """The adapters are trained with the task's hidden activation, the one that labelled the data."""
+    import synthetic.mlp.similarity as similarity
+
+    seen = []
+    train = similarity.train_adapters
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("activation"))
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(similarity, "train_adapters", recording)
+    similarity_grid((0,), (5, 6), task=replace(TINY, activation=activation), rank=2, n=24)
+    assert seen == [activation]
 
 
 def test_one_step_leaves_a_at_its_init():
