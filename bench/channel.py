@@ -1,5 +1,9 @@
 r"""Time and peak memory of the Gaussian-channel estimator ``bounds.gaussian_channel_mi``.
 
+The estimator is that of docs/THEORY.md §2.5 (``½ log det(I + Cov(W)/τ²)`` in nats, bias-corrected
+with a jackknife interval when ``T >= p + 3``); the README (section "Performance", "The
+Gaussian-channel estimate") reports these timings beside those of an earlier implementation.
+
 Reference cases (``BoundsBenchConfig.full()``): ``T = 4000`` trials of ``p = 8`` parameters and
 ``T = 1000`` of ``p = 64`` (targets: under 2 s each, the first within 300 MB of extra memory),
 both on the bias-corrected path (``T >= p + 3``), and ``T = 200`` of ``p = 1000``, which takes the
@@ -26,13 +30,27 @@ import numpy as np
 from bounds.gaussian_channel import EstimateMayBeLowWarning, gaussian_channel_mi
 from theory.validation import as_int
 
-#: Targets of the issue (printed beside the measurements; never asserted in tests).
+#: Targets for the corrected path: every case in under 2 s, the first case within 300 MB of
+#: extra memory (printed beside the measurements; never asserted in tests).
 TARGETS = {"seconds": 2.0, "extra_mb": 300.0}
 
 
 @dataclass(frozen=True)
 class BoundsBenchConfig:
-    """The ``(trials, p)`` cases, the bootstrap size of the fallback, repeats and seed."""
+    """The ``(trials, p)`` cases, the bootstrap size of the fallback, repeats and seed.
+
+    What :func:`time_bounds` measures (module docstring; README, section "Performance"): each
+    case ``(T, p)`` is one call of ``bounds.gaussian_channel_mi`` on ``T`` standard normal rows
+    of ``p`` parameters with ``τ = 1``, timed ``repeats`` times (the best counts) and once under
+    ``tracemalloc``. Fields are checked on construction (``ValueError``).
+
+    Attributes
+    ----------
+    cases : tuple of (trials >= 2, p >= 1)
+    n_boot : int >= 1, bootstrap replicates of the fallback path (``T < p + 3``).
+    repeats : int >= 1, timed calls per case.
+    seed : int, seeds the rows and the estimator's generator.
+    """
 
     cases: tuple[tuple[int, int], ...] = ((4000, 8), (1000, 64), (200, 1000))
     n_boot: int = 200
@@ -48,17 +66,48 @@ class BoundsBenchConfig:
 
     @classmethod
     def full(cls) -> BoundsBenchConfig:
-        """The reference cases."""
+        """The reference cases of the README (section "Performance"): ``(T, p)`` = (4000, 8),
+        (1000, 64) and (200, 1000), 200 bootstrap replicates, best of 3."""
         return cls()
 
     @classmethod
     def quick(cls) -> BoundsBenchConfig:
-        """Tiny sizes for smoke tests (well under a second): one corrected case, one fallback case."""
+        """Tiny sizes for smoke tests (well under a second): one corrected case, one fallback case.
+
+        ``(T, p)`` = (40, 4) and (6, 10), 20 bootstrap replicates, one timed call; no number in
+        the README (section "Performance") comes from them."""
         return cls(cases=((40, 4), (6, 10)), n_boot=20, repeats=1)
 
 
 def time_case(trials: int, p: int, n_boot: int, repeats: int, seed: int) -> dict[str, Any]:
-    """Seconds (best of ``repeats``), tracemalloc peak (MiB) and the estimate of one case."""
+    r"""Seconds (best of ``repeats``), tracemalloc peak (MiB) and the estimate of one case.
+
+    Draws ``samples`` (trials, p) standard normal, so ``Cov(W) = I`` and with ``τ = 1`` the
+    estimated quantity of docs/THEORY.md §2.5 is known exactly,
+
+    .. math:: I = \tfrac12 \log\det(I_p + I_p / 1^2) = \tfrac{p}{2} \log 2 \ \text{nats}.
+
+    One untimed warm-up call, then ``repeats`` calls timed with ``time.perf_counter`` (the best
+    is reported), then one call under ``tracemalloc`` whose peak above the memory traced at its
+    start is the extra memory (the input array, allocated before tracing starts, is not
+    counted). ``EstimateMayBeLowWarning`` is silenced. Every call uses a fresh
+    ``numpy.random.default_rng(seed)``.
+
+    Parameters
+    ----------
+    trials, p : int, the shape ``(T, p)`` of the parameter samples.
+    n_boot : int, bootstrap replicates of the fallback path.
+    repeats : int, timed calls.
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``trials``, ``p``, ``path`` ("corrected" when ``T >= p + 3``, else "fallback"),
+        ``n_boot``, ``seconds`` (best), ``seconds_runs`` (every timed call), ``peak_mib``,
+        ``value``, ``low``, ``high`` (the estimate and its interval, nats), ``truth`` and
+        ``covers`` (whether the interval contains ``truth``).
+    """
     rng = np.random.default_rng(seed)
     samples = rng.standard_normal((trials, p))
     truth = 0.5 * p * math.log(2.0)
@@ -88,12 +137,27 @@ def time_case(trials: int, p: int, n_boot: int, repeats: int, seed: int) -> dict
 
 
 def time_bounds(config: BoundsBenchConfig) -> list[dict[str, Any]]:
-    """One row per case of ``config`` (``time_case``)."""
+    """One row per case of ``config`` (``time_case``).
+
+    The measurement behind ``python -m bench --only bounds`` and the Gaussian-channel table of
+    the README (section "Performance"): for each ``(T, p)`` of ``config.cases``,
+    :func:`time_case` with the config's ``n_boot``, ``repeats`` and ``seed``.
+
+    Returns
+    -------
+    list of dict, one per case, in the order of ``config.cases`` (keys of :func:`time_case`).
+    """
     return [time_case(t, p, config.n_boot, config.repeats, config.seed) for t, p in config.cases]
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The printed table of ``time_bounds``."""
+    """The printed table of ``time_bounds``.
+
+    One line per row: ``T``, ``p``, path, best seconds, tracemalloc peak (MiB), the estimate
+    with its interval and the true value ``p/2 log 2`` (nats), and whether the interval covers
+    it ("NO" when not); what ``python -m bench`` prints for the README's Gaussian-channel table
+    (section "Performance").
+    """
     lines = [f"  {'trials':>6} {'p':>5} {'path':<9} {'seconds':>8} {'peak MiB':>9}  "
              f"{'value':>9} {'interval':>21} {'truth':>8}  covers"]
     for r in rows:
@@ -104,7 +168,14 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def summary_part(rows: list[dict[str, Any]]) -> str:
-    """The Gaussian-channel part of the one-line summary, with the targets."""
+    """The Gaussian-channel part of the one-line summary, with the targets.
+
+    Lists every case's ``T``, ``p``, seconds and MiB, and says "met" when every case on the
+    corrected path took under ``TARGETS["seconds"]`` and the first corrected case's peak stayed
+    under ``TARGETS["extra_mb"]`` (MB of 10^6 bytes), otherwise "NOT met"; with no case on the
+    corrected path it says "met". Part of the summary line of ``python -m bench`` (README,
+    section "Performance").
+    """
     corrected = [r for r in rows if r["path"] == "corrected"]
     met = all(r["seconds"] < TARGETS["seconds"] for r in corrected) and (
         not corrected or corrected[0]["peak_mib"] * 2**20 / 1e6 < TARGETS["extra_mb"])

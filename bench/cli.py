@@ -4,7 +4,8 @@ In one process: the fp32 matmul peak, the MLP comparison and the linear comparis
 ``bench.compare`` (reference configurations) and the Gaussian-channel estimator of
 ``bench.channel``, all under one thread setting that the output states. The last line is a
 one-line summary with the ratios. ``--json PATH`` also writes the figures; ``--scaling`` adds
-the scaling table of ``bench.scaling``.
+the scaling table of ``bench.scaling``. The README (section "Performance") reports one run of
+this command and describes how it measures.
 """
 
 from __future__ import annotations
@@ -27,13 +28,25 @@ from synthetic.sweep import blas_threads, limit_threads
 from synthetic.sweep_files import check_out
 
 EXIT_USAGE = 2
-#: The performance targets on 2 cores: 15x per MLP trial at 40 % of peak, 200x for the linear solves
-#: (printed next to the measurements; never asserted in tests).
+#: The performance targets on 2 cores: the batched MLP engine 15x faster per trial than the loop
+#: at 40 % of the matmul peak, the exact linear solves 200x faster than Adam (printed next to the
+#: measurements; never asserted in tests).
 TARGETS = {"mlp_ratio": 15.0, "mlp_fraction_of_peak": 0.40, "linear_ratio": 200.0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``python -m bench`` / ``lora-asym bench``."""
+    """The flags of ``python -m bench`` / ``lora-asym bench``.
+
+    ``--threads N`` (default 2: torch and OpenBLAS threads of every measurement; the README's
+    numbers in section "Performance" are at 2 threads), ``--only {mlp,linear,bounds,scaling}``,
+    ``--json PATH``, ``--scaling`` (adds ``bench.scaling``, minutes) and ``--quick`` (the
+    ``quick()`` presets, seconds).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Modified in place.
+    """
     parser.add_argument("--threads", type=int, default=2,
                         help="torch and OpenBLAS threads for every measurement (default: 2)")
     parser.add_argument("--only", choices=("mlp", "linear", "bounds", "scaling"),
@@ -84,6 +97,7 @@ def _mlp_rows(res: dict[str, dict], peak: float) -> dict[str, Any]:
 
 
 def _print_mlp(config: MLPBenchConfig, rows: dict[str, Any]) -> None:
+    """Print the MLP configuration and its two tables (whole trial; Adam steps alone)."""
     t = config.task
     print(f"MLP: {' -> '.join(map(str, t.widths))} {t.activation}, LoRA rank {config.rank} on layers "
           f"{list(t.adapted_layers)} (scaling {t.scaling(config.rank):g}), {t.kind}, n = {config.n}, "
@@ -110,6 +124,7 @@ def _print_mlp(config: MLPBenchConfig, rows: dict[str, Any]) -> None:
 
 
 def _linear_rows(res: dict[str, dict]) -> dict[str, Any]:
+    """Per-variant and aggregate figures of ``time_linear``; ratios are Adam's time over each path's."""
     rows: dict[str, Any] = {}
     exact = suff = loop = data = 0.0
     for variant, r in res.items():
@@ -138,6 +153,7 @@ def _linear_rows(res: dict[str, dict]) -> dict[str, Any]:
 
 
 def _print_linear(config: LinearBenchConfig, rows: dict[str, Any]) -> None:
+    """Print the linear configuration and its table."""
     t = config.task
     print(f"Linear: d_in = {t.d_in}, d_out = {t.d_out}, {t.spectrum} inputs, rank {config.rank}, n = {config.n}; "
           f"exact solves on {config.trials} trials per variant; Adam (lr {config.lr:g}, float32) on "
@@ -165,7 +181,25 @@ def _print_linear(config: LinearBenchConfig, rows: dict[str, Any]) -> None:
 
 
 def summary_line(report: dict[str, Any]) -> str:
-    """One line with the ratios and whether each performance target (TARGETS) is met."""
+    """One line with the ratios and whether each performance target (TARGETS) is met.
+
+    From the aggregate rows (``"all"``): the MLP ratio ``Σ_v t_loop / Σ_v t_batched`` over the
+    variants (seconds per trial; also for the Adam steps alone), the batched engine's fraction of
+    the matmul peak (the loop's FLOPs over the batched time, divided by the peak) and the gap
+    check; the linear ratio of Adam's time to the sufficient-statistics path's, to the path that
+    draws the data, the ceiling ``Adam / data`` and the samplers' check; the Gaussian-channel
+    part (``bench.channel.summary_part``); the scaling exponents. ``python -m bench`` prints it
+    last; the README (section "Performance") quotes its figures.
+
+    Parameters
+    ----------
+    report : dict, the report of :func:`run`.
+
+    Returns
+    -------
+    str
+        ``"summary: "`` and the parts joined by ``"; "``.
+    """
     parts = []
     if "mlp" in report:
         a = report["mlp"]["rows"]["all"]
@@ -192,7 +226,27 @@ def summary_line(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure everything the flags ask for, print it, and return the report (the JSON document)."""
+    """Measure everything the flags ask for, print it, and return the report (the JSON document).
+
+    Under ``synthetic.sweep.limit_threads(args.threads)``: the fp32 matmul peak
+    (:func:`bench.matmul_peak_gflops`); unless ``--only`` excludes them, the MLP comparison
+    (``time_mlp``, then the peak again, the larger of the two being the peak), the linear
+    comparison (``time_linear``) and the Gaussian-channel timings (``time_bounds``), with the
+    ``full()`` presets or, with ``--quick``, the ``quick()`` ones. With ``--scaling`` or
+    ``--only scaling``, the scaling table (``bench.scaling.run_scaling``), one process per point.
+    This is the procedure the README describes in section "Performance".
+
+    Parameters
+    ----------
+    args : argparse.Namespace, the flags of :func:`add_arguments`.
+
+    Returns
+    -------
+    dict
+        ``machine`` (CPUs, torch version, threads, load average before, whether the fused MLP
+        kernel is used), ``peak``, and ``mlp``, ``linear``, ``bounds``, ``scaling`` as measured,
+        each with its configuration and rows, and ``summary`` (:func:`summary_line`).
+    """
     threads = args.threads
     report: dict[str, Any] = {"machine": {
         "cpus": os.cpu_count(), "torch": torch.__version__, "threads": threads,
@@ -244,13 +298,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _describe(config: object) -> dict[str, Any]:
+    """A benchmark config as a JSON-ready dict (non-JSON values as strings)."""
     from dataclasses import asdict
 
     return json.loads(json.dumps(asdict(config), default=str))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m bench``; a bad flag prints one error line and returns 2."""
+    """Entry point of ``python -m bench``; a bad flag prints one error line and returns 2.
+
+    Parses ``argv`` (``sys.argv[1:]`` when None) with the flags of :func:`add_arguments` and
+    calls :func:`run_args`; ``--help`` returns 0. The README (section "Performance") reports its
+    output.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     parser = _Parser(prog="python -m bench", description=__doc__.split("\n")[0])
     add_arguments(parser)
     try:
@@ -265,6 +330,14 @@ def run_args(args: argparse.Namespace) -> int:
 
     The ``--json`` document is the report with the toolkit version (``toolkit``) and the library
     versions (``environment``) on top, written atomically (``synthetic.provenance.write_atomic``).
+    ``--threads`` below 1, or a ``--json`` path that cannot be created, is refused with one error
+    line and status 2 before anything is measured; the summary line (:func:`summary_line`) is
+    printed last. The README (section "Performance") reports the output of one such run.
+
+    Returns
+    -------
+    int
+        0, or 2 (``EXIT_USAGE``) after an error line.
     """
     if args.threads < 1:
         print(f"bench: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)

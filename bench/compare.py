@@ -13,7 +13,8 @@ Two reference configurations, kept fixed so numbers can be compared across machi
 
 Both engines of a comparison see the same trials (same streams, so the same data, frozen
 factors and test samples). A faster engine only counts if it computes the same thing:
-``gap_check`` requires the mean gaps to agree within 2 standard errors.
+``gap_check`` requires the mean gaps to agree within 2 standard errors. The README (section
+"Performance") reports these comparisons and describes the reference configurations.
 """
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ Engine = Callable[..., dict]
 
 
 def reference_mlp_task() -> MLPTask:
-    """The MLP task of the reference configuration (module docstring)."""
+    """The MLP task of the reference configuration (module docstring).
+
+    ``MLPTask`` (docs/THEORY.md §5) with widths 64 → 128 → 10, ReLU, both layers adapted and
+    perturbed by a rank-2 shift with ``‖Δ_l‖_F = 0.5 ‖W0_l‖_F``, regression with output noise
+    ``N(0, 0.1²)``, ``logit_scale`` 1, 2048 test samples, 300 full-batch Adam steps at lr 1e-2:
+    the "MLP 64 → 128 → 10 ReLU" of the README, section "Performance".
+    """
     return MLPTask(widths=(64, 128, 10), adapted_layers=(0, 1), perturbed_layers=(0, 1), perturbation_rank=2,
                    perturbation_scale=0.5, kind="regression", activation="relu", logit_scale=1.0, noise_std=0.1,
                    test_size=2048, steps=300, lr=1e-2)
@@ -49,7 +56,23 @@ def reference_mlp_task() -> MLPTask:
 
 @dataclass(frozen=True)
 class MLPBenchConfig:
-    """What the MLP comparison runs; ``loop_trials`` (the first trials) go through the per-run loop."""
+    """What the MLP comparison runs; ``loop_trials`` (the first trials) go through the per-run loop.
+
+    The configuration :func:`time_mlp` measures; ``full()`` is the one the README reports
+    (section "Performance"). Fields are checked on construction (``ValueError``).
+
+    Attributes
+    ----------
+    task : MLPTask, the task and its training schedule (:func:`reference_mlp_task`).
+    variants : the variants compared (``lora``, ``b_only``, ``a_only``).
+    rank : LoRA rank ``r``.
+    n : training samples per trial.
+    trials : trials per call of the batched engine (>= 2).
+    loop_trials : trials per run of the per-run loop, ``2 <= loop_trials <= trials``.
+    loss : the loss whose gaps ``gap_check`` compares (``squared``).
+    seed : root of the trial streams.
+    repeats : timed runs per variant; every figure is the best of them.
+    """
 
     task: MLPTask = field(default_factory=reference_mlp_task)
     variants: tuple[str, ...] = ("lora", "b_only", "a_only")
@@ -70,24 +93,50 @@ class MLPBenchConfig:
 
     @classmethod
     def full(cls) -> MLPBenchConfig:
-        """The reference configuration of the benchmark (module docstring)."""
+        """The reference configuration of the benchmark (module docstring): rank 4, n = 256, 64
+        trials through each engine, best of 3 runs (README, section "Performance")."""
         return cls()
 
     @classmethod
     def quick(cls) -> MLPBenchConfig:
-        """Tiny sizes for smoke tests (seconds)."""
+        """Tiny sizes for smoke tests (seconds): widths 8 → 12 → 3, 20 steps, 64 test samples,
+        rank 2, n = 24, 8 trials, one run; no number in the README (section "Performance")
+        comes from it."""
         task = replace(reference_mlp_task(), widths=(8, 12, 3), test_size=64, steps=20)
         return cls(task=task, rank=2, n=24, trials=8, loop_trials=8, repeats=1)
 
 
 def reference_linear_task() -> LinearTask:
-    """The linear task of the reference configuration: isotropic inputs, a random Δ of rank 8, s² = 1."""
+    """The linear task of the reference configuration: isotropic inputs, a random Δ of rank 8, s² = 1.
+
+    ``LinearTask`` with ``d_in = d_out = 64``: the regression of Zhu et al., ICML 2024, Section
+    4.1 (docs/THEORY.md §1.1), sampled as in docs/THEORY.md §7; the "linear d = 64" of the
+    README, section "Performance".
+    """
     return LinearTask(d_in=64, d_out=64, spectrum="isotropic", delta_rank=8, noise_var=1.0)
 
 
 @dataclass(frozen=True)
 class LinearBenchConfig:
-    """What the linear comparison runs; Adam runs on the first ``loop_trials`` trials of each variant."""
+    """What the linear comparison runs; Adam runs on the first ``loop_trials`` trials of each variant.
+
+    The configuration :func:`time_linear` measures; ``full()`` is the one the README reports
+    (section "Performance"). Fields are checked on construction (``ValueError``).
+
+    Attributes
+    ----------
+    task : LinearTask (:func:`reference_linear_task`).
+    variants : the variants compared (all four).
+    rank : adapter rank ``r``.
+    n : training samples per trial.
+    trials : trials per call of the exact engines.
+    loop_trials : trials per variant trained by Adam (the first ones).
+    lr : Adam's learning rate.
+    loss_tol : Adam stops within this (absolute) of the exact training loss.
+    max_steps : Adam's step limit.
+    seed : root of the trial streams.
+    repeats : timed runs per variant; every figure is the best of them.
+    """
 
     task: LinearTask = field(default_factory=reference_linear_task)
     variants: tuple[str, ...] = ("b_only", "a_only", "lora", "full")
@@ -111,21 +160,40 @@ class LinearBenchConfig:
 
     @classmethod
     def full(cls) -> LinearBenchConfig:
-        """The reference configuration of the benchmark (module docstring)."""
+        """The reference configuration of the benchmark (module docstring): rank 4, n = 256,
+        1000 exact trials and 20 Adam trials per variant, best of 3 runs (README, section
+        "Performance")."""
         return cls()
 
     @classmethod
     def quick(cls) -> LinearBenchConfig:
-        """Tiny sizes for smoke tests (seconds)."""
+        """Tiny sizes for smoke tests (seconds): d = 8, rank 2, n = 32, 20 exact and 2 Adam
+        trials, one run; no number in the README (section "Performance") comes from it."""
         return cls(task=LinearTask(d_in=8, d_out=8, delta_rank=2), rank=2, n=32, trials=20, loop_trials=2, repeats=1)
 
 
 def gap_check(loop_gaps: object, engine_gaps: object, sigmas: float = GAP_SIGMAS) -> dict[str, float | bool]:
     r"""Do two samples of gaps have the same mean? ``|mean_1 - mean_2| <= sigmas sqrt(se_1^2 + se_2^2)``.
 
-    ``se`` is the standard error of each mean (``ddof = 1``). When both engines ran the same
-    trials the two samples are nearly identical and the test is conservative; it still fails
-    for an engine that trains or evaluates a different model.
+    .. math:: |\bar g_2 - \bar g_1| \le k \sqrt{s_1^2 / m_1 + s_2^2 / m_2},
+
+    ``s_i²`` the sample variance (``ddof = 1``) and ``m_i`` the size of sample ``i``, ``k =
+    sigmas``: a two-sample comparison of means at ``k`` combined standard errors. When both
+    engines ran the same trials the two samples are nearly identical and the test is
+    conservative; it still fails for an engine that trains or evaluates a different model. It is
+    the "same distribution of gaps (means within 2 standard errors)" check of the README, section
+    "Performance".
+
+    Parameters
+    ----------
+    loop_gaps, engine_gaps : array_like (m_1,), (m_2,), each with at least 2 values.
+    sigmas : float, ``k``.
+
+    Returns
+    -------
+    dict
+        ``mean_loop``, ``mean_engine``, ``diff`` (engine minus loop), ``stderr`` (the combined
+        standard error), ``sigmas`` and ``ok`` (whether the inequality holds).
     """
     a, b = np.asarray(loop_gaps, dtype=np.float64), np.asarray(engine_gaps, dtype=np.float64)
     if a.ndim != 1 or b.ndim != 1 or a.size < 2 or b.size < 2:
@@ -137,6 +205,7 @@ def gap_check(loop_gaps: object, engine_gaps: object, sigmas: float = GAP_SIGMAS
 
 
 def _timed(fn: Callable[[], dict]) -> tuple[dict, float]:
+    """``(fn(), wall seconds of the call)``."""
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
@@ -158,7 +227,14 @@ def batched_training_seconds(config: MLPBenchConfig, variant: str, min_seconds: 
 
     The inputs are built as ``mlp_trial_losses`` builds them (same streams); only the call that
     runs the Adam steps is timed, the counterpart of the loop's ``train_seconds``. The call is
-    repeated on the same inputs until ``min_seconds`` have passed (at least once).
+    repeated on the same inputs until ``min_seconds`` have passed (at least once). This is the
+    "Adam steps alone" row of the README (section "Performance"): seconds of all calls divided
+    by calls times trials in the chunk.
+
+    Returns
+    -------
+    float
+        Seconds per trial.
     """
     c = config
     trials = min(c.trials, trial_chunk(c.task, c.n))
@@ -187,7 +263,22 @@ def time_mlp(config: MLPBenchConfig, *, engine: Engine = mlp_trial_losses,
     run again on the same trials until it has taken as long as the loop did (likewise for the
     Adam steps alone). On a shared machine a short window is likelier to fall in a quiet spell
     than a long one, so equal windows keep the ratio from favouring the faster engine. Every
-    timing is the best of the runs; every run's time is kept as well.
+    timing is the best of the runs; every run's time is kept as well. This is the measurement the
+    README reports in section "Performance" (its MLP rows).
+
+    Parameters
+    ----------
+    config : MLPBenchConfig
+    engine, loop : callables with the signature of ``mlp_trial_losses`` returning a dict with
+        ``gap`` (the loop also ``train_seconds``); replaced in tests.
+
+    Returns
+    -------
+    dict {variant: dict}
+        Seconds per trial of each engine (best and every run), the engine's calls per window,
+        trial counts, the loop's FLOPs per trial and per training (:func:`loop_trial_flops`,
+        ``steps ·`` :func:`loop_step_flops`), seconds per trial of the Adam steps alone, and
+        ``check`` (:func:`gap_check` of the loop's against the engine's gaps).
     """
     c = config
     out: dict[str, dict] = {}
@@ -239,6 +330,17 @@ def time_linear(config: LinearBenchConfig) -> dict[str, dict]:
     the largest ratio an exact path that draws the data could reach with solves that cost nothing.
     Each of ``config.repeats`` runs times the Adam loop first, then each exact path and the
     drawing in windows of the same length (repeated on the same trials), as ``time_mlp`` does.
+    Every timing is the best of the runs. This is the measurement the README reports in section
+    "Performance" (its linear rows).
+
+    Returns
+    -------
+    dict {variant: dict}
+        Best seconds per trial of ``exact``, ``sufficient``, the drawing (``data``) and the Adam
+        loop, every run's time, ``check`` (:func:`gap_check` of the two exact samplers' gaps),
+        trial counts, the median and largest number of Adam steps, ``reached`` (Adam trials that
+        ended within ``loss_tol`` of the exact loss) and the range of Adam's loss minus the exact
+        one.
     """
     c = config
     out: dict[str, dict] = {}

@@ -5,7 +5,8 @@ so that its peak resident memory (``ru_maxrss``) is its own; the time excludes t
 and one 2-trial warm-up. Around the reference MLP configuration (``bench.compare``) one knob
 varies at a time: trials (64 ... 4096), n (64 ... 4096) or the hidden width (32 ... 512). The
 fitted exponent ``k`` of ``time ~ x^k`` is the least-squares slope in log-log coordinates; the
-local exponents between neighbouring points show where the scaling departs from linear.
+local exponents between neighbouring points show where the scaling departs from linear. The
+README (section "Performance") reports the table of ``python -m bench --scaling``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,29 @@ def _point_config(base: MLPBenchConfig, knob: str, value: int) -> tuple[MLPBench
 
 
 def measure_point(quick: bool, knob: str, value: int, threads: int) -> dict[str, float]:
-    """Time and peak memory of one point, measured in this process (call it in a fresh one)."""
+    """Time and peak memory of one point, measured in this process (call it in a fresh one).
+
+    The point is the reference MLP configuration of ``bench.compare`` (``MLPBenchConfig.full()``,
+    or ``quick()``) with one knob set to ``value``: the number of trials, ``n``, or the hidden
+    width ``widths[1]``. Under ``synthetic.sweep.limit_threads(threads)``: one untimed 2-trial
+    warm-up of ``synthetic.mlp.mlp_trial_losses`` (variant ``lora``), then one call on all trials
+    timed with ``time.perf_counter``. Memory is ``ru_maxrss`` (the process's peak resident set,
+    read as KiB, as Linux reports it) after the warm-up and after the timed call. The README
+    (section "Performance") reports these points in its scaling table.
+
+    Parameters
+    ----------
+    quick : bool, start from the quick configuration.
+    knob : {"trials", "n", "width"}
+    value : int, the knob's value.
+    threads : int, torch and BLAS threads.
+
+    Returns
+    -------
+    dict
+        ``knob``, ``value``, ``trials``, ``n``, ``width``, ``seconds``, ``peak_rss_mib`` (peak
+        RSS at the end), ``rss_before_mib`` (peak RSS after the warm-up) and ``torch_threads``.
+    """
     import torch
 
     from synthetic.mlp.engine import mlp_trial_losses
@@ -64,6 +87,7 @@ def measure_point(quick: bool, knob: str, value: int, threads: int) -> dict[str,
 
 
 def _run_child(quick: bool, knob: str, value: int, threads: int) -> dict[str, float]:
+    """:func:`measure_point` in a fresh ``python -m bench.scaling`` process; its JSON line."""
     spec = json.dumps({"quick": quick, "knob": knob, "value": value, "threads": threads})
     proc = subprocess.run([sys.executable, "-m", "bench.scaling", spec], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -72,7 +96,23 @@ def _run_child(quick: bool, knob: str, value: int, threads: int) -> dict[str, fl
 
 
 def fit_exponent(x: object, t: object) -> float:
-    """Least-squares slope of ``log t`` against ``log x``."""
+    r"""Least-squares slope of ``log t`` against ``log x``.
+
+    The exponent ``k`` of a power law ``t ≈ c x^k``: ``numpy.polyfit(log x, log t, 1)[0]``,
+
+    .. math:: k = \frac{\sum_i (\ell_i - \bar\ell)(\tau_i - \bar\tau)}{\sum_i (\ell_i - \bar\ell)^2},
+              \qquad \ell_i = \log x_i,\ \tau_i = \log t_i,
+
+    the "fitted exponents" of the README's scaling table (section "Performance").
+
+    Parameters
+    ----------
+    x, t : array_like (m,), positive, ``m >= 2`` with at least two distinct ``x``.
+
+    Returns
+    -------
+    float
+    """
     lx, lt = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(t, dtype=float))
     return float(np.polyfit(lx, lt, 1)[0])
 
@@ -80,9 +120,18 @@ def fit_exponent(x: object, t: object) -> float:
 def run_scaling(*, quick: bool = False, threads: int = 2, progress=None) -> dict[str, dict]:
     """Every point of ``GRID`` (``QUICK_GRID`` with ``quick``), each in its own process.
 
-    Returns ``{knob: {"points": [...], "exponent": k, "local": [k_12, k_23, ...],
-    "memory_exponent": ...}}``; the memory exponent fits the increase of the peak RSS over the
-    process's RSS after imports and warm-up.
+    Each point is :func:`measure_point` in a fresh Python process, so that its peak memory is its
+    own; ``progress``, if given, is called with each point's dict as it arrives. Per knob, the
+    time exponent is :func:`fit_exponent` of seconds against the knob's values, the local
+    exponents are ``log(t_{i+1}/t_i) / log(x_{i+1}/x_i)`` between neighbouring points, and the
+    memory exponent fits the increase of the peak RSS over the peak RSS after imports and the
+    warm-up (floored at 1e-3 MiB). The README (section "Performance") reports this table and its
+    exponents.
+
+    Returns
+    -------
+    dict
+        ``{knob: {"points": [...], "exponent": k, "local": [k_12, k_23, ...], "memory_exponent": ...}}``.
     """
     out: dict[str, dict] = {}
     for knob, values in (QUICK_GRID if quick else GRID).items():
@@ -101,7 +150,13 @@ def run_scaling(*, quick: bool = False, threads: int = 2, progress=None) -> dict
 
 
 def format_table(result: dict[str, dict]) -> str:
-    """A Markdown table of the scaling points and the fitted exponents."""
+    """A Markdown table of the scaling points and the fitted exponents.
+
+    One row per point (knob, value, trials, n, width, seconds, seconds per trial, peak RSS and
+    its increase over the post-warm-up peak, MiB), then one line per knob with the time exponent,
+    the local exponents and the memory exponent: the form of the scaling table in the README
+    (section "Performance").
+    """
     lines = ["| knob | value | trials | n | width | time (s) | s per trial | peak RSS (MiB) | over baseline (MiB) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for knob, res in result.items():

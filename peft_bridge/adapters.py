@@ -100,10 +100,17 @@ def _as_factor(tensor: torch.Tensor, key: str, folder: Path) -> Array:
 def load_adapter(path: str | os.PathLike) -> dict[str, tuple[Array, Array]]:
     r"""The factors ``(A, B)`` of every LoRA module of a saved PEFT adapter, as float64 arrays.
 
-    Reads ``adapter_model.safetensors`` (fp32, fp16, bf16 or fp64 tensors) and checks
-    ``adapter_config.json`` (``peft_type`` LORA, no DoRA, no LoRA bias). The update of module
-    ``m`` is ``s B A`` with ``s = lora_alpha / r`` from the config (not applied here). Tensors that
-    are not LoRA factors (PEFT's ``modules_to_save``) are ignored.
+    The format is the one PEFT's ``PeftModel.save_pretrained`` writes (with its default
+    ``safe_serialization=True``): the tensor ``<module>.lora_A.weight`` is ``A`` (r, d_in) and
+    ``<module>.lora_B.weight`` is ``B`` (d_out, r), the factors of the update
+
+    .. math:: W = W_0 + s\, B A, \qquad s = \text{lora\_alpha} / r
+
+    (Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", ICLR 2022; PEFT's
+    ``LoraLayer.scaling``; docs/THEORY.md §0). Reads ``adapter_model.safetensors`` (fp32, fp16,
+    bf16 or fp64 tensors) and checks ``adapter_config.json`` (``peft_type`` LORA, no DoRA, no LoRA
+    bias). ``s`` (``lora_alpha / √r`` with ``use_rslora``) is not applied here. Tensors without
+    ``.lora_`` in their key (PEFT's ``modules_to_save``) are ignored.
 
     Parameters
     ----------
@@ -114,7 +121,9 @@ def load_adapter(path: str | os.PathLike) -> dict[str, tuple[Array, Array]]:
     dict {module name: (A, B)}, ``A`` (r, d_in) and ``B`` (d_out, r) float64, module names
     without PEFT's ``base_model.model.`` prefix, in natural order (``layer.2`` before
     ``layer.10``). ``ValueError`` for a missing folder or file, unreadable JSON or safetensors, a
-    factor without its partner, ranks that disagree, or a non-float, non-finite or non-2-D factor.
+    factor without its partner, ranks that disagree, a non-float, non-finite or non-2-D factor, or
+    a LoRA tensor other than the ``lora_A`` / ``lora_B`` weights (embedding or convolution LoRA, a
+    LoRA bias, DoRA).
     """
     folder = _folder(path)
     _check_config(folder)

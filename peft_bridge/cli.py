@@ -20,11 +20,13 @@ SIDES = ("A", "B")
 
 
 def _error(message: str) -> int:
+    """Print ``message`` as one ``lora-asym: error:`` line on stderr; return ``EXIT_USAGE``."""
     print(f"lora-asym: error: {' '.join(message.split())}", file=sys.stderr)
     return EXIT_USAGE
 
 
 def _cmd_similarity(args: argparse.Namespace) -> int:
+    """``adapters similarity``: per-module ``adapter_similarity`` beside ``r/d``, then the mean."""
     from peft_bridge.adapters import adapter_similarity, load_adapter
 
     sides = [args.side] if args.side else list(SIDES)
@@ -46,6 +48,7 @@ def _cmd_similarity(args: argparse.Namespace) -> int:
 
 
 def _cmd_bound(args: argparse.Namespace) -> int:
+    """``adapters bound``: per variant ``N``, ``q N ln 2`` nats and Lemma 4.5's bound on ``|gen|``."""
     from bounds.mi import lora_mi_bound, lora_mi_nats
     from bounds.params import trainable_params
     from peft_bridge.adapters import load_adapter
@@ -70,7 +73,27 @@ def _cmd_bound(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``similarity`` and ``bound`` subcommands to the ``adapters`` parser."""
+    r"""Add the ``similarity`` and ``bound`` subcommands to the ``adapters`` parser.
+
+    ``similarity DIR1 DIR2 [--side A|B]`` prints, per LoRA module, the CCA similarity
+    ``ρ = ‖U_1ᵀU_2‖_F² / min(r_1, r_2)`` of the two adapters' ``A`` row spaces and ``B`` column
+    spaces (:func:`peft_bridge.adapter_similarity`; Zhu et al., ICML 2024, Figure 1;
+    docs/THEORY.md §3) beside ``r/d``, the mean for independent random subspaces, and the mean
+    over modules. ``bound DIR --n N --q-bits Q --sigma S [--variant ...]`` prints, per variant,
+    the trained-parameter count ``N`` for the adapter's shapes and rank, ``I(W; S) <= q N ln 2``
+    nats and Lemma 4.5 of the paper (docs/THEORY.md §2.2),
+
+    .. math:: |\mathrm{gen}| \le \sqrt{2 \sigma^2 q N \ln 2 / n}
+
+    (``bounds.lora_mi_nats``, ``bounds.lora_mi_bound``), for an adapter whose modules share one
+    rank. Each subcommand stores its handler as ``func`` (``_cmd_similarity``, ``_cmd_bound``),
+    which returns the exit status: 0, or 2 after one error line.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The ``adapters`` parser of ``lora-asym``; modified in place.
+    """
     parser.description = "Compare saved PEFT LoRA adapters (Figure 1) and bound them (Lemma 4.5)."
     parser.epilog = "Example: lora-asym adapters similarity out/adapters/lora_task1_seed0 out/adapters/lora_task1_seed1"
     sub = parser.add_subparsers(dest="adapters_command", required=True)

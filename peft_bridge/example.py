@@ -1,6 +1,6 @@
 r"""Worked example: the asymmetry of LoRA on a small transformer, through PEFT.
 
-``python -m peft_bridge.example --out DIR`` (about 45 s on one CPU thread, no download):
+``python -m peft_bridge.example --out DIR`` (under a minute on one CPU thread, no download):
 
 1. Pretrain a 2-layer BERT (hidden size 64, built from a ``BertConfig``) on a source sequence
    task (``peft_bridge.example_task``); put LoRA (rank 4) on the query and value projections.
@@ -49,6 +49,7 @@ PAIRS = (("lora: same task, other seed", ("lora", 1, 0), ("lora", 1, 1)),
 
 
 def _short(name: str) -> str:
+    """``name`` without the ``bert.encoder.`` prefix, for the tables and plots."""
     return name.removeprefix("bert.encoder.")
 
 
@@ -92,7 +93,44 @@ def _similarities(paths: dict) -> dict[str, dict[str, float]]:
 
 
 def run(config: ExampleConfig, out_dir: Path) -> dict:
-    """Every number of the example (see the module docstring); adapters saved under ``out_dir/adapters``."""
+    r"""Every number of the example (module docstring); adapters saved under ``out_dir/adapters``.
+
+    1. Pretrain the base model on task 0 (``example_task.pretrain``) and put LoRA on
+       ``config.targets``; estimate each module's ``Σ`` and ``G`` on ``geometry_batches`` and predict
+       the winner from eq. (5), ``f(Σ, r)`` against ``f(G, r)``
+       (:func:`peft_bridge.predict_asymmetry`; docs/THEORY.md §1b.3–§1b.5, derived, not in Zhu et
+       al., ICML 2024).
+    2. Measure it: ``b_only`` and ``a_only`` on each module alone, on task 1, one run per seed
+       ``config.seed … config.seed + module_seeds − 1``; the advantage is the mean over seeds of
+       ``L_a_only − L_b_only`` (test cross-entropy, nats).
+    3. Train the ``SAVED_RUNS`` on all modules and save them; the task-1, seed-0 runs are rounded
+       to bf16 (:func:`~peft_bridge.example_task.round_factors`) and scored (test loss, test and
+       train 0-1 error). Compare the ``PAIRS`` of saved adapters with the mean over modules of
+       the CCA similarity of Figure 1 of the paper (:func:`peft_bridge.adapter_similarity`;
+       docs/THEORY.md §3).
+    4. Lemma 4.5 of the paper (docs/THEORY.md §2.2) for each scored variant, with the shapes of
+       the adapted layers, ``q = config.q_bits``, ``σ = 1/2`` (the 0-1 loss) and
+       ``n = config.n_train``:
+
+       .. math:: |\mathrm{gen}| \le \sqrt{2 \sigma^2 q N \ln 2 / n}.
+
+    Parameters
+    ----------
+    config : ExampleConfig
+        Sizes, schedule and seed.
+    out_dir : pathlib.Path
+        An existing folder; the adapters are saved under ``out_dir/adapters``.
+
+    Returns
+    -------
+    dict
+        ``config``; ``shapes`` (the ``(d_out, d_in)`` of each module); ``pretrained`` (test loss
+        and error of the base model on task 1); ``predictions`` ({module: AsymmetryPrediction});
+        ``measured`` ({module: {variant: [test loss per seed]}}); ``scores`` ({variant: loss,
+        test_error, train_error}); ``bound`` ({variant: params ``N``, bound}); ``similarity``
+        ({pair label: {"A": mean, "B": mean}}); ``paths`` ({(variant, task, seed): folder});
+        ``seconds`` (wall time of the run).
+    """
     start = time.perf_counter()
     base = pretrain(config)
     tasks = {task: task_data(config, task) for task in (1, 2)}
@@ -111,7 +149,28 @@ def run(config: ExampleConfig, out_dir: Path) -> dict:
 
 
 def report(results: dict) -> str:
-    """The example's tables, as text."""
+    """The example's three tables, as text: prediction vs measurement, Lemma 4.5, similarity.
+
+    Per module: ``f(Σ, r)``, ``f(G, r)`` (eq. (5), docs/THEORY.md §1b.3) and the predicted
+    winner, the mean test losses of ``b_only`` and ``a_only`` on that module alone, and the
+    advantage ``L_a_only − L_b_only`` ± its standard error over seeds (0 with one seed); the
+    measured winner is ``b_only`` where the advantage is positive, and a closing line counts the
+    modules where prediction and measurement agree, and those where they agree by more than one
+    standard error. Then, per scored variant, ``N``, test loss, test and train 0-1 error, their gap
+    and Lemma 4.5's bound (Zhu et al., ICML 2024; docs/THEORY.md §2.2), flagged "(vacuous)" at 1 or
+    more. Then the mean CCA similarity of ``A`` and ``B`` for each compared pair (Figure 1 of the
+    paper; docs/THEORY.md §3) with ``r/d``, ``d`` the smallest dimension of any adapted layer.
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`run` returns.
+
+    Returns
+    -------
+    str
+        The tables, lines joined by newlines.
+    """
     config, pre = results["config"], results["pretrained"]
     width = max(len(_short(n)) for n in results["predictions"]) + 2
     lines = [f"LoRA rank {config.rank} on {' and '.join(config.targets)} of a {config.layers}-layer BERT "
@@ -150,7 +209,22 @@ def report(results: dict) -> str:
 
 
 def plot_predicted(results: dict, ax=None):
-    """Bars of f(Σ, r) (b_only) and f(G, r) (a_only) per module; returns the axes."""
+    """Bars of f(Σ, r) (b_only) and f(G, r) (a_only) per module; returns the axes.
+
+    The predicted fractions of a random-orientation shift's loss removed by each variant, eq. (5)
+    of docs/THEORY.md §1b.3 (derived; not in Zhu et al., ICML 2024), from ``results["predictions"]``.
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`run` returns.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; the current axes when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
@@ -167,7 +241,23 @@ def plot_predicted(results: dict, ax=None):
 
 
 def plot_measured(results: dict, ax=None):
-    """Reduction of the test loss from the pretrained model, per module and variant; returns the axes."""
+    """Reduction of the test loss from the pretrained model, per module and variant; returns the axes.
+
+    Bars of ``L_pretrained − mean_seeds L_variant`` (test cross-entropy on task 1, nats) for
+    ``b_only`` and ``a_only`` with the adapter on one module alone: the measurement that
+    :func:`plot_predicted` predicts (docs/THEORY.md §1b.5).
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`run` returns.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; the current axes when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
@@ -185,7 +275,24 @@ def plot_measured(results: dict, ax=None):
 
 
 def plot_similarity(results: dict, ax=None):
-    """Mean CCA similarity of A and B for each compared pair of adapters; returns the axes."""
+    """Mean CCA similarity of A and B for each compared pair of adapters; returns the axes.
+
+    Horizontal bars of ``results["similarity"]``, the mean over modules of
+    ``ρ = ‖U_1ᵀU_2‖_F² / min(r_1, r_2)`` (Zhu et al., ICML 2024, Figure 1; docs/THEORY.md §3),
+    with a dashed line at ``r/d`` (``d`` the smallest dimension of any adapted layer), the mean for
+    independent random subspaces.
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`run` returns.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; the current axes when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
@@ -205,7 +312,23 @@ def plot_similarity(results: dict, ax=None):
 
 
 def save_figure(results: dict, path: Path) -> Path:
-    """The three panels in one PNG at ``path`` (a bare ``Figure``: no pyplot state, any backend)."""
+    """The three panels in one PNG at ``path`` (a bare ``Figure``: no pyplot state, any backend).
+
+    :func:`plot_predicted`, :func:`plot_measured` and :func:`plot_similarity` side by side,
+    15 × 4.2 inches at 120 dpi: the figure shown in the README, section "Real adapters: PEFT".
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`run` returns.
+    path : pathlib.Path
+        The PNG to write.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(15, 4.2), layout="constrained")
@@ -218,7 +341,24 @@ def save_figure(results: dict, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m peft_bridge.example``."""
+    """Entry point of ``python -m peft_bridge.example``: run, print the tables, write the figure.
+
+    Flags: ``--out DIR`` (required; created if missing), ``--seed N`` (default 0) and ``--tiny``
+    (``ExampleConfig.tiny``, a smoke test; otherwise ``ExampleConfig.default``). Torch runs on
+    ``$OMP_NUM_THREADS`` threads (1 when unset). Prints :func:`report`, then the figure's path
+    (``DIR/peft_example.png``), the adapters' folder and the wall time; the README, section
+    "Real adapters: PEFT", shows this output.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        The exit status, 0 (argparse exits with 2 on a bad flag).
+    """
     parser = argparse.ArgumentParser(prog="python -m peft_bridge.example", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for peft_example.png and the saved adapters")
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default: 0)")

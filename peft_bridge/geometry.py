@@ -54,6 +54,7 @@ LABEL_KEY, DRAWS_KEY = 0, 1
 
 
 def _check_loss(loss_fn: object) -> str:
+    """``loss_fn`` if it is a name of ``LOSSES``, else ``ValueError``."""
     if not isinstance(loss_fn, str) or loss_fn not in LOSSES:
         raise ValueError(f"loss_fn must be one of {tuple(LOSSES)} (the loss fixes the curvature H_ℓ), "
                          f"got {loss_fn!r}")
@@ -104,6 +105,7 @@ class _Moments:
         self.outputs: list[torch.Tensor] = []
 
     def forward_hook(self, layer: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        """Add ``h hᵀ`` of the layer's input rows; return the output ``z`` joined to the graph."""
         h = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).to(torch.float64).cpu()
         self.sigma = h.T @ h if self.sigma is None else self.sigma + h.T @ h
         self.rows += h.shape[0]
@@ -114,6 +116,7 @@ class _Moments:
         return z
 
     def add_gradient(self, grad: torch.Tensor | None, like: torch.Tensor) -> None:
+        """Add ``ĝ ĝᵀ`` of the rows of ``grad`` (zero when the output did not reach the loss)."""
         g = torch.zeros_like(like) if grad is None else grad
         g = g.detach().reshape(-1, g.shape[-1]).to(torch.float64).cpu()
         self.metric = g.T @ g if self.metric is None else self.metric + g.T @ g

@@ -34,12 +34,37 @@ PEFT_PREFIX = "base_model.model."
 
 
 def module_name(name: str) -> str:
-    """``name`` (of ``named_modules`` or a saved tensor) without PEFT's ``base_model.model.`` prefix."""
+    """``name`` (of ``named_modules`` or a saved tensor) without PEFT's ``base_model.model.`` prefix.
+
+    PEFT's naming: ``peft.PeftModel`` holds the wrapped model as
+    ``base_model.model``, so its module names, and the tensor keys that
+    ``PeftModel.save_pretrained`` writes, start with ``PEFT_PREFIX``; a model adapted with
+    ``peft.inject_adapter_in_model`` has no prefix, and its names pass unchanged. The result is
+    the name under which :func:`lora_modules`, :func:`peft_bridge.load_adapter` and the
+    similarity tables list a module.
+
+    Parameters
+    ----------
+    name : str
+        A module name or a saved tensor's key.
+
+    Returns
+    -------
+    str
+        ``name`` with one leading ``"base_model.model."`` removed, if it had one.
+    """
     return name[len(PEFT_PREFIX):] if name.startswith(PEFT_PREFIX) else name
 
 
 def lora_modules(model: nn.Module, adapter: str = "default") -> dict[str, nn.Module]:
     """The LoRA modules of ``model`` for ``adapter``, by name, in module order.
+
+    A LoRA module is an instance of PEFT's ``peft.tuners.lora.LoraLayer`` whose
+    ``lora_A[adapter]`` and ``lora_B[adapter]`` are ``nn.Linear``, so that the module adds
+    ``s B A h`` to its base layer's output (the update of Hu et al., "LoRA: Low-Rank Adaptation
+    of Large Language Models", ICLR 2022; the ``W0 + BA`` of Zhu et al., ICML 2024;
+    docs/THEORY.md §0).
+    Modules are listed in ``model.named_modules()`` order, named by :func:`module_name`.
 
     Parameters
     ----------
@@ -100,11 +125,30 @@ def layer_shapes(model: nn.Module, adapter: str = "default") -> list[tuple[int, 
 
 
 def trainable_lora_params(model: nn.Module, adapter: str = "default") -> int:
-    """Number of entries of the LoRA factors of ``adapter`` that require a gradient.
+    r"""Number of entries of the LoRA factors of ``adapter`` that require a gradient.
 
-    After :func:`freeze_factor` it equals ``bounds.trainable_params(variant, layer_shapes(model),
-    rank)`` (tested); other trainable parameters of the model (PEFT's ``modules_to_save``, a
-    classifier head) are not counted.
+    The sum, over the LoRA modules of :func:`lora_modules`, of ``numel`` of every parameter of
+    ``lora_A[adapter]`` and ``lora_B[adapter]`` with ``requires_grad``. It equals the count ``N``
+    of Lemma 4.5 and Section 4.2.1 of Zhu et al., ICML 2024 (docs/THEORY.md §0 and §2.2),
+    ``bounds.trainable_params(variant, layer_shapes(model), rank)``, for ``lora`` under PEFT's
+    default (both factors trainable) and for ``b_only`` / ``a_only`` after :func:`freeze_factor`
+    (tested):
+
+    .. math:: N_{b\_only} = r \sum_\ell d_{out,\ell}, \qquad N_{a\_only} = r \sum_\ell d_{in,\ell},
+              \qquad N_{lora} = r \sum_\ell (d_{in,\ell} + d_{out,\ell}).
+
+    Other trainable parameters of the model (PEFT's ``modules_to_save``, a classifier head) are
+    not counted.
+
+    Parameters
+    ----------
+    model : torch.nn.Module with PEFT LoRA layers (:func:`lora_modules`).
+    adapter : str, the adapter's name.
+
+    Returns
+    -------
+    int
+        The number of trainable LoRA-factor entries.
     """
     total = 0
     for module in lora_modules(model, adapter).values():
@@ -136,8 +180,9 @@ def freeze_factor(model: nn.Module, side: str, *, init: str = "haar", seed: int,
     trained factor tends to ``B*/s`` (``A*/s``), ``B*`` the optimum for the stored ``A`` (tested).
 
     Draws: ``numpy.random.default_rng(seed)``, one ``theory.haar_stiefel`` draw per module in
-    module order, cast to the factor's dtype and device. PEFT's ``set_adapter``,
-    ``enable_adapters`` and ``PeftModel.disable_adapter`` make both factors trainable again.
+    module order, cast to the factor's dtype and device. PEFT's ``set_adapter`` and
+    ``enable_adapters`` make both factors trainable again, and so does leaving the
+    ``PeftModel.disable_adapter()`` context (inside it nothing is trainable).
 
     Parameters
     ----------

@@ -179,7 +179,7 @@ def test_loop_flop_count_matches_torch_flop_counter(variant):
     assert abs(counter.get_total_flops() - loop_step_flops(task, variant, rank, m)) <= FLOP_SLACK
 
 
-def test_reference_loop_flops_are_the_issues_7_4_mflop():
+def test_reference_loop_step_is_7_4_mflop_as_torch_counts():
     """At the reference configuration one Adam step of the lora loop is 7.4 MFLOP, as counted by torch."""
     task = reference_mlp_task()
     init = init_adapters("lora", task.init, task.base_weights(), task.adapted_layers, 4, np.random.default_rng(0))
