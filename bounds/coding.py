@@ -24,7 +24,20 @@ _LOG2_GUARD = 1e-9
 
 
 def elias_gamma_bits(m: int) -> int:
-    """Length of the Elias-gamma code of a positive integer: ``2 floor(log2 m) + 1`` bits."""
+    """Length of the Elias-gamma code of a positive integer: ``2 floor(log2 m) + 1`` bits.
+
+    Part of the two-part code of :func:`code_length_bits` (docs/THEORY.md §6; Elias, "Universal
+    codeword sets and representations of the integers", IEEE Trans. Inf. Theory 1975).
+
+    Parameters
+    ----------
+    m : int, ``>= 1``.
+
+    Returns
+    -------
+    int
+        The code length in bits.
+    """
     return 2 * (int(m).bit_length() - 1) + 1
 
 
@@ -34,14 +47,44 @@ def _zigzag(v: int) -> int:
 
 
 def log2_multinomial(counts: np.ndarray) -> float:  # (K,)
-    """``log2( N! / prod_k c_k! )`` with ``N = sum c_k``, in float64."""
+    """``log2( N! / prod_k c_k! )`` with ``N = sum c_k``, in float64 (via ``lgamma``).
+
+    The number of sequences with these symbol counts, the size of the index of enumerative
+    coding (docs/THEORY.md §6).
+
+    Parameters
+    ----------
+    counts : ndarray
+        (K,) non-negative symbol counts.
+
+    Returns
+    -------
+    float
+        The base-2 logarithm of the multinomial coefficient.
+    """
     counts = np.asarray(counts, dtype=np.float64)
     total = float(counts.sum())
     return (math.lgamma(total + 1.0) - float(sum(math.lgamma(c + 1.0) for c in counts))) / math.log(2.0)
 
 
 def enumerative_bits(counts: np.ndarray) -> int:  # (K,)
-    """``ceil(log2(N! / prod_k c_k!))``: bits to index one sequence among those with these counts."""
+    """``ceil(log2(N! / prod_k c_k!))``: bits to index one sequence among those with these counts.
+
+    Part 4 of the code of :func:`code_length_bits` (enumerative coding, Cover, "Enumerative
+    source encoding", IEEE Trans. Inf. Theory 1973; docs/THEORY.md §6). The float value of
+    :func:`log2_multinomial` is rounded up, in exact integer arithmetic when it is within a
+    relative ``1e-9`` of an integer.
+
+    Parameters
+    ----------
+    counts : ndarray
+        (K,) non-negative integer symbol counts.
+
+    Returns
+    -------
+    int
+        The index length in bits.
+    """
     log2_m = log2_multinomial(counts)
     bits = math.ceil(log2_m)
     if min(bits - log2_m, log2_m - math.floor(log2_m)) > _LOG2_GUARD * max(1.0, log2_m):

@@ -29,14 +29,40 @@ CORRECTIONS = ("miller_madow", "none")
 
 
 def as_correction(correction: object) -> str:
-    """Return ``correction`` if it is one of ``CORRECTIONS``, else raise ``ValueError``."""
+    """Return ``correction`` if it is one of ``CORRECTIONS``, else raise ``ValueError``.
+
+    ``"miller_madow"`` adds ``(m_X + m_Y - m_XY - 1)/(2N)`` to the plug-in MI, ``"none"`` keeps it
+    (module docstring; Miller 1955; docs/THEORY.md §2.6).
+
+    Parameters
+    ----------
+    correction : object
+        The value to check.
+
+    Returns
+    -------
+    str
+        ``correction``.
+    """
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}; got {correction!r}")
     return str(correction)
 
 
 def as_confidence(confidence: object) -> float:
-    """Return a confidence level strictly between 0 and 1, or raise ``ValueError``."""
+    """Return a confidence level strictly between 0 and 1, or raise ``ValueError``.
+
+    The level of every bootstrap interval of ``bounds`` (docs/THEORY.md §2.6).
+
+    Parameters
+    ----------
+    confidence : object
+        A real number in ``(0, 1)``.
+
+    Returns
+    -------
+    float
+    """
     level = as_real(confidence, "confidence")
     if not 0.0 < level < 1.0:
         raise ValueError(f"confidence must be strictly between 0 and 1, got {level}")
@@ -44,7 +70,23 @@ def as_confidence(confidence: object) -> float:
 
 
 def symbol_codes(values: np.ndarray, name: str) -> tuple[np.ndarray, int]:  # (N,) or (N, k) -> (N,)
-    """Integer codes ``0 .. m-1`` of the distinct values (or rows) of ``values``, and ``m``."""
+    """Integer codes ``0 .. m-1`` of the distinct values (or rows) of ``values``, and ``m``.
+
+    The alphabet of a plug-in MI (module docstring; docs/THEORY.md §2.6): codes follow the sorted
+    order of the distinct values (``np.unique``).
+
+    Parameters
+    ----------
+    values : ndarray
+        (N,) values, or (N, k) rows each taken as one symbol.
+    name : str
+        The argument named in the ``ValueError`` of a bad array.
+
+    Returns
+    -------
+    tuple
+        ``(codes, m)``: (N,) int64 codes and the alphabet size ``m``.
+    """
     try:
         if values.ndim == 1:
             _, codes = np.unique(values, return_inverse=True)
@@ -59,7 +101,23 @@ def symbol_codes(values: np.ndarray, name: str) -> tuple[np.ndarray, int]:  # (N
 
 
 def mi_from_counts(counts: np.ndarray, correction: str = "miller_madow") -> np.ndarray:  # (..., m_x, m_y) -> (...)
-    """Plug-in (optionally Miller–Madow corrected) MI in nats from contingency tables, clipped at 0."""
+    r"""Plug-in (optionally Miller–Madow corrected) MI in nats from contingency tables, clipped at 0.
+
+    ``I^ = H^(X) + H^(Y) - H^(X, Y)`` of the empirical joint law, plus
+    ``(m_X + m_Y - m_XY - 1)/(2N)`` with ``"miller_madow"`` (module docstring; Miller 1955,
+    Paninski 2003; docs/THEORY.md §2.6). An empty table gives 0.
+
+    Parameters
+    ----------
+    counts : ndarray
+        (..., m_x, m_y) non-negative counts.
+    correction : {"miller_madow", "none"}
+
+    Returns
+    -------
+    ndarray
+        (...) MI in nats, ``>= 0``.
+    """
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum(axis=(-2, -1))
     safe = np.where(total > 0, total, 1.0)
@@ -80,7 +138,23 @@ def mi_from_counts(counts: np.ndarray, correction: str = "miller_madow") -> np.n
 
 
 def batched_counts(x_codes: np.ndarray, y_codes: np.ndarray, m_x: int, m_y: int) -> np.ndarray:
-    """Contingency tables (B, m_x, m_y) of B paired code sequences (B, N), (B, N) at once."""
+    """Contingency tables (B, m_x, m_y) of B paired code sequences (B, N), (B, N) at once.
+
+    ``table[b, i, j] = #{t : x_codes[b, t] = i, y_codes[b, t] = j}``, by one ``np.bincount``: the
+    counts behind every plug-in MI of ``bounds`` (module docstring; docs/THEORY.md §2.6).
+
+    Parameters
+    ----------
+    x_codes, y_codes : ndarray
+        (B, N) int codes in ``[0, m_x)`` and ``[0, m_y)``.
+    m_x, m_y : int
+        Alphabet sizes.
+
+    Returns
+    -------
+    ndarray
+        (B, m_x, m_y) int64 counts.
+    """
     batch = x_codes.shape[0]
     flat = (np.arange(batch)[:, None] * m_x + x_codes) * m_y + y_codes
     return np.bincount(flat.ravel(), minlength=batch * m_x * m_y).reshape(batch, m_x, m_y)

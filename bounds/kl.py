@@ -21,6 +21,10 @@ def binary_kl(p: float, q: float) -> float:
 
     .. math:: \mathrm{kl}(p\|q) = p\log\frac{p}{q} + (1-p)\log\frac{1-p}{1-q}
 
+    The relative entropy between Bernoulli(p) and Bernoulli(q) (Cover & Thomas, "Elements of
+    Information Theory", 2006, Ch. 2), the divergence of the binary-kl and Occam bounds
+    (docs/THEORY.md §2.4 and §6).
+
     Parameters
     ----------
     p, q : float

@@ -27,6 +27,11 @@ def subgaussian_sigma(low: float, high: float) -> float:
     ----------
     low, high : float
         The loss range, ``low < high``.
+
+    Returns
+    -------
+    float
+        ``sigma = (high - low) / 2``, in loss units.
     """
     low = as_real(low, "low")
     high = as_real(high, "high")

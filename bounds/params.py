@@ -26,7 +26,20 @@ from theory.variants import VARIANTS, check_variant, param_count  # noqa: F401 -
 
 
 def as_layers(layers: object) -> tuple[tuple[int, int], ...]:
-    """Return ``layers`` as a non-empty tuple of ``(d_out, d_in)`` pairs of positive integers."""
+    """Return ``layers`` as a non-empty tuple of ``(d_out, d_in)`` pairs of positive integers.
+
+    The layer shapes of Lemma 4.5 (Zhu et al., ICML 2024, Section 4.2.1; docs/THEORY.md §2.2):
+    a weight ``W`` of shape (d_out, d_in) per adapted layer.
+
+    Parameters
+    ----------
+    layers : object
+        A sequence (or array) of ``(d_out, d_in)`` pairs.
+
+    Returns
+    -------
+    tuple of (int, int)
+    """
     if isinstance(layers, np.ndarray):
         layers = layers.tolist()
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
@@ -97,6 +110,11 @@ def trained_tensors(variant: str, layers: Sequence[tuple[int, int]]) -> int:
     ----------
     variant : {"full", "lora", "b_only", "a_only"}
     layers : sequence of (d_out, d_in)
+
+    Returns
+    -------
+    int
+        ``2 * len(layers)`` for ``lora``, ``len(layers)`` otherwise (docs/THEORY.md §2.2, §6).
     """
     variant = check_variant(variant)
     return (2 if variant == "lora" else 1) * len(as_layers(layers))

@@ -32,7 +32,17 @@ class Estimate:
     draws: int
 
     def covers(self, truth: float) -> bool:
-        """Whether ``low <= truth <= high``."""
+        """Whether ``low <= truth <= high``: the interval check of the calibration tests (docs/THEORY.md §2.6).
+
+        Parameters
+        ----------
+        truth : float
+            The true value, in the units of the estimate.
+
+        Returns
+        -------
+        bool
+        """
         return self.low <= truth <= self.high
 
 
@@ -63,7 +73,17 @@ class BoundResult:
     vacuous: bool
 
     def covers(self, truth: float) -> bool:
-        """Whether ``low <= truth <= high``."""
+        """Whether ``low <= truth <= high`` (docs/THEORY.md §2.6).
+
+        Parameters
+        ----------
+        truth : float
+            The true value, in loss units.
+
+        Returns
+        -------
+        bool
+        """
         return self.low <= truth <= self.high
 
 
@@ -101,7 +121,22 @@ def basic_bootstrap_interval(value: float, replicates: np.ndarray, level: float)
     downwards for log-determinants), and resampling adds the same bias again, so a plain
     percentile interval would sit off to one side. When the bias exceeds the sampling noise the
     reflected interval would exclude ``v`` itself; it is then stretched to reach ``v``, so an
-    interval much wider on one side of its estimate is the sign that more draws are needed.
+    interval much wider on one side of its estimate is the sign that more draws are needed
+    (docs/THEORY.md §2.6).
+
+    Parameters
+    ----------
+    value : float
+        The estimate ``v`` from the data.
+    replicates : ndarray
+        (B,) the estimate recomputed on ``B`` bootstrap resamples.
+    level : float
+        The interval's level, in ``(0, 1)``.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)`` with ``low <= value <= high``.
     """
     alpha = (1.0 - level) / 2.0
     q_lo, q_hi = np.quantile(replicates, [alpha, 1.0 - alpha])

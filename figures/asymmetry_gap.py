@@ -42,20 +42,38 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
+        """The quick preset (``lora-asym figures``): Figure 2 at the defaults (Theorem 4.3; docs/THEORY.md §1.5–§1.6)."""
         return cls()
 
     @classmethod
     def tiny(cls) -> "Config":
-        """Seconds-sized, for smoke tests."""
+        """Figure 2 at seconds size (Theorem 4.3; docs/THEORY.md §1.5–§1.6), for smoke tests."""
         return cls(rank=2, dims=(4, 8), draws=16)
 
     @classmethod
     def full(cls) -> "Config":
+        """The full preset (``lora-asym figures --full``): Figure 2 at larger sizes (Theorem 4.3; docs/THEORY.md §1.5–§1.6)."""
         return cls(dims=(8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256), draws=4000)
 
 
 def eigenvalues(kind: str, d: int, config: Config) -> np.ndarray:
-    """Σ's spectrum: rank-r equal (``lowrank``), ``i^-α`` (``powerlaw``) or all ones."""
+    """Σ's spectrum: rank-r equal (``lowrank``), ``i^-α`` (``powerlaw``) or all ones.
+
+    ``lowrank`` is the setting of eq. (4) (Section 4.1.1 of Zhu et al.; docs/THEORY.md §1.6).
+
+    Parameters
+    ----------
+    kind : {"lowrank", "powerlaw", "isotropic"}
+    d : int
+        Dimension.
+    config : Config
+        Gives ``rank`` and ``powerlaw_alpha``.
+
+    Returns
+    -------
+    ndarray
+        (d,) eigenvalues.
+    """
     if kind == "lowrank":
         return np.r_[np.ones(config.rank), np.zeros(d - config.rank)]
     if kind == "powerlaw":
@@ -64,7 +82,24 @@ def eigenvalues(kind: str, d: int, config: Config) -> np.ndarray:
 
 
 def point(config: Config, kind: str, d: int, seed: int) -> dict[str, np.ndarray]:
-    """One (spectrum, d) point: normalised gap, its s.e., win fraction, and the theory values."""
+    """One (spectrum, d) point: normalised gap, its s.e., win fraction, and the theory values.
+
+    ``(mean L_a_only − mean L_b_only) / Tr[ΔΣΔᵀ]`` over ``draws`` paired Haar draws ``(Q, U)``
+    and the fraction with ``L_b_only(Qᵀ) < L_a_only(U)`` (Theorem 4.3), beside eq. (4)
+    (``theory.asymmetry_gap``, ``lowrank`` only), eq. (5) ``f(Σ, r) − r/d``
+    (``theory.captured_fraction``) and the approximation ``r Tr[ΔΣ²Δᵀ]/(Tr Σ Tr[ΔΣΔᵀ]) − r/d``
+    (docs/THEORY.md §1.6, §1b.3–§1b.4).
+
+    Parameters
+    ----------
+    config : Config; kind : str, a key of ``SPECTRA``; d : int; seed : int.
+
+    Returns
+    -------
+    dict of ndarray
+        0-d arrays ``gap``, ``gap_se``, ``win_fraction``, ``win_se``, ``eq4``, ``derived_approx``,
+        ``eq5``, ``eq5_se``, ``effective_rank``.
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, d, SPECTRA.index(kind)]))
     eig = eigenvalues(kind, d, config)
     sigma = np.diag(eig)
@@ -96,7 +131,20 @@ def point(config: Config, kind: str, d: int, seed: int) -> dict[str, np.ndarray]
 
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
-    """All points, as ``{spectrum: {quantity: (len(dims),)}}`` plus ``d_over_r``."""
+    """All points, as ``{spectrum: {quantity: (len(dims),)}}`` plus ``d_over_r``.
+
+    ``point`` per (spectrum, d), cached with ``figures.cache.memo`` (Section 4.1.1 and Theorem 4.3
+    of Zhu et al.; docs/THEORY.md §1.6).
+
+    Parameters
+    ----------
+    config : Config; seed : int.
+    cache_dir : Path or None, where ``memo`` keeps results; force : bool, recompute them.
+
+    Returns
+    -------
+    dict
+    """
     out: dict = {"d_over_r": np.array(config.dims) / config.rank}
     jobs = [(k, d) for k in SPECTRA for d in config.dims]
     rows: dict = {k: [] for k in SPECTRA}
@@ -109,7 +157,18 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
 
 
 def plot_gap(data: dict, ax=None):
-    """Normalised gap vs d/r with ±2 s.e., eq. (4), eq. (5) and the large-effective-rank approximation."""
+    """Normalised gap vs d/r with ±2 s.e., eq. (4), eq. (5) and the large-effective-rank approximation.
+
+    The left panel (docs/THEORY.md §1.6, §1b.3–§1b.4).
+
+    Parameters
+    ----------
+    data : dict, ``compute``'s output; ax : matplotlib Axes, optional (the current axes).
+
+    Returns
+    -------
+    The axes drawn on.
+    """
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()
@@ -131,7 +190,19 @@ def plot_gap(data: dict, ax=None):
 
 
 def plot_wins(data: dict, ax=None):
-    """Fraction of paired draws in which b_only beats a_only, ±2 s.e."""
+    """Fraction of paired draws in which b_only beats a_only, ±2 s.e.
+
+    The right panel: Theorem 4.3 of Zhu et al. says the fraction tends to 1 as d/r grows
+    (docs/THEORY.md §1.5); the isotropic Σ is the no-asymmetry reference.
+
+    Parameters
+    ----------
+    data : dict, ``compute``'s output; ax : matplotlib Axes, optional (the current axes).
+
+    Returns
+    -------
+    The axes drawn on.
+    """
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()
@@ -150,7 +221,19 @@ def plot_wins(data: dict, ax=None):
 
 
 def caption(config: Config, data: dict) -> str:
-    """The setting, then the measured values at the largest d/r."""
+    """The setting, then the measured values at the largest d/r.
+
+    Measured gaps beside eq. (4) and eq. (5), the approximation with Σ's effective rank, and the
+    win fractions of Theorem 4.3 (docs/THEORY.md §1.5–§1.6, §1b.4).
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    str
+    """
     lo, pw, iso = data["lowrank"], data["powerlaw"], data["isotropic"]
     x = data["d_over_r"][-1]
     return (
@@ -167,12 +250,27 @@ def caption(config: Config, data: dict) -> str:
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for this figure."""
+    """Keyword arguments of ``plt.subplots`` for Figure 2 (Theorem 4.3; docs/THEORY.md §1.5–§1.6).
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict, for ``figures.output.render``.
+    """
     return dict(ncols=2, figsize=(11, 4.2))
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
-    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    """Draw the computed ``data`` of Figure 2 on the axes made with ``SUBPLOTS`` (Theorem 4.3; docs/THEORY.md §1.5–§1.6).
+
+    Parameters
+    ----------
+    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
+    data : dict, ``compute``'s output; config : Config.
+    """
     left, right = axes
     plot_gap(data, ax=left)
     plot_wins(data, ax=right)
@@ -181,8 +279,15 @@ def draw(fig, axes, data: dict, config: Config) -> None:
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+    """Compute (cached under ``out_dir/.cache``) and save Figure 2 (Theorem 4.3; docs/THEORY.md §1.5–§1.6): PNG, PDF, JSON data, caption.
 
-    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    Parameters
+    ----------
+    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
+    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
+
+    Returns
+    -------
+    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

@@ -57,11 +57,12 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
+        """The quick preset (``lora-asym figures``): Figure 3 at the defaults (docs/THEORY.md §1.5–§1.6, §1b.3)."""
         return cls()
 
     @classmethod
     def tiny(cls) -> "Config":
-        """Seconds-sized, for smoke tests."""
+        """Figure 3 at seconds size (docs/THEORY.md §1.5–§1.6, §1b.3), for smoke tests."""
         return cls(
             d=8, rank=2, delta_rank=2, alphas=(0.0, 2.0), alignments=(0.0, 1.0), draws=8,
             delta_draws=32, fraction_draws=2000,
@@ -69,6 +70,7 @@ class Config:
 
     @classmethod
     def full(cls) -> "Config":
+        """The full preset (``lora-asym figures --full``): Figure 3 at larger sizes (docs/THEORY.md §1.5–§1.6, §1b.3)."""
         return cls(
             d=64,
             alphas=(0.0, 0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0),
@@ -80,12 +82,31 @@ class Config:
 
 
 def spectrum(alpha: float) -> str:
-    """``LinearTask.spectrum`` of ``Σ = diag(i^{−α})``: ``"isotropic"`` at ``α = 0``."""
+    """``LinearTask.spectrum`` of ``Σ = diag(i^{−α})``: ``"isotropic"`` at ``α = 0`` (docs/THEORY.md §1.1).
+
+    Parameters
+    ----------
+    alpha : float, the decay ``α >= 0``.
+
+    Returns
+    -------
+    str, ``"isotropic"`` or ``"powerlaw:α"``.
+    """
     return "isotropic" if alpha == 0 else f"powerlaw:{alpha:g}"
 
 
 def task(config: Config, alpha: float, alignment: float, seed: int) -> LinearTask:
-    """The linear task of one grid cell (unit singular values of Δ)."""
+    """The linear task of one grid cell: eq. (1) with ``Σ = diag(i^{−α})``, no noise, and a rank
+    ``delta_rank`` shift with unit singular values placed by ``alignment`` (docs/THEORY.md §1.1, §1.6).
+
+    Parameters
+    ----------
+    config : Config; alpha : float; alignment : float in ``[0, 1]``; seed : int, the task seed.
+
+    Returns
+    -------
+    LinearTask
+    """
     return LinearTask(
         d_in=config.d, d_out=config.d, spectrum=spectrum(alpha), delta_rank=config.delta_rank,
         delta_singular_values=1.0, alignment=alignment, noise_var=0.0, task_seed=seed,
@@ -93,7 +114,19 @@ def task(config: Config, alpha: float, alignment: float, seed: int) -> LinearTas
 
 
 def cell(config: Config, alpha: float, alignment: float, seed: int) -> dict[str, np.ndarray]:
-    """Normalised gap and its standard error at one (α, alignment) (docs/THEORY.md §1)."""
+    """Normalised gap and its standard error at one (α, alignment) (docs/THEORY.md §1.5–§1.6).
+
+    ``(E_U[L_a_only] − Ê_Q[L_b_only]) / Tr[ΔΣΔᵀ]``: exact over a Haar B, Monte Carlo over
+    ``draws`` Haar A (``theory.expected_loss_a_only``, ``theory.expected_loss_b_only``).
+
+    Parameters
+    ----------
+    config : Config; alpha : float; alignment : float; seed : int.
+
+    Returns
+    -------
+    dict of 0-d ndarray: ``gap``, ``gap_se``.
+    """
     t = task(config, alpha, alignment, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, int(1000 * alpha), int(1000 * alignment)]))
     energy = float(np.trace(t.delta @ t.sigma @ t.delta.T))
@@ -109,6 +142,10 @@ def ratio_of_means(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:  # 
 
     ``R`` estimates ``E[num] / E[den]`` (consistently; its bias is O(1/n)), the quantity that
     docs/THEORY.md §1b predicts for the random-orientation row (``random_orientation_column``).
+
+    Parameters
+    ----------
+    num, den : ndarray, (n,) the paired draws.
 
     Returns
     -------
@@ -132,6 +169,10 @@ def random_orientation_column(config: Config, alpha: float, seed: int) -> dict[s
     exactly; the mean of ratios estimates another quantity (``e_i`` varies with ``V_i``; it falls
     about 0.025 below the prediction at ``α = 2``, ``d = 32``, ``r = 4``). The prediction
     comes from ``theory.captured_fraction`` on an independent stream.
+
+    Parameters
+    ----------
+    config : Config; alpha : float; seed : int.
 
     Returns
     -------
@@ -157,6 +198,13 @@ def random_orientation_column(config: Config, alpha: float, seed: int) -> dict[s
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """The alignment grid and the random-orientation row, one cache entry per cell and per column.
+
+    ``cell`` per (α, alignment) and ``random_orientation_column`` per α (docs/THEORY.md §1.5–§1.6,
+    §1b.3), cached with ``figures.cache.memo``.
+
+    Parameters
+    ----------
+    config : Config; seed : int; cache_dir : Path or None; force : bool, recompute cached entries.
 
     Returns
     -------
@@ -189,7 +237,15 @@ def plot(data: dict, ax=None):
     """Diverging heatmap: the alignment grid, and the random-orientation row set apart above it.
 
     Dots mark cells where the gap is within 2 s.e. of 0; the random-orientation cells print their
-    measured gap. Takes ``compute``'s arrays; returns the axes.
+    measured gap (docs/THEORY.md §1.5–§1.6, §1b.3).
+
+    Parameters
+    ----------
+    data : dict, ``compute``'s arrays; ax : matplotlib Axes, optional (the current axes).
+
+    Returns
+    -------
+    The axes drawn on.
     """
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
@@ -226,7 +282,15 @@ def plot(data: dict, ax=None):
 def plot_random_orientation(data: dict, ax=None):
     """Random-orientation Δ: measured gap ±2 s.e. against ``f(Σ, r) − r/d_out`` (docs/THEORY.md §1b).
 
-    Takes ``compute``'s arrays; returns the axes.
+    Eq. (5) with ``G = I`` (§1b.3), the prediction for Theorem 4.3's random shift.
+
+    Parameters
+    ----------
+    data : dict, ``compute``'s arrays; ax : matplotlib Axes, optional (the current axes).
+
+    Returns
+    -------
+    The axes drawn on.
     """
     import matplotlib.pyplot as plt
 
@@ -245,7 +309,19 @@ def plot_random_orientation(data: dict, ax=None):
 
 
 def caption(config: Config, data: dict) -> str:
-    """The setting; the random-orientation row, counted apart; then the alignment cells."""
+    """The setting; the random-orientation row, counted apart; then the alignment cells.
+
+    Counts the columns where b_only wins beyond 2 s.e. and the largest distance from eq. (5), then
+    the cells where b_only loses and the range of the gap (docs/THEORY.md §1.5–§1.6, §1b.3).
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    str
+    """
     gap, row, row_se = data["gap"], np.asarray(data["random_gap"]), np.asarray(data["random_gap_se"])
     iso = np.abs(gap[:, 0]).max() if config.alphas[0] == 0 else np.nan
     neg = int(np.sum(gap < -2 * data["gap_se"]))
@@ -269,12 +345,27 @@ def caption(config: Config, data: dict) -> str:
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for this figure."""
+    """Keyword arguments of ``plt.subplots`` for Figure 3 (docs/THEORY.md §1.5–§1.6, §1b.3).
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict, for ``figures.output.render``.
+    """
     return dict(ncols=2, figsize=(12, 5), gridspec_kw={"width_ratios": (1.5, 1)})
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
-    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    """Draw the computed ``data`` of Figure 3 on the axes made with ``SUBPLOTS`` (docs/THEORY.md §1.5–§1.6, §1b.3).
+
+    Parameters
+    ----------
+    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
+    data : dict, ``compute``'s output; config : Config.
+    """
     left, right = axes
     plot(data, ax=left)
     plot_random_orientation(data, ax=right)
@@ -283,8 +374,15 @@ def draw(fig, axes, data: dict, config: Config) -> None:
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+    """Compute (cached under ``out_dir/.cache``) and save Figure 3 (docs/THEORY.md §1.5–§1.6, §1b.3): PNG, PDF, JSON data, caption.
 
-    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    Parameters
+    ----------
+    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
+    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
+
+    Returns
+    -------
+    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

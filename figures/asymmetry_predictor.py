@@ -80,20 +80,34 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
+        """The quick preset (``lora-asym figures``): Figure 9 at the defaults (docs/THEORY.md §1b.5–§1b.6)."""
         return cls()
 
     @classmethod
     def tiny(cls) -> "Config":
-        """Seconds-sized, for smoke tests: three grid points, tiny sizes."""
+        """Figure 9 at seconds size (docs/THEORY.md §1b.5–§1b.6), for smoke tests: three grid points, tiny sizes."""
         return cls(points=(0, 5, 13), n=64, trials=2, steps=5, test_size=128, samples=128, draws=8)
 
     @classmethod
     def full(cls) -> "Config":
+        """The full preset (``lora-asym figures --full``): Figure 9 at larger sizes (docs/THEORY.md §1b.5–§1b.6)."""
         return cls(n=4096, trials=8, steps=1000, test_size=20_000, samples=16_384, draws=2000)
 
 
 def task(config: Config, row: dict) -> MLPTask:
-    """The MLP of one grid row: adapt and perturb one layer, shift of full rank and random orientation."""
+    """The MLP of one grid row: adapt and perturb one layer, shift of full rank and random orientation.
+
+    Widths ``(8 or 32, HIDDEN, HIDDEN, readout)``; the row picks the inputs, the adapted layer, the
+    loss and the activation (docs/THEORY.md §1b.5 and §5).
+
+    Parameters
+    ----------
+    config : Config; row : dict, an entry of ``GRID``.
+
+    Returns
+    -------
+    MLPTask
+    """
     widths = (8 if row["inputs"] == "narrow" else 32, HIDDEN, HIDDEN, row["readout"])
     layer = POSITIONS.index(row["position"])
     return MLPTask(
@@ -105,7 +119,22 @@ def task(config: Config, row: dict) -> MLPTask:
 
 
 def point(config: Config, row: dict, seed: int) -> dict[str, np.ndarray]:
-    """Predicted and measured advantage (with standard errors) and the four mean test losses of one row."""
+    """Predicted and measured advantage (with standard errors) and the four mean test losses of one row.
+
+    Predicted: ``f(Σ, r) − f(G, r)`` (``synthetic.predict_asymmetry``, docs/THEORY.md §1b.5–§1b.6);
+    measured: ``(L_a_only − L_b_only) / (L_pretrained − L_full)`` over ``trials`` training sets
+    (``synthetic.measure_advantage``).
+
+    Parameters
+    ----------
+    config : Config; row : dict, an entry of ``GRID``; seed : int.
+
+    Returns
+    -------
+    dict of 0-d ndarray
+        ``predicted``, ``predicted_se``, ``b_only_fraction``, ``a_only_fraction``, ``measured``,
+        ``measured_se`` and ``loss_<variant>`` for pretrained, full, b_only and a_only.
+    """
     t = task(config, row)
     pred = predict_asymmetry(t, row["rank"], samples=config.samples, draws=config.draws, seed=seed)
     meas = measure_advantage(t, row["rank"], config.n, config.trials, seed=seed)
@@ -118,7 +147,20 @@ def point(config: Config, row: dict, seed: int) -> dict[str, np.ndarray]:
 
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
-    """Per grid point: predicted and measured advantage; the sign agreement and Spearman correlation."""
+    """Per grid point: predicted and measured advantage; the sign agreement and Spearman correlation.
+
+    ``point`` per row of ``GRID`` in ``config.points``, cached with ``figures.cache.memo``, then
+    ``agreement`` (docs/THEORY.md §1b.5–§1b.6).
+
+    Parameters
+    ----------
+    config : Config; seed : int; cache_dir : Path or None; force : bool, recompute cached entries.
+
+    Returns
+    -------
+    dict
+        ``points`` (one record each), ``sign_agreement`` and ``spearman``.
+    """
     rows = [GRID[i] for i in config.points]
     results = []
     for row in tqdm(rows, desc=f"{NAME}: predicting and training per configuration", leave=False):
@@ -134,7 +176,21 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
 
 
 def agreement(points: list[dict]) -> dict:
-    """Sign agreement among the points measured beyond 2 s.e. of zero, and Spearman's rank correlation."""
+    """Sign agreement among the points measured beyond 2 s.e. of zero, and Spearman's rank correlation.
+
+    A point is resolved when ``|measured| > 2 s.e.``; it agrees when the predicted sign of
+    ``f(Σ, r) − f(G, r)`` is the measured one (docs/THEORY.md §1b.5).
+
+    Parameters
+    ----------
+    points : list of dict, ``compute``'s point records.
+
+    Returns
+    -------
+    dict
+        ``sign_agreement`` (``agree``, ``resolved``, ``total``, ``misses``: indices) and ``spearman``
+        (NaN with fewer than three points).
+    """
     pred = np.array([p["predicted_advantage"] for p in points])
     meas = np.array([p["measured_advantage"] for p in points])
     resolved = np.abs(meas) > 2 * np.array([p["measured_stderr"] for p in points])
@@ -147,14 +203,33 @@ def agreement(points: list[dict]) -> dict:
 
 
 def label(row: dict) -> str:
-    """A short name of a grid row, e.g. ``cls10 powerlaw hidden tanh r2``."""
+    """A short name of a grid row, e.g. ``cls10 powerlaw hidden tanh r2``: loss and read-out width, inputs,
+    adapted layer, activation and rank (the factors of ``GRID``, docs/THEORY.md §1b.5).
+
+    Parameters
+    ----------
+    row : dict, an entry of ``GRID``.
+
+    Returns
+    -------
+    str
+    """
     head = ("cls" if row["kind"] == "classification" else "reg") + str(row["readout"])
     return f"{head} {row['inputs']} {row['position']} {row['activation']} r{row['rank']}"
 
 
 def plot(points: list[dict], misses: tuple[int, ...] = (), ax=None):
     """Measured against predicted advantage, ±2 s.e.; the diagonal, both axes through zero, and the
-    points of ``misses`` (indices into ``points``) labelled."""
+    points of ``misses`` (indices into ``points``) labelled (docs/THEORY.md §1b.5–§1b.6).
+
+    Parameters
+    ----------
+    points : list of dict; misses : tuple of int; ax : matplotlib Axes, optional (the current axes).
+
+    Returns
+    -------
+    The axes drawn on.
+    """
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()
@@ -185,7 +260,18 @@ def plot(points: list[dict], misses: tuple[int, ...] = (), ax=None):
 
 
 def caption(config: Config, data: dict) -> str:
-    """The setting, the sign agreement and Spearman correlation as measured, and the points that disagree."""
+    """The setting, the sign agreement and Spearman correlation as measured, and the points that disagree.
+
+    Tests the prediction rule of docs/THEORY.md §1b.5 on the grid, as measured.
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    str
+    """
     sign = data["sign_agreement"]
     misses = [label(data["points"][i]["config"]) for i in sign["misses"]]
     named = "; ".join(misses) if misses else "none"
@@ -203,20 +289,42 @@ def caption(config: Config, data: dict) -> str:
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for this figure."""
+    """Keyword arguments of ``plt.subplots`` for Figure 9 (docs/THEORY.md §1b.5–§1b.6).
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict, for ``figures.output.render``.
+    """
     return dict(figsize=(7.5, 6))
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
-    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    """Draw the computed ``data`` of Figure 9 on the axes made with ``SUBPLOTS`` (docs/THEORY.md §1b.5–§1b.6).
+
+    Parameters
+    ----------
+    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
+    data : dict, ``compute``'s output; config : Config.
+    """
     plot(data["points"], tuple(data["sign_agreement"]["misses"]), ax=axes)
 
 
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+    """Compute (cached under ``out_dir/.cache``) and save Figure 9 (docs/THEORY.md §1b.5–§1b.6): PNG, PDF, JSON data, caption.
 
-    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    Parameters
+    ----------
+    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
+    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
+
+    Returns
+    -------
+    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

@@ -38,27 +38,63 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
+        """The quick preset (``lora-asym figures``): Figure 1 at the defaults (Section 4.1; docs/THEORY.md §1.3–§1.5)."""
         return cls()
 
     @classmethod
     def tiny(cls) -> "Config":
-        """Seconds-sized, for smoke tests."""
+        """Figure 1 at seconds size (Section 4.1; docs/THEORY.md §1.3–§1.5), for smoke tests."""
         return cls(d=6, ranks=(1, 3, 6), draws=8)
 
     @classmethod
     def full(cls) -> "Config":
+        """The full preset (``lora-asym figures --full``): Figure 1 at larger sizes (Section 4.1; docs/THEORY.md §1.3–§1.5)."""
         return cls(d=64, ranks=(1, 2, 4, 8, 12, 16, 24, 32, 48, 64), draws=2000)
 
 
 def spectra(config: Config) -> dict[str, np.ndarray]:
-    """The two input spectra of the panels, each normalised to ``Tr Σ = d``."""
+    """The two input spectra of the panels, each normalised to ``Tr Σ = d``.
+
+    ``isotropic``: all ones; ``powerlaw:α``: ``i^-α`` rescaled to sum to ``d`` (Section 4.1 of Zhu et al.;
+    docs/THEORY.md §1.3–§1.5).
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict of ndarray
+        Spectrum name -> (d,) eigenvalues of ``Σ``.
+    """
     i = np.arange(1, config.d + 1, dtype=float)
     decay = i ** -config.powerlaw_alpha
     return {"isotropic": np.ones(config.d), f"powerlaw:{config.powerlaw_alpha:g}": decay * config.d / decay.sum()}
 
 
 def panel(config: Config, name: str, eig: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """One spectrum's normalised excess losses ``(L − d s²) / Tr[ΔΣΔᵀ]``, each (len(ranks),)."""
+    """One spectrum's normalised excess losses ``(L − d s²) / Tr[ΔΣΔᵀ]``, each (len(ranks),).
+
+    Per rank: ``full`` 0, ``lora`` by Eckart–Young (``theory.loss_lora``, docs/THEORY.md §1.3),
+    ``a_only`` the exact expectation over a Haar B and ``b_only`` a Monte Carlo mean over Haar A
+    with its standard error (``theory.expected_loss_a_only``/``expected_loss_b_only``, §1.5), for
+    one Gaussian shift ``Δ`` shared by both panels.
+
+    Parameters
+    ----------
+    config : Config
+    name : str
+        The spectrum's key in ``spectra(config)``.
+    eig : ndarray
+        (d,) its eigenvalues.
+    seed : int
+        Seeds ``Δ`` (``seed``) and the Haar draws (``(seed, spectrum index)``).
+
+    Returns
+    -------
+    dict of ndarray
+        ``full``, ``lora``, ``b_only``, ``b_only_se``, ``a_only``, each (len(ranks),).
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, list(spectra(config)).index(name)]))
     d = config.d
     delta = np.random.default_rng(seed).standard_normal((d, d)) / np.sqrt(d)  # same Δ in both panels
@@ -77,7 +113,20 @@ def panel(config: Config, name: str, eig: np.ndarray, seed: int) -> dict[str, np
 
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
-    """``ranks`` (k,) and, per spectrum name, ``{variant: (k,)}`` plus ``b_only_se`` (k,)."""
+    """``ranks`` (k,) and, per spectrum name, ``{variant: (k,)}`` plus ``b_only_se`` (k,).
+
+    ``panel`` per spectrum of ``spectra`` (Section 4.1 of Zhu et al.; docs/THEORY.md §1.3–§1.5), cached with
+    ``figures.cache.memo``.
+
+    Parameters
+    ----------
+    config : Config; seed : int.
+    cache_dir : Path or None, where ``memo`` keeps results; force : bool, recompute them.
+
+    Returns
+    -------
+    dict
+    """
     out: dict = {"ranks": np.array(config.ranks)}
     for name, eig in tqdm(spectra(config).items(), desc=f"{NAME}: Monte Carlo over Haar A", leave=False):
         params = {"config": asdict(config), "spectrum": name, "seed": seed}
@@ -86,7 +135,22 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
 
 
 def plot(data: dict, ax=None):
-    """Plot one spectrum's curves (``data`` = one entry of ``compute``'s result plus ``ranks``)."""
+    """Plot one spectrum's curves (``data`` = one entry of ``compute``'s result plus ``ranks``).
+
+    Normalised excess loss against rank per variant, ``b_only`` with ±2 s.e. bars (Section 4.1 of Zhu et
+    al.; docs/THEORY.md §1.3–§1.5).
+
+    Parameters
+    ----------
+    data : dict
+        ``ranks`` and the arrays of ``panel``.
+    ax : matplotlib Axes, optional
+        The current axes when None.
+
+    Returns
+    -------
+    The axes drawn on.
+    """
     import matplotlib.pyplot as plt
 
     from figures.style import VARIANT_STYLE
@@ -106,7 +170,19 @@ def plot(data: dict, ax=None):
 
 
 def caption(config: Config, data: dict) -> str:
-    """Two sentences: the setting, then what the computed curves show at the middle rank."""
+    """Two sentences: the setting, then what the computed curves show at the middle rank.
+
+    Per spectrum the normalised excess losses of ``b_only`` (±2 s.e.), ``a_only`` and ``lora``
+    (Section 4.1 of Zhu et al.; docs/THEORY.md §1.3–§1.5).
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    str
+    """
     names = [k for k in data if k != "ranks"]
     i = len(config.ranks) // 2
     r = config.ranks[i]
@@ -124,12 +200,27 @@ def caption(config: Config, data: dict) -> str:
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for this figure."""
+    """Keyword arguments of ``plt.subplots`` for Figure 1 (Section 4.1; docs/THEORY.md §1.3–§1.5).
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict, for ``figures.output.render``.
+    """
     return dict(ncols=2, figsize=(10, 4), sharey=True)
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
-    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    """Draw the computed ``data`` of Figure 1 on the axes made with ``SUBPLOTS`` (Section 4.1; docs/THEORY.md §1.3–§1.5).
+
+    Parameters
+    ----------
+    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
+    data : dict, ``compute``'s output; config : Config.
+    """
     for ax, name in zip(axes, [k for k in data if k != "ranks"]):
         plot({"ranks": data["ranks"], **data[name]}, ax=ax)
         ax.set_title(f"Σ {name}")
@@ -139,8 +230,15 @@ def draw(fig, axes, data: dict, config: Config) -> None:
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+    """Compute (cached under ``out_dir/.cache``) and save Figure 1 (Section 4.1; docs/THEORY.md §1.3–§1.5): PNG, PDF, JSON data, caption.
 
-    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    Parameters
+    ----------
+    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
+    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
+
+    Returns
+    -------
+    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

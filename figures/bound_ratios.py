@@ -59,20 +59,34 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
+        """The quick preset (``lora-asym figures``): Figure 6 at the defaults (Lemma 4.5; docs/THEORY.md §2.2)."""
         return cls()
 
     @classmethod
     def tiny(cls) -> "Config":
-        """Seconds-sized, for smoke tests."""
+        """Figure 6 at seconds size (Lemma 4.5; docs/THEORY.md §2.2), for smoke tests."""
         return cls(d_in=4, d_outs=(2, 4, 8), rank=1, n=16, trials=8, bootstrap=50)
 
     @classmethod
     def full(cls) -> "Config":
+        """The full preset (``lora-asym figures --full``): Figure 6 at larger sizes (Lemma 4.5; docs/THEORY.md §2.2)."""
         return cls(d_outs=(2, 4, 8, 16, 32, 64, 128), trials=1000)
 
 
 def task(config: Config, d_out: int) -> LinearTask:
-    """The linear task at one layer shape; the clip level scales with ``d_out`` (summed outputs)."""
+    """The linear task at one layer shape; the clip level scales with ``d_out`` (summed outputs).
+
+    Eq. (1)'s task with a ``d_out x d_in`` layer and the squared loss clipped at
+    ``clip_per_output · d_out`` (docs/THEORY.md §1.1, §2.1).
+
+    Parameters
+    ----------
+    config : Config; d_out : int.
+
+    Returns
+    -------
+    LinearTask
+    """
     return LinearTask(
         d_in=config.d_in, d_out=d_out, spectrum=config.spectrum, delta_rank=config.rank,
         noise_var=config.noise_var, clip=config.clip_per_output * d_out, n_test=4000,
@@ -81,7 +95,19 @@ def task(config: Config, d_out: int) -> LinearTask:
 
 def point(config: Config, d_out: int, seed: int) -> dict[str, np.ndarray]:
     """Per-trial clipped-loss gaps ``v`` (trials,) of each variant at one ``d_out`` (same training
-    sets for every variant) and the stored bits ``storage_bits_v`` (scalar) of its quantized fit."""
+    sets for every variant) and the stored bits ``storage_bits_v`` (scalar) of its quantized fit.
+
+    ``synthetic.measure_gap`` with the clipped loss and ``q_bits`` quantization: the gap Lemma 4.5
+    bounds (docs/THEORY.md §2.1–§2.2, §7.4).
+
+    Parameters
+    ----------
+    config : Config; d_out : int; seed : int.
+
+    Returns
+    -------
+    dict of ndarray
+    """
     t = task(config, d_out)
     out = {}
     for v in VARIANTS:
@@ -93,7 +119,24 @@ def point(config: Config, d_out: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float, float]:
-    """Ratio of mean gaps and its 95 % paired-bootstrap percentile interval (trials resampled jointly)."""
+    """Ratio of mean gaps and its 95 % paired-bootstrap percentile interval (trials resampled jointly).
+
+    ``mean(num) / mean(den)``, the measured counterpart of Lemma 4.5's bound ratio
+    (docs/THEORY.md §2.2, §2.6).
+
+    Parameters
+    ----------
+    num, den : ndarray
+        (trials,) paired per-trial gaps.
+    resamples : int
+        Bootstrap resamples.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    tuple of float
+        ``(ratio, low, high)``.
+    """
     idx = rng.integers(0, num.size, size=(resamples, num.size))
     boot = num[idx].mean(axis=1) / den[idx].mean(axis=1)
     low, high = np.percentile(boot, [2.5, 97.5])
@@ -103,7 +146,20 @@ def ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int, rng: np.ran
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """Bound ratios, measured gap ratios with intervals, parameter ratios; per variant the mean
     clipped-loss gap with its interval, the stored bits and the Lemma 4.5 bound on that loss
-    (``lemma45_v``, same units as the gap); each (len(d_outs),)."""
+    (``lemma45_v``, same units as the gap); each (len(d_outs),).
+
+    Bound ratios from ``bounds.lora_mi_bound`` (Lemma 4.5, ``σ = 1/2``; units cancel), gap ratios from
+    ``point`` (cached with ``figures.cache.memo``) and ``ratio_interval``; Lemma 4.5 on the clipped
+    loss counts every stored bit, ``σ = c/2`` (docs/THEORY.md §2.2).
+
+    Parameters
+    ----------
+    config : Config; seed : int; cache_dir : Path or None; force : bool, recompute cached entries.
+
+    Returns
+    -------
+    dict of ndarray
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 6]))
     rows: dict[str, list[float]] = {}
     for d_out in tqdm(config.d_outs, desc=f"{NAME}: measuring gaps per layer shape", leave=False):
@@ -141,7 +197,18 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
 
 def bound_checks(config: Config, data: dict) -> list[dict]:
     """Per (d_out, variant): Lemma 4.5 (all stored bits, ``σ = c/2``) against the measured gap of
-    the clipped squared loss, both in the loss's units; vacuous at or above ``c``."""
+    the clipped squared loss, both in the loss's units; vacuous at or above ``c``.
+
+    ``figures.checks.bound_check`` records (docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    list of dict
+    """
     checks = []
     for i, d_out in enumerate(config.d_outs):
         clip = config.clip_per_output * d_out
@@ -157,7 +224,19 @@ def bound_checks(config: Config, data: dict) -> list[dict]:
 
 
 def plot(data: dict, axes=None):
-    """Left: bound ratios; right: measured gap ratios with intervals and parameter ratios."""
+    """Left: bound ratios; right: measured gap ratios with intervals and parameter ratios.
+
+    The ``√2`` line is Lemma 4.5's ``lora / b_only`` ratio for square layers (Section 4.2.1 of
+    Zhu et al.; docs/THEORY.md §2.2).
+
+    Parameters
+    ----------
+    data : dict, ``compute``'s output; axes : pair of matplotlib Axes, optional (made when None).
+
+    Returns
+    -------
+    The axes drawn on.
+    """
     import matplotlib.pyplot as plt
 
     from figures.style import VARIANT_STYLE
@@ -186,7 +265,19 @@ def plot(data: dict, axes=None):
 
 
 def caption(config: Config, data: dict) -> str:
-    """The setting, then the measured ratio at the square layer and which reference it is nearer."""
+    """The setting, then the measured ratio at the square layer and which reference it is nearer.
+
+    Nearer in mean ``|log|`` distance: the parameter-count ratio or Lemma 4.5's bound ratio
+    (docs/THEORY.md §2.2); then the Lemma 4.5 checks (``figures.checks.caption_sentence``).
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    str
+    """
     i = int(np.argmin(np.abs(data["d_out_over_d_in"] - 1.0)))
     log_gap = np.log(data["gap_lora"])
     near_params = np.mean(np.abs(log_gap - np.log(data["params_lora"])))
@@ -210,20 +301,42 @@ def caption(config: Config, data: dict) -> str:
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for this figure."""
+    """Keyword arguments of ``plt.subplots`` for Figure 6 (Lemma 4.5; docs/THEORY.md §2.2).
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict, for ``figures.output.render``.
+    """
     return dict(ncols=2, figsize=(11, 4.2), sharey=True)
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
-    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    """Draw the computed ``data`` of Figure 6 on the axes made with ``SUBPLOTS`` (Lemma 4.5; docs/THEORY.md §2.2).
+
+    Parameters
+    ----------
+    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
+    data : dict, ``compute``'s output; config : Config.
+    """
     plot(data, axes)
 
 
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+    """Compute (cached under ``out_dir/.cache``) and save Figure 6 (Lemma 4.5; docs/THEORY.md §2.2): PNG, PDF, JSON data, caption.
 
-    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    Parameters
+    ----------
+    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
+    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
+
+    Returns
+    -------
+    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

@@ -1,13 +1,14 @@
 r"""Figure 5: measured generalization gaps against three kinds of bound, vs n, small MLP.
 
-The MLP twin of ``figures.bounds_vs_n_linear`` (read its docstring for the three bound/gap
-pairs): a small tanh teacher–student classifier (``synthetic.MLPTask``) in the regime of
-``MLPTask.paper_regime`` (docs/THEORY.md §1b and §5), scaled down: the first layer is adapted and
-perturbed, its inputs have a decaying spectrum (``"powerlaw:2"``), it is read by a map as wide as
-the network (two layers above it, as many classes as hidden units), and the shift has random
-orientation and full rank ``min(d_0, d_1)``. It is trained by full-batch Adam and quantized to
-``q_bits`` bits per trained parameter, with the 0-1 loss, which lies in ``[0, 1]`` (``σ = 1/2``)
-and takes two values, so the CMI bounds use it as it is. Each bound is drawn beside the gap of the loss and algorithm it is about:
+The MLP twin of ``figures.bounds_vs_n_linear`` (read its docstring for the three bound/gap pairs; both
+compute and draw with ``figures.bounds_vs_n_common``): a small tanh teacher–student classifier
+(``synthetic.MLPTask``) in the regime of ``MLPTask.paper_regime`` (docs/THEORY.md §1b and §5), scaled down:
+the first layer is adapted and perturbed, its inputs have a decaying spectrum (``"powerlaw:2"``), it is read
+by a map as wide as the network (two layers above it, as many classes as hidden units), and the shift has
+random orientation and full rank ``min(d_0, d_1)``. It is trained by full-batch Adam and quantized to
+``q_bits`` bits per trained parameter, with the 0-1 loss, which lies in ``[0, 1]`` (``σ = 1/2``) and takes
+two values, so the CMI bounds use it as it is. Each bound is drawn beside the gap of the loss and algorithm
+it is about:
 
 1. Lemma 4.5 of Zhu et al. (ICML 2024), ``I = storage_bits · ln 2`` with
    ``storage_bits = q N + 32`` per trained tensor, beside the 0-1 gap of the quantized network;
@@ -40,8 +41,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from figures.bounds_vs_n_linear import (
-    VARIANTS,
+from figures.bounds_vs_n_common import (
     assemble,
     channel_point,
     legend,
@@ -56,6 +56,7 @@ from figures.output import render
 from synthetic.channel import adapted_shift_rms
 from synthetic.mlp.learners import mlp_supersample
 from synthetic.mlp.engine import MLPTask
+from theory.variants import VARIANTS
 
 NAME = "bounds_vs_n_mlp"
 #: Spectrum of the inputs of the adapted layer 0 (``MLPTask.input_dist``), as in ``MLPTask.paper_regime``.
@@ -83,21 +84,34 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
+        """The quick preset (``lora-asym figures``): Figure 5 at the defaults (Section 4.2; docs/THEORY.md §2, §5)."""
         return cls()
 
     @classmethod
     def tiny(cls) -> "Config":
-        """Seconds-sized, for smoke tests."""
+        """Figure 5 at seconds size (Section 4.2; docs/THEORY.md §2, §5), for smoke tests."""
         return cls(widths=(4, 6, 6, 3), rank=1, ns=(8, 16), steps=5, test_size=100, trials=10, k_z=3, k_u=2,
                    eval_points=4, n_boot=20)
 
     @classmethod
     def full(cls) -> "Config":
+        """The full preset (``lora-asym figures --full``): Figure 5 at larger sizes (Section 4.2; docs/THEORY.md §2, §5)."""
         return cls(ns=(32, 64, 128, 256, 512), trials=300, k_z=100, eval_points=512)
 
 
 def task(config: Config) -> MLPTask:
-    """The classifier: adapt and perturb layer 0, inputs ``"powerlaw:2"``, a shift of full rank."""
+    """The classifier: adapt and perturb layer 0, inputs ``"powerlaw:2"``, a shift of full rank.
+
+    ``MLPTask.paper_regime`` scaled down (docs/THEORY.md §1b and §5).
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    MLPTask
+    """
     return MLPTask(
         widths=config.widths, adapted_layers=(0,), perturbed_layers=(0,), input_dist=INPUT_DIST,
         perturbation_rank=min(config.widths[:2]), steps=config.steps, lr=config.lr, test_size=config.test_size,
@@ -105,7 +119,22 @@ def task(config: Config) -> MLPTask:
 
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
-    """Per variant, every gap and bound over ``config.ns``; plus ``n`` and ``tau``."""
+    """Per variant, every gap and bound over ``config.ns``; plus ``n`` and ``tau``.
+
+    Per (variant, n): ``channel_point`` on the 0-1 loss and ``supersample_point`` on
+    ``synthetic.mlp_supersample``, each cached with ``figures.cache.memo``, then ``assemble``
+    (``figures.bounds_vs_n_common``; Section 4.2 of Zhu et al.; docs/THEORY.md §2). Torch runs on one
+    thread meanwhile.
+
+    Parameters
+    ----------
+    config : Config; seed : int; cache_dir : Path or None; force : bool, recompute cached entries.
+
+    Returns
+    -------
+    dict
+        ``n`` (len(ns),), ``tau`` (0-d), and per variant the arrays of ``assemble``.
+    """
     t = task(config)
     tau = config.tau_rel * adapted_shift_rms(t)
     jobs = [(v, n) for v in VARIANTS for n in config.ns]
@@ -136,7 +165,18 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
 
 
 def bound_checks(config: Config, data: dict) -> list[dict]:
-    """Every bound against the 0-1 gap it is about (``figures.bounds_vs_n_linear.pair_checks``)."""
+    """Every bound against the 0-1 gap it is about (``figures.bounds_vs_n_common.pair_checks``).
+
+    docs/THEORY.md §2.7.
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    list of dict
+    """
     return pair_checks(data, {
         "gap": "0-1 loss of the quantized network", "perturbed_gap": "0-1 loss of W + N",
         "cmi_gap": "0-1 loss, supersample runs",
@@ -144,7 +184,18 @@ def bound_checks(config: Config, data: dict) -> list[dict]:
 
 
 def caption(config: Config, data: dict) -> str:
-    """The setting, then the measured gaps and bounds at the largest n."""
+    """The setting, then the measured gaps and bounds at the largest n.
+
+    The setting of Section 4.2's comparison on the MLP (docs/THEORY.md §2), then ``summary``.
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    str
+    """
     widths = "-".join(map(str, config.widths))
     t = task(config)
     return (
@@ -160,12 +211,27 @@ def caption(config: Config, data: dict) -> str:
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for this figure."""
+    """Keyword arguments of ``plt.subplots`` for Figure 5 (Section 4.2; docs/THEORY.md §2, §5).
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict, for ``figures.output.render``.
+    """
     return dict(nrows=2, ncols=2, figsize=(11, 8.5), sharex=True, sharey=True)
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
-    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    """Draw the computed ``data`` of Figure 5 on the axes made with ``SUBPLOTS`` (Section 4.2; docs/THEORY.md §2, §5).
+
+    Parameters
+    ----------
+    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
+    data : dict, ``compute``'s output; config : Config.
+    """
     plot(data, axes, loss_label="0-1 loss", gap_labels={"gap": "0-1 gap of the quantized model"})
     legend(fig, axes[0, 0])
 
@@ -173,8 +239,15 @@ def draw(fig, axes, data: dict, config: Config) -> None:
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+    """Compute (cached under ``out_dir/.cache``) and save Figure 5 (Section 4.2; docs/THEORY.md §2, §5): PNG, PDF, JSON data, caption.
 
-    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    Parameters
+    ----------
+    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
+    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
+
+    Returns
+    -------
+    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

@@ -41,7 +41,15 @@ SOURCE_SUFFIXES = (".py", ".c")
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """SHA-256 of the toolkit's source: every ``.py`` and ``.c`` file of ``SOURCE_PACKAGES``, by
-    relative path and content (read once per process; editable installs change it on every edit)."""
+    relative path and content (read once per process; editable installs change it on every edit).
+
+    Part of every cache key (:func:`cache_key`), so no figure is drawn from numbers older code
+    computed (README.md, "The command line": results are cached under ``OUT/.cache``, keyed by the full configuration).
+
+    Returns
+    -------
+    str, the hexadecimal digest.
+    """
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for package in SOURCE_PACKAGES:
@@ -52,7 +60,19 @@ def code_fingerprint() -> str:
 
 
 def cache_key(kind: str, params: Mapping) -> str:
-    """SHA-256 of the canonical JSON of the entry's kind, parameters, the toolkit version and its code."""
+    """SHA-256 of the canonical JSON of the entry's kind, parameters, the toolkit version and its code.
+
+    ``sha256(json.dumps({kind, params, version, code_fingerprint()}, sort_keys=True))``, first 32 hex
+    digits: the name of a cache entry (README.md, "The command line").
+
+    Parameters
+    ----------
+    kind : str; params : mapping, JSON-serialisable (other values by ``str``).
+
+    Returns
+    -------
+    str
+    """
     blob = json.dumps({"kind": kind, "params": params, "version": toolkit_version(), "code": code_fingerprint()},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
@@ -68,6 +88,9 @@ def memo(
 ) -> Arrays:
     """Return ``compute()``'s arrays, from ``cache_dir`` when an entry for ``params`` exists.
 
+    The entry ``kind-<cache_key>.npz`` is written atomically; one that does not load is reported
+    (``CorruptCacheWarning``), deleted and recomputed (module docstring; README.md, "The command line").
+
     Parameters
     ----------
     cache_dir : folder of the entries; ``None`` disables caching.
@@ -75,6 +98,10 @@ def memo(
     params : JSON-serialisable description of everything the result depends on, seed included.
     compute : returns a dict of name -> array.
     force : recompute and overwrite even when an entry exists.
+
+    Returns
+    -------
+    dict of ndarray
     """
     if cache_dir is None:
         return compute()

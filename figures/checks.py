@@ -47,7 +47,15 @@ def is_resolved(value: float, low: float, high: float, floor: float = 0.0) -> bo
 
     The estimate must stand out from its own interval (``[low, high]``, of half-width
     ``(high − low)/2``) and from ``floor``, what its estimator reads when the true quantity is 0
-    (0 by default; for a CMI bound, ``bounds.cmi.selector_blind_floor``).
+    (0 by default; for a CMI bound, ``bounds.cmi.selector_blind_floor``; docs/THEORY.md §2.4, §2.7).
+
+    Parameters
+    ----------
+    value, low, high : float, the estimate and its interval; floor : float.
+
+    Returns
+    -------
+    bool
     """
     return bool(value > floor and value >= high - low)
 
@@ -114,7 +122,17 @@ def bound_check(
 
 
 def resolved_flags(values, lows, highs, floors=None) -> np.ndarray:  # (k,) each -> (k,) of 0.0 / 1.0
-    """:func:`is_resolved` entry by entry (``floors`` default 0); 0 where a value is not finite."""
+    """:func:`is_resolved` entry by entry (``floors`` default 0); 0 where a value is not finite (docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    values, lows, highs : sequences of float, (k,) estimates and their intervals.
+    floors : sequence of float, optional, (k,) their estimators' floors.
+
+    Returns
+    -------
+    ndarray, (k,) of 1.0 (resolved) and 0.0.
+    """
     floors = np.zeros(len(values)) if floors is None else floors
     return np.array([float(np.isfinite(v) and is_resolved(v, lo, hi, f))
                      for v, lo, hi, f in zip(values, lows, highs, floors)])
@@ -130,6 +148,17 @@ def array_checks(
     ``key``, ``key_low``, ``key_high`` for every bound and gap, ``bound_vacuous`` and, for an
     estimated bound, ``bound_resolved`` (0/1). ``names``, ``losses`` and ``intervals`` give each
     bound's name, each gap's loss and its interval. A bound that is NaN (not estimated) is no check.
+    Each record is :func:`bound_check`'s (docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    data, rows, pairs, names, losses, intervals
+        As above; ``pairs`` holds (bound key, gap key) pairs.
+    row_key : str, the name of a row in each record's ``where``.
+
+    Returns
+    -------
+    list of dict
     """
     checks = []
     for r in rows:
@@ -148,7 +177,16 @@ def array_checks(
 
 
 def violations(checks: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The checks whose bound fell below its measured gap beyond both intervals (``held`` false)."""
+    """The checks whose bound fell below its measured gap beyond both intervals (``held`` false; docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    checks : iterable of :func:`bound_check` records.
+
+    Returns
+    -------
+    list of dict
+    """
     return [c for c in checks if not c["held"]]
 
 
@@ -158,12 +196,30 @@ def _number(x: float) -> str:
 
 
 def where_text(where: Mapping[str, Any]) -> str:
-    """``"variant = lora, n = 64"``."""
+    """A record's configuration in words, ``"variant = lora, n = 64"`` (as captions name checks, docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    where : mapping, a record's ``where``.
+
+    Returns
+    -------
+    str
+    """
     return ", ".join(f"{k} = {v}" for k, v in where.items())
 
 
 def violation_line(figure: str, check: Mapping[str, Any]) -> str:
-    """``VIOLATION fig: bound below measured loss gap at where: bound ≤ x < gap ≥ y``."""
+    """``VIOLATION fig: bound below measured loss gap at where: bound ≤ x < gap ≥ y`` (docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    figure : str, the figure's name; check : mapping, a violated :func:`bound_check` record.
+
+    Returns
+    -------
+    str
+    """
     return (
         f"VIOLATION {figure}: {check['bound']} below measured {check['loss']} gap at {where_text(check['where'])}: "
         f"bound ≤ {_number(check['bound_high'])} < gap ≥ {_number(check['gap_low'])}"
@@ -171,13 +227,31 @@ def violation_line(figure: str, check: Mapping[str, Any]) -> str:
 
 
 def informative(checks: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The checks that held, are not vacuous and, where estimated, are resolved."""
+    """The checks that held, are not vacuous and, where estimated, are resolved (docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    checks : iterable of :func:`bound_check` records.
+
+    Returns
+    -------
+    list of dict
+    """
     return [c for c in checks if c["held"] and c["vacuous"] is False and c.get("resolved") is not False]
 
 
 def report_lines(figure: str, checks: list[Mapping[str, Any]]) -> list[str]:
     """What ``lora-asym figures`` prints after a figure: one line per violation, else
-    ``bounds held: k of k checks (j informative)``; nothing when the figure has no checks."""
+    ``bounds held: k of k checks (j informative)``; nothing when the figure has no checks (docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    figure : str, the figure's name; checks : list of :func:`bound_check` records.
+
+    Returns
+    -------
+    list of str
+    """
     bad = violations(checks)
     if bad:
         return [violation_line(figure, c) for c in bad]
@@ -189,7 +263,16 @@ def report_lines(figure: str, checks: list[Mapping[str, Any]]) -> list[str]:
 def where_groups(listed: list[Mapping[str, Any]], checks: list[Mapping[str, Any]]) -> str:
     """The ``listed`` checks by bound, each bound's configurations grouped on their last key:
     ``"Lemma 4.5 (variant = lora, n = 16, 64; variant = full, n = 16)"``. Keys with one value
-    across all ``checks`` of the figure are left out (the caption states them)."""
+    across all ``checks`` of the figure are left out (the caption states them; docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    listed : the records to name; checks : all records of the figure.
+
+    Returns
+    -------
+    str
+    """
     varying = [k for k in (checks[0]["where"] if checks else {}) if len({repr(c["where"].get(k)) for c in checks}) > 1]
     groups: dict[str, dict[tuple[str, ...], list[str]]] = {}
     for c in listed:
@@ -208,7 +291,16 @@ def where_groups(listed: list[Mapping[str, Any]], checks: list[Mapping[str, Any]
 
 def caption_sentence(checks: list[Mapping[str, Any]]) -> str:
     """A caption's sentence on the checks: every bound held (how many of them informative, which
-    were vacuous, which estimates unresolved), or which fell below their gap."""
+    were vacuous, which estimates unresolved), or which fell below their gap (docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    checks : list of :func:`bound_check` records.
+
+    Returns
+    -------
+    str
+    """
     if not checks:
         return "No bound is compared with a measured gap."
     bad = violations(checks)
@@ -235,7 +327,18 @@ def caption_sentence(checks: list[Mapping[str, Any]]) -> str:
 
 def warned(category: type[Warning], call):
     """``(call(), whether it warned with category)``: the warning becomes a flag for a figure's JSON and
-    caption instead of a line on stderr; every other warning is passed on unchanged."""
+    caption instead of a line on stderr; every other warning is passed on unchanged. Figures 4 and 5
+    flag a Gaussian-channel estimate that may be low this way (``bounds.EstimateMayBeLowWarning``,
+    docs/THEORY.md §2.5, §2.7).
+
+    Parameters
+    ----------
+    category : Warning subclass; call : callable of no argument.
+
+    Returns
+    -------
+    tuple, ``(call's result, bool)``.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", category)
         result = call()

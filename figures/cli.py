@@ -126,7 +126,13 @@ def _adapters_module():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``lora-asym`` and its subcommands."""
+    """The argument parser of ``lora-asym`` and its subcommands: ``figures``, ``list``, ``demo``,
+    ``sweep``, ``bench`` and ``adapters`` (README.md, "The command line").
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     parser = _Parser(
         prog="lora-asym",
         description="Verify, measure and teach 'Asymmetry in Low-Rank Adapters of Foundation Models'.",
@@ -210,7 +216,19 @@ def _add_tool_commands(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``lora-asym`` console script."""
+    """Entry point of the ``lora-asym`` console script (README.md, "The command line").
+
+    Sets ``MPLBACKEND=Agg`` and one BLAS/OpenMP thread unless already set, parses ``argv`` and runs
+    the subcommand; an interrupt exits with status 130, a usage error with 2.
+
+    Parameters
+    ----------
+    argv : list of str, optional, the arguments (``sys.argv[1:]`` when None).
+
+    Returns
+    -------
+    int, the exit status.
+    """
     os.environ.setdefault("MPLBACKEND", "Agg")
     # The toolkit's linear algebra is many small matrices: one BLAS thread per process is faster
     # than several competing ones on a loaded machine. Set before numpy loads.

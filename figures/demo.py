@@ -19,7 +19,19 @@ SETTINGS = (
 
 
 def asymmetry_rows(seed: int) -> list[tuple[str, float, float, float, float]]:
-    """Per setting: normalised excess loss of lora, b_only (mean, s.e.) and a_only."""
+    """Per setting: normalised excess loss of lora, b_only (mean, s.e.) and a_only.
+
+    ``L − d s²`` over ``Tr[ΔΣΔᵀ]`` for ``theory.loss_lora`` (Eckart–Young), the Monte Carlo mean over
+    Haar A and the exact mean over Haar B (Section 4.1 of Zhu et al.; docs/THEORY.md §1.3–§1.6).
+
+    Parameters
+    ----------
+    seed : int, of the Haar draws.
+
+    Returns
+    -------
+    list of tuple, ``(label, lora, b_only, b_only_se, a_only)`` per setting.
+    """
     rng = np.random.default_rng(seed)
     rows = []
     for label, task in SETTINGS:
@@ -43,7 +55,18 @@ def bound_rows() -> list[tuple[int, int, float]]:
 
 
 def render(seed: int = 0) -> str:
-    """The demonstration's text."""
+    """The demonstration's text (``lora-asym demo``): the asymmetry per setting and Lemma 4.5's bound
+    ratio ``sqrt((d_in + d_out)/d_out)`` per layer shape (Section 4.1 and Lemma 4.5 of Zhu et al.;
+    docs/THEORY.md §1.5, §2.2).
+
+    Parameters
+    ----------
+    seed : int, of the Haar draws.
+
+    Returns
+    -------
+    str
+    """
     lines = [
         f"LoRA updates a layer as W0 + B A: A ({RANK} x d_in) reads the input, B (d_out x {RANK}) writes the output.",
         f"Linear regression (Section 4.1), d_in = d_out = {D}, rank {RANK}, a shift Δ of rank 16.",

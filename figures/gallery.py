@@ -17,7 +17,18 @@ WIDTH = 900
 
 
 def snapshot(src_dir: Path, dst_dir: Path) -> list[Path]:
-    """Scale every registered figure's PNG in ``src_dir`` into ``dst_dir``; returns the paths written."""
+    """Scale every registered figure's PNG in ``src_dir`` into ``dst_dir``; returns the paths written.
+
+    At most ``WIDTH`` pixels wide, 128 colours: the gallery of README.md, "Figures".
+
+    Parameters
+    ----------
+    src_dir, dst_dir : Path
+
+    Returns
+    -------
+    list of Path
+    """
     dst_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in registry.FIGURES:

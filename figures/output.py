@@ -15,7 +15,20 @@ from synthetic.provenance import environment, json_bytes, write_atomic
 
 
 def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict[str, Path]:
-    """Save ``name``.png/.pdf, ``name``.json (config, seed, arrays) and ``name``.txt (caption)."""
+    """Save ``name``.png/.pdf, ``name``.json (config, seed, arrays) and ``name``.txt (caption).
+
+    Each file is replaced atomically; the JSON adds the ``environment`` (versions) of
+    ``synthetic.provenance`` (README.md, "Figures").
+
+    Parameters
+    ----------
+    fig : matplotlib Figure; out_dir : Path; name : str, the figure's ``NAME``.
+    data : dict, JSON-serialisable payload; caption : str.
+
+    Returns
+    -------
+    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("png", "pdf", "json", "txt")}
@@ -30,7 +43,18 @@ def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict
 
 
 def bound_check_fields(figure: ModuleType, config, data: dict) -> dict:
-    """``{"bound_checks": [...]}`` from the module's ``bound_checks``, or the empty list and a note."""
+    """``{"bound_checks": [...]}`` from the module's ``bound_checks``, or the empty list and a note.
+
+    The records of ``figures.checks.bound_check`` (docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    figure : module; config : its Config; data : dict, its ``compute`` output.
+
+    Returns
+    -------
+    dict
+    """
     if not hasattr(figure, "bound_checks"):
         return {"bound_checks": [], "bound_checks_note": NO_BOUND_NOTE}
     return {"bound_checks": list(figure.bound_checks(config, data))}
@@ -45,7 +69,18 @@ def render(figure: ModuleType, out_dir: Path | str, quick: bool, seed: int, *, f
     data)`` (``figures.checks.bound_check`` records). ``config`` overrides the preset.
 
     The JSON gets a top-level ``bound_checks`` list: the module's records, or an empty list and a
-    ``bound_checks_note`` when the figure compares no bound with a measured gap.
+    ``bound_checks_note`` when the figure compares no bound with a measured gap (docs/THEORY.md §2.7;
+    README.md, "Figures").
+
+    Parameters
+    ----------
+    figure : module; out_dir : folder of the files and of the cache ``out_dir/.cache``.
+    quick : bool, the quick preset, else the full one; seed : int; force : bool, recompute cached
+    entries; config : the module's Config, or None for the preset.
+
+    Returns
+    -------
+    dict of Path, as :func:`save_figure`.
     """
     import matplotlib.pyplot as plt
 

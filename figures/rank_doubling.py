@@ -36,24 +36,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from bounds import lora_mi_bound, subgaussian_sigma, trainable_params
+from bounds import trainable_params
 from figures.cache import memo
 from figures.checks import TWO_SE, bound_check, caption_sentence
 from figures.output import render
-from synthetic import predict_asymmetry
-from synthetic.mlp.engine import MLPTask
-from synthetic.montecarlo import measure_gap
+from figures.rank_doubling_arms import ARMS, REGIMES, arm, lemma45, prediction, regime_task, setting, summarize
 
-#: Bits stored per trained tensor besides its parameters: the float32 step of ``synthetic.quantize``.
-SCALE_BITS = 32
 NAME = "rank_doubling"
 DESCRIPTION = "b_only at rank 2r vs lora at rank r, in two regimes: test error, gap and bound."
-ARMS = (("lora", 1), ("b_only", 2), ("a_only", 2))  # (variant, rank multiplier)
-#: Regime (an ``MLPTask`` preset) -> how its adapted layer is read.
-REGIMES = {
-    "paper_regime": "wide read-out: 64 classes, two layers above the layer",
-    "narrow_readout": "narrow read-out: a 10-class head right after the layer's tanh",
-}
 
 
 @dataclass(frozen=True)
@@ -71,87 +61,40 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
+        """The quick preset (``lora-asym figures``): Figure 8 at the defaults (Lemma 4.5; docs/THEORY.md §2.2)."""
         return cls()
 
     @classmethod
     def tiny(cls) -> "Config":
-        """Seconds-sized, for smoke tests."""
+        """Figure 8 at seconds size (Lemma 4.5; docs/THEORY.md §2.2), for smoke tests."""
         return cls(ranks=(1, 2), n=64, trials=3, steps=5, predictor_samples=256, predictor_draws=20)
 
     @classmethod
     def full(cls) -> "Config":
+        """The full preset (``lora-asym figures --full``): Figure 8 at larger sizes (Lemma 4.5; docs/THEORY.md §2.2)."""
         return cls(ranks=(1, 2, 4, 8), n=2048, trials=32, steps=1000)
-
-
-def regime_task(config: Config, regime: str) -> MLPTask:
-    """The ``MLPTask`` preset named ``regime`` with the configured number of Adam steps."""
-    if regime not in REGIMES:
-        raise ValueError(f"regime must be one of {tuple(REGIMES)}, got {regime!r}")
-    return getattr(MLPTask, regime)(steps=config.steps)
-
-
-def setting(task: MLPTask) -> str:
-    """The architecture, adapted layer, inputs and shift of a one-adapted-layer task, in words."""
-    (layer,) = task.adapted_layers
-    d_out, d_in = task.layer_shapes[layer]
-    inputs = "isotropic inputs" if task.input_dist == "isotropic" else \
-        f"inputs with Σ_j ∝ j^-{task.input_dist.split(':', 1)[1]}"
-    return (f"{'-'.join(map(str, task.widths))} {task.activation} classifier, adapted and perturbed layer {layer} "
-            f"({d_out}x{d_in}), {inputs}, shift of rank {task.perturbation_rank}")
-
-
-def arm(config: Config, regime: str, variant: str, rank: int, seed: int) -> dict[str, np.ndarray]:
-    """Per-trial train/test 0-1 loss and storage bits of one (regime, variant, rank)."""
-    task = regime_task(config, regime)
-    result = measure_gap(task, variant, rank, config.n, config.trials, loss="zero_one", q_bits=config.q_bits, seed=seed)
-    return {
-        "train": np.array([r["train_loss"] for r in result.records]),
-        "test": np.array([r["test_loss"] for r in result.records]),
-        "storage_bits": np.array([r["storage_bits"] for r in result.records]),
-    }
-
-
-def prediction(config: Config, regime: str, seed: int) -> dict[str, np.ndarray]:
-    """``f(Σ, 2r)`` and ``f(G, 2r)`` (docs/THEORY.md §1b, eq. (5)) at the largest base rank ``r``."""
-    rank = 2 * max(config.ranks)
-    p = predict_asymmetry(regime_task(config, regime), rank, samples=config.predictor_samples,
-                          draws=config.predictor_draws, seed=seed)
-    return {"rank": np.array(rank), "b_only_fraction": np.array(p.b_only_fraction),
-            "b_only_stderr": np.array(p.b_only_stderr), "a_only_fraction": np.array(p.a_only_fraction),
-            "a_only_stderr": np.array(p.a_only_stderr)}
-
-
-def _summary(res: dict[str, np.ndarray], bound: float) -> dict:
-    """Means and standard errors of one arm's test error and gap, its stored bits, its ``bound`` and the
-    per-trial test errors (``test_trials``; trial ``t`` of every arm has the same training set)."""
-    gap, test = res["test"] - res["train"], res["test"]
-    return {
-        "test": test.mean(), "test_se": test.std(ddof=1) / math.sqrt(test.size),
-        "gap": gap.mean(), "gap_se": gap.std(ddof=1) / math.sqrt(gap.size),
-        "bound": bound, "storage_bits": float(res["storage_bits"][0]), "test_trials": res["test"],
-    }
-
-
-def lemma45(config: Config, regime: str, variant: str, rank: int) -> float:
-    """Lemma 4.5 of the quantized arm on the 0-1 loss (σ = 1/2): ``bounds.lora_mi_bound`` counting the
-    float32 step stored per trained tensor besides the ``q N`` bits (``scale_bits=32``)."""
-    task = regime_task(config, regime)
-    layers = [task.layer_shapes[l] for l in task.adapted_layers]
-    return lora_mi_bound(variant, layers, rank, config.q_bits, subgaussian_sigma(0.0, 1.0), config.n,
-                         scale_bits=SCALE_BITS)
 
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """Per regime and arm: test error, gap (means and s.e.), stored bits and the Lemma 4.5 bound on
     the 0-1 loss, each (len(ranks),), and ``test_trials`` (len(ranks), trials); per regime also the
-    predictor's ``prediction``."""
+    predictor's ``prediction`` (Lemma 4.5; docs/THEORY.md §1b.5, §2.2). Cached with ``figures.cache.memo``.
+
+    Parameters
+    ----------
+    config : Config; seed : int; cache_dir : Path or None; force : bool, recompute cached entries.
+
+    Returns
+    -------
+    dict
+    """
     out: dict = {"ranks": np.array(config.ranks)}
     jobs = [(g, v, m, r) for g in config.regimes for v, m in ARMS for r in config.ranks]
     rows: dict[tuple[str, str, str], list[float]] = {}
     for regime, variant, mult, r in tqdm(jobs, desc=f"{NAME}: training MLP adapters", leave=False):
         params = {"config": asdict(config), "regime": regime, "variant": variant, "rank": mult * r, "seed": seed}
         res = memo(cache_dir, NAME, params, lambda: arm(config, regime, variant, mult * r, seed), force=force)
-        for name, value in _summary(res, lemma45(config, regime, variant, mult * r)).items():
+        for name, value in summarize(res, lemma45(config, regime, variant, mult * r)).items():
             rows.setdefault((regime, f"{variant}@{mult}r", name), []).append(np.asarray(value, dtype=float))
     for (regime, arm_key, name), values in rows.items():
         out.setdefault(regime, {}).setdefault(arm_key, {})[name] = np.array(values)
@@ -165,7 +108,18 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
 
 
 def bound_checks(config: Config, data: dict) -> list[dict]:
-    """Per (regime, arm, base rank): Lemma 4.5 against the measured 0-1 gap of that arm (mean ± 2 s.e.)."""
+    """Per (regime, arm, base rank): Lemma 4.5 against the measured 0-1 gap of that arm (mean ± 2 s.e.).
+
+    ``figures.checks.bound_check`` records, vacuous at or above 1 (docs/THEORY.md §2.7).
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    list of dict
+    """
     checks = []
     for regime in config.regimes:
         for variant, mult in ARMS:
@@ -183,14 +137,33 @@ def bound_checks(config: Config, data: dict) -> list[dict]:
 
 
 def prediction_text(pred: dict) -> str:
-    """``f(Σ, 8) = 0.88, f(G, 8) = 0.28: predicts b_only``."""
+    """``f(Σ, 8) = 0.88, f(G, 8) = 0.28: predicts b_only``: the call of docs/THEORY.md §1b.5, in words.
+
+    Parameters
+    ----------
+    pred : dict, a regime's ``prediction`` with ``prefers``.
+
+    Returns
+    -------
+    str
+    """
     k = int(pred["rank"])
     return (f"f(Σ, {k}) = {pred['b_only_fraction']:.2f}, f(G, {k}) = {pred['a_only_fraction']:.2f}: "
             f"predicts {pred['prefers']}")
 
 
 def plot(regime_data: dict, ranks: np.ndarray, axes=None, title: str = ""):
-    """One regime's three panels: test error, gap (±2 s.e.) and bound, against the base rank r."""
+    """One regime's three panels: test error, gap (±2 s.e.) and Lemma 4.5 bound, against the base rank r.
+
+    Parameters
+    ----------
+    regime_data : dict, ``compute``'s entry of one regime; ranks : ndarray, the base ranks.
+    axes : three matplotlib Axes, optional (made when None); title : str, above the middle panel.
+
+    Returns
+    -------
+    The axes drawn on.
+    """
     import matplotlib.pyplot as plt
 
     from figures.style import VARIANT_STYLE
@@ -217,7 +190,16 @@ def plot(regime_data: dict, ranks: np.ndarray, axes=None, title: str = ""):
 
 def paired_difference(one: dict, other: dict) -> tuple[float, float]:
     """Mean and 2 s.e. of ``one − other`` test error at the largest base rank, paired by trial
-    (both arms' trial ``t`` trained on the same training set)."""
+    (both arms' trial ``t`` trained on the same training set; docs/THEORY.md §7.4).
+
+    Parameters
+    ----------
+    one, other : dict, the arms' ``compute`` entries.
+
+    Returns
+    -------
+    tuple of float, ``(mean, 2 s.e.)``.
+    """
     diff = np.asarray(one["test_trials"][-1]) - np.asarray(other["test_trials"][-1])  # (trials,)
     return float(diff.mean()), float(2 * diff.std(ddof=1) / math.sqrt(diff.size))
 
@@ -254,7 +236,18 @@ def _regime_caption(config: Config, regime: str, d: dict) -> str:
 
 
 def caption(config: Config, data: dict) -> str:
-    """The common setting, each regime's setting, comparison and prediction, then the bound checks."""
+    """The common setting, each regime's setting, comparison and prediction, then the bound checks.
+
+    Measured as Lemma 4.5's comparison of equal parameter counts (docs/THEORY.md §1b.5, §2.2, §2.7).
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    str
+    """
     regimes = " ".join(_regime_caption(config, g, data[g]) for g in config.regimes)
     return (
         f"MLP classification, n = {config.n}, {config.trials} training sets per point, {config.steps} full-batch "
@@ -265,13 +258,28 @@ def caption(config: Config, data: dict) -> str:
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for this figure: one row of three panels per regime."""
+    """Keyword arguments of ``plt.subplots`` for Figure 8 (Lemma 4.5; docs/THEORY.md §2.2): one row of three panels per regime.
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict, for ``figures.output.render``.
+    """
     rows = len(config.regimes)
     return dict(nrows=rows, ncols=3, figsize=(13, 4.6 * rows), squeeze=False, gridspec_kw={"hspace": 0.6})
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
-    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    """Draw the computed ``data`` of Figure 8 on the axes made with ``SUBPLOTS`` (Lemma 4.5; docs/THEORY.md §2.2).
+
+    Parameters
+    ----------
+    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
+    data : dict, ``compute``'s output; config : Config.
+    """
     for row, regime in zip(axes, config.regimes):
         title = f"{regime}: {prediction_text(data[regime]['prediction'])}"
         plot(data[regime], data["ranks"], row, title=title)
@@ -280,8 +288,15 @@ def draw(fig, axes, data: dict, config: Config) -> None:
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+    """Compute (cached under ``out_dir/.cache``) and save Figure 8 (Lemma 4.5; docs/THEORY.md §2.2): PNG, PDF, JSON data, caption.
 
-    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    Parameters
+    ----------
+    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
+    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
+
+    Returns
+    -------
+    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

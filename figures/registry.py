@@ -20,7 +20,19 @@ FIGURES: tuple[str, ...] = (
 
 
 def load(name: str) -> ModuleType:
-    """The module of figure ``name``; ``ValueError`` listing the known names otherwise."""
+    """The module of figure ``name``; ``ValueError`` listing the known names otherwise.
+
+    Only the names of ``FIGURES`` are figures (README.md, "Figures"); other modules of ``figures``
+    (e.g. ``bounds_vs_n_common``) never are.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    module
+    """
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; known figures: {', '.join(FIGURES)}")
     return importlib.import_module(f"figures.{name}")

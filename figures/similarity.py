@@ -42,25 +42,49 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
+        """The quick preset (``lora-asym figures``): Figure 7 at the defaults (docs/THEORY.md §3)."""
         return cls()
 
     @classmethod
     def tiny(cls) -> "Config":
-        """Seconds-sized, for smoke tests."""
+        """Figure 7 at seconds size (docs/THEORY.md §3), for smoke tests."""
         return cls(tasks=(0, 1), inits=(0, 1), rank=2, n=64, steps=5)
 
     @classmethod
     def full(cls) -> "Config":
+        """The full preset (``lora-asym figures --full``): Figure 7 at larger sizes (docs/THEORY.md §3)."""
         return cls(tasks=(0, 1, 2, 3), inits=(0, 1, 2, 3), n=2048, steps=1000)
 
 
 def grid_task(config: Config, lr: float) -> MLPTask:
-    """``MLPTask.paper_regime`` with the configured Adam steps and step size ``lr``."""
+    """``MLPTask.paper_regime`` with the configured Adam steps and step size ``lr`` (docs/THEORY.md §1b, §5).
+
+    Parameters
+    ----------
+    config : Config; lr : float, Adam's step size.
+
+    Returns
+    -------
+    MLPTask
+    """
     return MLPTask.paper_regime(steps=config.steps, lr=lr)
 
 
 def grid(config: Config, lr: float, seed: int) -> dict[str, np.ndarray]:
-    """One grid's similarity matrices and verdict numbers (the task's adapted layer)."""
+    """One grid's similarity matrices and verdict numbers (the task's adapted layer).
+
+    ``synthetic.similarity_grid``: lora trained per (task, init seed), learned factors compared by
+    ``theory.cca_similarity`` (docs/THEORY.md §3; Figure 1 of Zhu et al.).
+
+    Parameters
+    ----------
+    config : Config; lr : float; seed : int, the data seed.
+
+    Returns
+    -------
+    dict of ndarray
+        ``a``, ``b`` (cells, cells) similarities, ``objective`` and the grouped means of the verdict.
+    """
     task = grid_task(config, lr)
     out = similarity_grid(config.tasks, config.inits, task=task, rank=config.rank, n=config.n, data_seed=seed)
     layer = task.adapted_layers[0]
@@ -69,7 +93,19 @@ def grid(config: Config, lr: float, seed: int) -> dict[str, np.ndarray]:
 
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
-    """Per step size: ``a`` and ``b`` (cells, cells) similarities and the grouped means."""
+    """Per step size: ``a`` and ``b`` (cells, cells) similarities and the grouped means.
+
+    ``grid`` per step size, cached with ``figures.cache.memo`` (docs/THEORY.md §3).
+
+    Parameters
+    ----------
+    config : Config; seed : int; cache_dir : Path or None; force : bool, recompute cached entries.
+
+    Returns
+    -------
+    dict
+        ``cells`` (task, init) pairs and one ``lr=<lr>`` entry per step size.
+    """
     out: dict = {"cells": np.array([(t, i) for t in config.tasks for i in config.inits])}
     for lr in tqdm(config.lrs, desc=f"{NAME}: training the task x init grid", leave=False):
         params = {"config": asdict(config), "lr": lr, "seed": seed}
@@ -78,7 +114,17 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
 
 
 def plot(sim: np.ndarray, cells: np.ndarray, ax=None, title: str = ""):
-    """One (cells, cells) similarity heatmap with (task, init) labels."""
+    """One (cells, cells) similarity heatmap with (task, init) labels, on ``[0, 1]`` (docs/THEORY.md §3).
+
+    Parameters
+    ----------
+    sim : ndarray, (cells, cells); cells : ndarray, their (task, init) pairs.
+    ax : matplotlib Axes, optional (the current axes); title : str.
+
+    Returns
+    -------
+    tuple, the axes and the image (for a colour bar).
+    """
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()
@@ -92,7 +138,19 @@ def plot(sim: np.ndarray, cells: np.ndarray, ax=None, title: str = ""):
 
 
 def caption(config: Config, data: dict) -> str:
-    """The setting, then the grouped mean similarities at each step size."""
+    """The setting, then the grouped mean similarities at each step size.
+
+    Same-init against same-task means for A and B beside the random-subspace levels ``r/d_in`` and
+    ``r/d_out`` (docs/THEORY.md §3).
+
+    Parameters
+    ----------
+    config : Config; data : dict, ``compute``'s output.
+
+    Returns
+    -------
+    str
+    """
     task = grid_task(config, config.lrs[0])
     (layer,) = task.adapted_layers
     d_out, d_in = task.layer_shapes[layer]
@@ -116,12 +174,27 @@ def caption(config: Config, data: dict) -> str:
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for this figure."""
+    """Keyword arguments of ``plt.subplots`` for Figure 7 (docs/THEORY.md §3).
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict, for ``figures.output.render``.
+    """
     return dict(nrows=len(config.lrs), ncols=2, figsize=(8.5, 4.2 * len(config.lrs)), squeeze=False)
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
-    """Draw the computed ``data`` on the axes made with ``SUBPLOTS``."""
+    """Draw the computed ``data`` of Figure 7 on the axes made with ``SUBPLOTS`` (docs/THEORY.md §3).
+
+    Parameters
+    ----------
+    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
+    data : dict, ``compute``'s output; config : Config.
+    """
     for row, lr in zip(axes, config.lrs):
         d = data[f"lr={lr:g}"]
         plot(d["a"], data["cells"], ax=row[0], title=f"learned A, lr {lr:g}")
@@ -132,8 +205,15 @@ def draw(fig, axes, data: dict, config: Config) -> None:
 def make(
     out_dir: Path | str, quick: bool = True, seed: int = 0, *, force: bool = False, config: Config | None = None
 ) -> dict[str, Path]:
-    """Compute (cached under ``out_dir/.cache``) and save the figure, its data and caption.
+    """Compute (cached under ``out_dir/.cache``) and save Figure 7 (docs/THEORY.md §3): PNG, PDF, JSON data, caption.
 
-    ``config`` overrides the ``quick``/``full`` preset (the tests use ``Config.tiny()``).
+    Parameters
+    ----------
+    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
+    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
+
+    Returns
+    -------
+    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

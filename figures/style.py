@@ -30,5 +30,13 @@ RC = {
 
 
 def style() -> "mpl.RcParams":
-    """A context manager applying the shared style: ``with style(): ...``."""
+    """A context manager applying the shared style: ``with style(): ...``.
+
+    ``matplotlib.rc_context(RC)``, used by ``figures.output.render`` for every figure of README.md,
+    "Figures".
+
+    Returns
+    -------
+    matplotlib.RcParams context manager
+    """
     return mpl.rc_context(RC)

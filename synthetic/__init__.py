@@ -6,6 +6,7 @@ from synthetic.linear.gd import GDConfig, gd_fit, gd_vs_closed_form
 from synthetic.linear.learners import linear_supersample
 from synthetic.mlp.learners import mlp_fit, mlp_supersample
 from synthetic.supersample import discretize
+from synthetic.supersample import Supersample, SupersampleConfig, run_supersample
 from synthetic.linear.task import LinearTask
 from synthetic.linear.engine import (
     clipped_test_losses,
@@ -32,6 +33,8 @@ __all__ = [
     "LinearTask",
     "MLPTask",
     "Quantized",
+    "Supersample",
+    "SupersampleConfig",
     "adapted_shift_rms",
     "clipped_test_losses",
     "discretize",
@@ -57,6 +60,7 @@ __all__ = [
     "population_losses",
     "predict_asymmetry",
     "quantize",
+    "run_supersample",
     "sample_training_sets",
     "similarity_grid",
     "summarize",

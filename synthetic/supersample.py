@@ -1,12 +1,16 @@
-r"""The supersample experiment of the conditional-MI bounds: what the linear and MLP learners share.
+r"""The supersample experiment of the conditional-MI bounds: its record, a runner for any learner,
+and what the linear and MLP learners share.
 
 Steinke & Zakynthinou ("Reasoning about generalization via conditional mutual information",
 COLT 2020) draw a supersample ``Z~`` of ``n x 2`` i.i.d. points and fair selector bits
 ``U in {0, 1}^n``; the learner trains on ``Z~_{i, U_i}`` and the unselected points are fresh test
-points. ``synthetic.linear.linear_supersample`` and ``synthetic.mlp.mlp_supersample`` run all
-``k_z k_u`` trainings of the experiment as one batch and record the loss pairs
-``L~_i = (l(W, Z~_{i,0}), l(W, Z~_{i,1}))`` with the selectors, which the CMI bounds of
-``bounds.cmi`` take (docs/THEORY.md §2.4).
+points. :func:`run_supersample` runs the experiment for any learner, one training at a time;
+``synthetic.linear.linear_supersample`` and ``synthetic.mlp.mlp_supersample`` run all
+``k_z k_u`` trainings as one batch. Each records the loss pairs
+``L~_i = (l(W, Z~_{i,0}), l(W, Z~_{i,1}))`` with the selectors in a :class:`Supersample`, whose
+two arrays are the input of the CMI bounds of ``bounds.cmi`` and of the measured gap
+``bounds.supersample_gap`` (docs/THEORY.md §2.4), e.g.
+``bounds.ld_cmi_bound(ss.losses, ss.selectors, rng)``. This module does not import ``bounds``.
 
 Evaluated points. The CMI bounds and the supersample gap are averages over the points ``i`` of
 per-point terms (``(1/n) sum_i sqrt(2 I(Delta L_i; U_i))``, ``(1/n) sum_i E[(-1)^{U_i} Delta L_i]``).
@@ -20,18 +24,25 @@ validity, only precision, and makes the plug-in MI estimates (one per point, eac
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from bounds.supersample import Supersample  # noqa: F401 - the record every supersample learner returns
-from synthetic.learner_checks import check_levels
-from theory.validation import Array, as_array, as_real
+from synthetic.learner_checks import MAX_LEVELS, check_levels
+from theory.validation import Array, as_array, as_generator, as_int, as_real
+
+#: Most distinct loss values a supersample may hold (``levels + 1`` of a discretized loss): the
+#: plug-in MI of the CMI bounds needs a small alphabet (equal to ``bounds.supersample.MAX_LOSS_LEVELS``).
+MAX_LOSS_LEVELS = MAX_LEVELS + 1
 
 
 def discretize(loss: Array, clip: float, levels: int) -> Array:  # (...) -> (...)
     r"""A loss in ``[0, c]`` mapped to ``[0, 1]`` and rounded *up* to the grid ``{0, 1/L, ..., 1}``.
 
     ``ceil(L · loss / c) / L``: at most ``L + 1`` distinct values, as the plug-in MI of the CMI
-    bounds needs (``bounds.supersample.MAX_LOSS_LEVELS``). A CMI bound on this loss is compared
+    bounds needs (:data:`MAX_LOSS_LEVELS`). A CMI bound on this loss is compared
     with the gap of this same discretized loss, never with the gap of the raw loss.
 
     Parameters
@@ -52,3 +63,166 @@ def discretize(loss: Array, clip: float, levels: int) -> Array:  # (...) -> (...
     if low < 0 or high > clip:
         raise ValueError(f"loss must lie in [0, clip] = [0, {clip}], got values in [{low:g}, {high:g}]")
     return np.ceil(levels * loss / clip) / levels
+
+
+@dataclass(frozen=True)
+class SupersampleConfig:
+    """Sizes of a supersample experiment (Steinke & Zakynthinou, COLT 2020; docs/THEORY.md §2.4).
+
+    Attributes
+    ----------
+    n : int
+        Training-set size (the supersample has ``2n`` points), ``>= 1``.
+    k_z : int
+        Independent supersamples, ``>= 2`` (the bootstrap resamples them).
+    k_u : int
+        Independent selectors, each with its own training run, per supersample, ``>= 1``.
+    """
+
+    n: int
+    k_z: int
+    k_u: int
+
+    def __post_init__(self) -> None:
+        as_int(self.n, "n", minimum=1)
+        as_int(self.k_z, "k_z", minimum=2)
+        as_int(self.k_u, "k_u", minimum=1)
+
+    @classmethod
+    def quick(cls, n: int = 20) -> SupersampleConfig:
+        """300 training runs: enough for a CMI estimate of a cheap learner in seconds."""
+        return cls(n=n, k_z=75, k_u=4)
+
+    @classmethod
+    def full(cls, n: int = 100) -> SupersampleConfig:
+        """4000 training runs."""
+        return cls(n=n, k_z=1000, k_u=4)
+
+    @property
+    def draws(self) -> int:
+        """Number of training runs, ``k_z * k_u``."""
+        return self.k_z * self.k_u
+
+
+@dataclass(frozen=True)
+class Supersample:
+    """Recorded losses of a supersample experiment, for losses with values in ``[0, 1]``.
+
+    The two arrays are what the CMI bounds take (``bounds.ld_cmi_bound(ss.losses, ss.selectors,
+    rng)``); they are validated here as the bounds validate them (docs/THEORY.md §2.4).
+
+    Attributes
+    ----------
+    losses : ndarray
+        (k_z, k_u, n, 2) ``l(W, Z~_{i, j})`` of the model trained with selector ``(k_z, k_u)``:
+        float64 in ``[0, 1]``, at most ``MAX_LOSS_LEVELS`` distinct values, ``k_z >= 2``.
+    selectors : ndarray
+        (k_z, k_u, n) int64 ``U_i in {0, 1}``: the training set takes ``Z~_{i, U_i}``.
+    """
+
+    losses: np.ndarray
+    selectors: np.ndarray
+
+    def __post_init__(self) -> None:
+        losses = as_array(self.losses, "losses")
+        if losses.ndim != 4 or losses.shape[-1] != 2:
+            raise ValueError(f"losses must have shape (k_z, k_u, n, 2), got {losses.shape}")
+        if losses.shape[0] < 2:
+            raise ValueError(f"losses must hold k_z >= 2 supersamples, got k_z = {losses.shape[0]}")
+        if losses.min() < 0.0 or losses.max() > 1.0:
+            raise ValueError(
+                f"losses must lie in [0, 1] for a CMI bound, got range [{losses.min():.6g}, {losses.max():.6g}]"
+            )
+        levels = np.unique(losses).size
+        if levels > MAX_LOSS_LEVELS:
+            raise ValueError(
+                f"losses takes {levels} distinct values; at most {MAX_LOSS_LEVELS} are supported by the "
+                f"plug-in MI estimate. Round the loss to a grid (e.g. np.ceil(loss * k) / k) and compare "
+                f"the bound with the gap of that same rounded loss"
+            )
+        try:
+            selectors = np.asarray(self.selectors)
+        except (TypeError, ValueError) as exc:  # a ragged nested sequence
+            raise ValueError(f"selectors must be an array of shape {losses.shape[:3]}, got {self.selectors!r}") from exc
+        if selectors.shape != losses.shape[:3]:
+            raise ValueError(f"selectors must have shape {losses.shape[:3]} to match losses, got {selectors.shape}")
+        if not np.all((selectors == 0) | (selectors == 1)):
+            raise ValueError("selectors must contain only 0 and 1")
+        object.__setattr__(self, "losses", losses)
+        object.__setattr__(self, "selectors", selectors.astype(np.int64))
+
+    @property
+    def n(self) -> int:
+        """Recorded (evaluated) pairs per run."""
+        return self.losses.shape[2]
+
+    @property
+    def draws(self) -> int:
+        """Number of training runs, ``k_z * k_u``."""
+        return self.losses.shape[0] * self.losses.shape[1]
+
+    @property
+    def train_losses(self) -> np.ndarray:  # (k_z, k_u, n)
+        """``l(W, Z~_{i, U_i})``, the loss on each training point."""
+        return np.take_along_axis(self.losses, self.selectors[..., None], axis=-1)[..., 0]
+
+    @property
+    def test_losses(self) -> np.ndarray:  # (k_z, k_u, n)
+        """``l(W, Z~_{i, 1 - U_i})``, the loss on each unselected (fresh) point."""
+        return np.take_along_axis(self.losses, 1 - self.selectors[..., None], axis=-1)[..., 0]
+
+
+def run_supersample(
+    train: Callable[[Any, np.random.Generator], Any],
+    loss: Callable[[Any, Any], np.ndarray],
+    sample: Callable[[np.random.Generator, int], Any],
+    config: SupersampleConfig,
+    rng: np.random.Generator,
+) -> Supersample:
+    r"""Run the supersample experiment (Steinke & Zakynthinou, COLT 2020) for any learner.
+
+    For each of ``k_z`` supersamples, ``sample(rng, 2n)`` draws ``2n`` i.i.d. points;
+    ``Z~_{i, j}`` is point ``2i + j``. For each of ``k_u`` fair selectors ``U`` (``rng.integers(0, 2,
+    size=n)``), the learner is trained on the ``n`` points ``Z~_{i, U_i}`` and evaluated on all ``2n``
+    (docs/THEORY.md §2.4).
+
+    Parameters
+    ----------
+    train : callable ``(z_train, rng) -> model``
+        The learning algorithm; ``z_train`` holds the ``n`` selected points along axis 0. Its
+        randomness must come from ``rng``.
+    loss : callable ``(model, z) -> ndarray``
+        Loss of ``model`` on each of ``len(z)`` points, values in ``[0, 1]``, few distinct
+        values (at most ``MAX_LOSS_LEVELS`` over the whole experiment).
+    sample : callable ``(rng, size) -> z``
+        ``size`` i.i.d. points from the data distribution, stacked along axis 0 (a NumPy
+        array, e.g. ``(size, d + 1)`` for inputs with a label).
+    config : SupersampleConfig
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    Supersample
+    """
+    if not isinstance(config, SupersampleConfig):
+        raise ValueError(f"config must be a SupersampleConfig, got {config!r}")
+    for name, fn in (("train", train), ("loss", loss), ("sample", sample)):
+        if not callable(fn):
+            raise ValueError(f"{name} must be callable, got {fn!r}")
+    rng = as_generator(rng)
+    n = config.n
+    losses = np.empty((config.k_z, config.k_u, n, 2))
+    selectors = np.empty((config.k_z, config.k_u, n), dtype=np.int64)
+    for kz in range(config.k_z):
+        points = np.asarray(sample(rng, 2 * n))
+        if points.ndim == 0 or points.shape[0] != 2 * n:
+            raise ValueError(f"sample(rng, {2 * n}) must return {2 * n} points along axis 0, got shape {points.shape}")
+        for ku in range(config.k_u):
+            u = rng.integers(0, 2, size=n)
+            model = train(points[2 * np.arange(n) + u], rng)
+            values = np.asarray(loss(model, points), dtype=np.float64)
+            if values.shape != (2 * n,):
+                raise ValueError(f"loss(model, z) must return shape ({2 * n},) for {2 * n} points, got {values.shape}")
+            losses[kz, ku] = values.reshape(n, 2)
+            selectors[kz, ku] = u
+    return Supersample(losses=losses, selectors=selectors)

@@ -15,8 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bounds import (
-    Supersample,
-    SupersampleConfig,
     binary_kl_bound,
     discrete_mi,
     ecmi_bound,
@@ -24,10 +22,13 @@ from bounds import (
     gaussian_channel_mi,
     interpolation_bound,
     ld_cmi_bound,
-    run_supersample,
+    redraw_selectors,
+    supersample_gap,
 )
+from bounds.cmi import selector_blind_floor
 from bounds.discrete_mi import batched_counts, mi_from_counts
 from bounds.gaussian_channel import EstimateMayBeLowWarning
+from synthetic.supersample import Supersample, SupersampleConfig, run_supersample
 from tests.tolerances import MC_SIGMAS, tol
 
 CONFIDENCE = 0.95
@@ -126,7 +127,7 @@ def test_gaussian_channel_mean_estimation_ground_truth():
     assert hits / reps >= coverage_floor(reps)
 
 
-# --- supersample learners (self-contained) ------------------------------------------------------
+# --- supersample learners (self-contained; the experiment runner is synthetic.run_supersample) ---
 
 FLIP = 0.1  # label noise of the threshold task
 DOMAIN = 30  # size of the memorizer's finite input domain
@@ -210,8 +211,8 @@ def test_cmi_bound_not_below_measured_gap(bound, threshold_run):
     """Each CMI bound holds: ``gen <= bound`` for the same 0-1 loss on the same supersample draws. The
     estimates must not contradict it: the bound's interval reaches the gap's interval."""
     rng = np.random.default_rng(12)
-    gap = threshold_run.measured_gap(rng)
-    result = bound(threshold_run, rng)
+    gap = supersample_gap(threshold_run.losses, threshold_run.selectors, rng)
+    result = bound(threshold_run.losses, threshold_run.selectors, rng)
     assert result.draws == threshold_run.draws and not result.vacuous
     assert 0.0 <= result.low <= result.high
     assert result.high >= gap.low, (result, gap)
@@ -221,8 +222,8 @@ def test_ld_never_looser_than_ecmi(threshold_run):
     """``I(Delta L_i; U_i) <= I(L~_i; U_i)`` (data processing), so the loss-difference bound is never
     looser than the e-CMI bound; exact for plug-in estimates on the same draws."""
     rng = np.random.default_rng(13)
-    ld = ld_cmi_bound(threshold_run, rng, correction="none").value
-    ecmi = ecmi_bound(threshold_run, rng, correction="none").value
+    ld = ld_cmi_bound(threshold_run.losses, threshold_run.selectors, rng, correction="none").value
+    ecmi = ecmi_bound(threshold_run.losses, threshold_run.selectors, rng, correction="none").value
     assert ld <= ecmi + 1e-12
 
 
@@ -232,15 +233,16 @@ def test_interpolation_bound_is_exact_for_zero_one_loss(memorizer_run):
     fast-rate bound at zero training loss coincides with it."""
     rng = np.random.default_rng(14)
     truth = memorizer_risk(memorizer_run.n)
-    result = interpolation_bound(memorizer_run, rng)
+    arrays = memorizer_run.losses, memorizer_run.selectors
+    result = interpolation_bound(*arrays, rng)
     assert not result.vacuous and result.covers(truth), (result, truth)
-    assert memorizer_run.measured_gap(rng).covers(truth)
-    np.testing.assert_allclose(fast_rate_bound(memorizer_run, rng).value, result.value, **tol())
+    assert supersample_gap(*arrays, rng).covers(truth)
+    np.testing.assert_allclose(fast_rate_bound(*arrays, rng).value, result.value, **tol())
 
 
 def test_interpolation_bound_vacuous_when_training_loss_positive(threshold_run):
     """The interpolation bound does not apply with positive training loss: trivial value, flagged."""
-    result = interpolation_bound(threshold_run, np.random.default_rng(15))
+    result = interpolation_bound(threshold_run.losses, threshold_run.selectors, np.random.default_rng(15))
     trivial = 1.0 - threshold_run.train_losses.mean()
     assert result.vacuous and result.value == pytest.approx(trivial)
 
@@ -251,7 +253,7 @@ def test_data_ignoring_learner_has_zero_cmi():
         train_ignoring_data, zero_one_loss, sample_threshold_task, SupersampleConfig(n=20, k_z=100, k_u=4),
         np.random.default_rng(16),
     )
-    result = ld_cmi_bound(run, np.random.default_rng(17))
+    result = ld_cmi_bound(run.losses, run.selectors, np.random.default_rng(17))
     assert result.low == 0.0, result
 
 
@@ -265,7 +267,7 @@ def test_vacuous_bound_returns_trivial_value():
         SupersampleConfig(n=10, k_z=50, k_u=2),
         np.random.default_rng(18),
     )
-    result = ld_cmi_bound(run, np.random.default_rng(19))
+    result = ld_cmi_bound(run.losses, run.selectors, np.random.default_rng(19))
     assert result.vacuous and result.value == 1.0 and not math.isnan(result.low)
 
 
@@ -278,19 +280,67 @@ def test_cmi_bound_above_gap_precisely(bound):
         np.random.default_rng(20),
     )
     rng = np.random.default_rng(21)
-    assert bound(run, rng, n_boot=100).value >= run.measured_gap(rng).high
+    assert bound(run.losses, run.selectors, rng, n_boot=100).value >= supersample_gap(run.losses, run.selectors, rng).high
 
 
-BAD_SUPERSAMPLES = [
-    (lambda: Supersample(np.full((2, 1, 3, 2), 1.5), np.zeros((2, 1, 3))), r"losses must lie in \[0, 1\]"),
-    (lambda: Supersample(np.full((2, 1, 3, 2), np.nan), np.zeros((2, 1, 3))), "NaN"),
-    (lambda: Supersample(np.zeros((1, 1, 3, 2)), np.zeros((1, 1, 3))), "k_z >= 2"),
-    (lambda: Supersample(np.zeros((2, 1, 3, 2)), np.full((2, 1, 3), 2)), "selectors must contain only 0 and 1"),
-    (lambda: Supersample(np.zeros((2, 1, 3, 2)), np.zeros((2, 1, 4))), "selectors must have shape"),
-    (
-        lambda: Supersample(np.linspace(0, 1, 2 * 5 * 4 * 2).reshape(2, 5, 4, 2), np.zeros((2, 5, 4))),
-        "distinct values",
-    ),
+#: Arrays of a supersample experiment that the record and every bound refuse, and the message.
+BAD_ARRAYS = [
+    (np.full((2, 1, 3, 2), 1.5), np.zeros((2, 1, 3)), r"losses must lie in \[0, 1\]"),
+    (np.full((2, 1, 3, 2), np.nan), np.zeros((2, 1, 3)), "NaN"),
+    (np.zeros((1, 1, 3, 2)), np.zeros((1, 1, 3)), "k_z >= 2"),
+    (np.zeros((2, 2)), np.zeros(2), r"losses must have shape \(k_z, k_u, n, 2\)"),
+    (np.zeros((2, 1, 3, 2)), np.full((2, 1, 3), 2), "selectors must contain only 0 and 1"),
+    (np.zeros((2, 1, 3, 2)), np.zeros((2, 1, 4)), "selectors must have shape"),
+    (np.linspace(0, 1, 2 * 5 * 4 * 2).reshape(2, 5, 4, 2), np.zeros((2, 5, 4)), "distinct values"),
+]
+#: Everything that validates supersample arrays: the record, the gap, the floor, and every bound.
+ARRAY_TAKERS = {
+    "Supersample": lambda losses, selectors: Supersample(losses, selectors),
+    "supersample_gap": lambda losses, selectors: supersample_gap(losses, selectors, np.random.default_rng(0)),
+    "redraw_selectors": lambda losses, selectors: redraw_selectors(losses, selectors, np.random.default_rng(0)),
+    "selector_blind_floor": lambda losses, selectors: selector_blind_floor(
+        losses, selectors, np.random.default_rng(0), bound=ld_cmi_bound),
+    **{f.__name__: (lambda f: lambda losses, selectors: f(losses, selectors, np.random.default_rng(0)))(f)
+       for f in (*CMI_BOUNDS, interpolation_bound)},
+}
+
+
+@pytest.mark.parametrize("taker", ARRAY_TAKERS)
+@pytest.mark.parametrize(("losses", "selectors", "message"), BAD_ARRAYS)
+def test_bad_supersample_arrays_are_refused_alike(taker, losses, selectors, message):
+    """The record (synthetic.Supersample) and every bounds function that takes the arrays validate
+    them alike: the same ValueError for the same bad arrays."""
+    with pytest.raises(ValueError, match=message):
+        ARRAY_TAKERS[taker](losses, selectors)
+
+
+def test_the_record_and_the_bounds_allow_the_same_loss_alphabet():
+    """synthetic and bounds each hold the limit on distinct loss values (neither imports the other); they agree."""
+    import bounds.supersample
+    import synthetic.supersample
+
+    assert synthetic.supersample.MAX_LOSS_LEVELS == bounds.supersample.MAX_LOSS_LEVELS
+
+
+def test_supersample_gap_is_the_mean_test_minus_train_loss(threshold_run):
+    """supersample_gap: the mean of test minus training loss over all runs and points, with a basic
+    bootstrap interval over supersamples that contains it; draws counts the runs."""
+    run = threshold_run
+    gap = supersample_gap(run.losses, run.selectors, np.random.default_rng(3), n_boot=50)
+    assert gap.value == pytest.approx(float((run.test_losses - run.train_losses).mean()))
+    assert gap.low <= gap.value <= gap.high and gap.draws == run.draws
+
+
+def test_redraw_selectors_keeps_the_losses_and_draws_fair_bits(threshold_run):
+    """redraw_selectors: the same losses, fresh bits of the selectors' shape, from the given generator."""
+    losses, bits = redraw_selectors(threshold_run.losses, threshold_run.selectors, np.random.default_rng(4))
+    np.testing.assert_array_equal(losses, threshold_run.losses)
+    assert bits.shape == threshold_run.selectors.shape and bits.dtype == np.int64
+    np.testing.assert_array_equal(bits, np.random.default_rng(4).integers(0, 2, size=bits.shape))
+    assert abs(bits.mean() - 0.5) < 0.05
+
+
+BAD_INPUTS = [
     (lambda: SupersampleConfig(n=0, k_z=5, k_u=1), "n must be >= 1"),
     (lambda: SupersampleConfig(n=5, k_z=1, k_u=1), "k_z must be >= 2"),
     (
@@ -307,7 +357,7 @@ BAD_SUPERSAMPLES = [
         ),
         r"must return shape \(6,\)",
     ),
-    (lambda: ld_cmi_bound(np.zeros((2, 2)), np.random.default_rng(0)), "must be a Supersample"),
+    (lambda: ld_cmi_bound(np.zeros((2, 1, 3, 2)), np.zeros((2, 1, 3)), 0), "rng must be a numpy.random.Generator"),
     (lambda: discrete_mi(np.zeros(3), np.zeros(4), np.random.default_rng(0)), "same number of samples"),
     (lambda: discrete_mi(np.zeros(3), np.zeros(3), 0), "rng must be a numpy.random.Generator"),
     (lambda: gaussian_channel_mi(np.zeros((1, 3)), 1.0, np.random.default_rng(0)), "at least 2 trials"),
@@ -316,7 +366,7 @@ BAD_SUPERSAMPLES = [
 ]
 
 
-@pytest.mark.parametrize(("make", "message"), BAD_SUPERSAMPLES)
+@pytest.mark.parametrize(("make", "message"), BAD_INPUTS)
 def test_bad_input_names_the_argument(make, message):
     """Bad input raises ``ValueError`` naming the argument."""
     with pytest.raises(ValueError, match=message):

@@ -53,7 +53,7 @@ REFERENCE = [
     (individual_sample_bound, (0.125, 2.0, 3), 1.0),
     # Lemma 4.5 MI: q N ln 2 = 16 * 512 * 0.6931471806 = 5678.2617031.
     (lora_mi_nats, ("lora", [(64, 64)], 4, 16), 16 * 512 * LN2),
-    # Lemma 4.5 at the example (64x64, r = 4, q = 16, sigma = 1/2, n = 1000):
+    # Lemma 4.5 at the layer of ``lora-asym demo`` (64x64, r = 4, q = 16, sigma = 1/2, n = 1000):
     # 2 sigma^2 ln2 q / n = 0.5 * 0.6931471806 * 16 / 1000 = 0.0055451774, times N, sqrt:
     # full  sqrt(0.0055451774 * 4096) = sqrt(22.713047) = 4.7658207
     # lora  sqrt(0.0055451774 *  512) = sqrt(2.8391308) = 1.6849721

@@ -102,7 +102,7 @@ def test_fast_rate_eta_is_feasible():
     """Every (C, eta) the fast-rate bound uses satisfies ``e^eta + e^{-C eta} <= 2``, checked in 50-digit arithmetic."""
     import mpmath
 
-    from bounds.cmi import _C_GRID, _ETA_GRID
+    from bounds.cmi_risk import _C_GRID, _ETA_GRID
 
     mpmath.mp.dps = 50
     for c, eta in zip(_C_GRID[::20], _ETA_GRID[::20]):

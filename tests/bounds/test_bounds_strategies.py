@@ -73,11 +73,14 @@ def test_loss_tables_are_graded_losses_with_fair_selectors(table):
 
 
 @given(supersamples())
-def test_supersamples_are_valid_inputs_of_the_cmi_bounds(ss):
-    """Every drawn Supersample is accepted by a CMI bound, whose estimate is a finite non-negative number."""
+def test_supersamples_are_valid_inputs_of_the_cmi_bounds(arrays):
+    """Every drawn ``(losses, selectors)`` pair is accepted by a CMI bound, whose estimate is a finite
+    non-negative number."""
     import bounds
 
-    result = bounds.ld_cmi_bound(ss, np.random.default_rng(0), n_boot=20)
+    losses, selectors = arrays
+    assert losses.dtype == np.float64 and selectors.dtype == np.int64
+    result = bounds.ld_cmi_bound(losses, selectors, np.random.default_rng(0), n_boot=20)
     assert np.isfinite(result.value) and result.value >= 0
 
 

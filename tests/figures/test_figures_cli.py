@@ -10,7 +10,7 @@ import pytest
 
 import bounds
 import synthetic
-from figures import bound_ratios, bounds_vs_n_linear, cli, rank_doubling, registry
+from figures import bound_ratios, bounds_vs_n_common, cli, rank_doubling, registry
 from figures.checks import NO_BOUND_NOTE
 from theory.variants import VARIANTS
 from synthetic.linear.engine import LOSSES as LINEAR_LOSSES
@@ -90,8 +90,8 @@ def test_bounds_vs_n_checks_pair_each_bound_with_its_own_gap(name, tiny):
     """Figures 4 and 5: each check holds a bound of PAIRS and the gap it is paired with, and agrees
     with the figure's ``<bound>_violated`` array; every estimated bound is checked."""
     data = json.loads(tiny(name)["json"].read_text())
-    key_of = {v: k for k, v in bounds_vs_n_linear.BOUND_NAME.items()}
-    gap_of = dict(bounds_vs_n_linear.PAIRS)
+    key_of = {v: k for k, v in bounds_vs_n_common.BOUND_NAME.items()}
+    gap_of = dict(bounds_vs_n_common.PAIRS)
     ns = data["data"]["n"]
     for check in data["bound_checks"]:
         d, i = data["data"][check["where"]["variant"]], ns.index(check["where"]["n"])
@@ -110,7 +110,7 @@ def test_bounds_vs_n_checks_pair_each_bound_with_its_own_gap(name, tiny):
             assert check["resolved"] is expected is bool(d[f"{bound}_resolved"][i])
     estimated = sum(
         np.isfinite(np.array(data["data"][v][k], dtype=float)).sum()
-        for v in bounds_vs_n_linear.VARIANTS for k, _ in bounds_vs_n_linear.PAIRS
+        for v in VARIANTS for k, _ in bounds_vs_n_common.PAIRS
     )
     assert len(data["bound_checks"]) == estimated
 

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 import bounds
 from tests.fuzz.fuzz_specs import COUNT, NONNEG, OPEN_UNIT, POSITIVE, REAL, RNG, UNIT, VARIANT_ARG, Arg, Spec, rank_arg, rng
-from tests.fuzz.fuzz_synthetic import TASK
 from tests.fuzz.fuzz_values import EITHER, OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects
 
 # --- valid baselines --------------------------------------------------------------------------
@@ -19,20 +18,7 @@ from tests.fuzz.fuzz_values import EITHER, OK, RAISE, Bad, bad_arrays, bad_ints,
 _ss_rng = np.random.default_rng(3)
 SS_LOSSES = _ss_rng.integers(0, 3, size=(4, 2, 3, 2)) / 2.0
 SS_SELECTORS = _ss_rng.integers(0, 2, size=(4, 2, 3))
-SUPERSAMPLE = bounds.Supersample(losses=SS_LOSSES, selectors=SS_SELECTORS)
 SYMBOLS = np.array([-3, 0, 0, 1, 3, 3, 3])
-
-
-def _train(z, rng):
-    return float(np.mean(z))
-
-
-def _loss(model, z):
-    return (np.asarray(z) > model).astype(np.float64)
-
-
-def _sample(rng, size):
-    return rng.standard_normal(size)
 
 
 def _samples() -> np.ndarray:
@@ -68,24 +54,37 @@ CASES = [
     (lambda: bounds.discrete_mi(np.arange(5), np.arange(4), rng()),
      "x and y must have the same number of samples, got 5 and 4"),
     (lambda: bounds.gaussian_channel_mi(np.ones((1, 3)), 0.5, rng()), "samples must have at least 2 trials (rows)"),
-    (lambda: bounds.SupersampleConfig(n=3, k_z=1, k_u=1), "k_z must be >= 2, got 1"),
-    (lambda: bounds.Supersample(losses=SS_LOSSES + 1.0, selectors=SS_SELECTORS), "losses must lie in [0, 1]"),
-    (lambda: bounds.run_supersample(_train, lambda m, z: 0.5, _sample, bounds.SupersampleConfig(3, 2, 1), rng()),
-     "loss(model, z) must return shape (6,) for 6 points, got ()"),
-    (lambda: bounds.ld_cmi_bound(SUPERSAMPLE, rng(), n_boot=0), "n_boot must be >= 1, got 0"),
-    (lambda: bounds.ecmi_bound(SUPERSAMPLE, rng(), confidence=1.0),
+    (lambda: bounds.supersample_gap(SS_LOSSES + 1.0, SS_SELECTORS, rng()), "losses must lie in [0, 1]"),
+    (lambda: bounds.supersample_gap(SS_LOSSES[:1], SS_SELECTORS[:1], rng()),
+     "losses must hold k_z >= 2 supersamples, got k_z = 1"),
+    (lambda: bounds.redraw_selectors(SS_LOSSES, SS_SELECTORS[..., :2], rng()),
+     "selectors must have shape (4, 2, 3) to match losses, got (4, 2, 2)"),
+    (lambda: bounds.ld_cmi_bound(SS_LOSSES, SS_SELECTORS, rng(), n_boot=0), "n_boot must be >= 1, got 0"),
+    (lambda: bounds.ecmi_bound(SS_LOSSES, SS_SELECTORS, rng(), confidence=1.0),
      "confidence must be strictly between 0 and 1, got 1.0"),
-    (lambda: bounds.binary_kl_bound(SUPERSAMPLE, rng(), correction="jackknife"),
+    (lambda: bounds.binary_kl_bound(SS_LOSSES, SS_SELECTORS, rng(), correction="jackknife"),
      "correction must be one of miller_madow, none; got 'jackknife'"),
-    (lambda: bounds.fast_rate_bound({"losses": SS_LOSSES}, rng()), "supersample must be a Supersample"),
-    (lambda: bounds.interpolation_bound(SUPERSAMPLE, 0), "rng must be a numpy.random.Generator"),
+    (lambda: bounds.fast_rate_bound({"losses": SS_LOSSES}, SS_SELECTORS, rng()), "losses must be a real array"),
+    (lambda: bounds.interpolation_bound(SS_LOSSES, SS_SELECTORS, 0), "rng must be a numpy.random.Generator"),
 ]
 
 
 # --- the specs: a valid call and the invalid values of each argument --------------------------
 
-CMI_ARGS = {"supersample": Arg(bad_objects(("Estimate", bounds.Estimate(0.1, 0.0, 0.2, 4)))), "rng": RNG,
-            "n_boot": Arg(COUNT), "confidence": Arg(OPEN_UNIT), "correction": Arg(bad_names(("miller_madow", "none")))}
+#: The arrays of a supersample experiment, as every function of bounds.cmi and bounds.supersample takes them.
+SS_ARGS = {
+    "losses": Arg(st.one_of(bad_arrays(SS_LOSSES), bad_objects(("Estimate", bounds.Estimate(0.1, 0.0, 0.2, 4))),
+                            st.sampled_from([
+                                Bad("above 1", SS_LOSSES + 1.0, RAISE), Bad("below 0", SS_LOSSES - 1.0, RAISE),
+                                Bad("one supersample", SS_LOSSES[:1], RAISE),
+                                Bad("too many levels", np.linspace(0, 1, SS_LOSSES.size).reshape(SS_LOSSES.shape),
+                                    RAISE)])),
+                  ("selectors",)),
+    "selectors": Arg(st.one_of(bad_arrays(SS_SELECTORS.astype(float)), st.sampled_from([
+        Bad("a 2", SS_SELECTORS + 1, RAISE), Bad("a half", SS_SELECTORS * 0.5, RAISE)])), ("losses",)),
+}
+CMI_ARGS = {**SS_ARGS, "rng": RNG, "n_boot": Arg(COUNT), "confidence": Arg(OPEN_UNIT),
+            "correction": Arg(bad_names(("miller_madow", "none")))}
 LAYERS = Arg(st.one_of(
     st.sampled_from([Bad(label, value, RAISE) for label, value in [
         ("empty", []), ("None", None), ("string", "4x5"), ("one number", [(4,)]), ("triple", [(4, 5, 6)]),
@@ -147,27 +146,13 @@ SPECS = [
          {"samples": Arg(st.one_of(bad_arrays(np.ones((6, 3)), fixed_axes=()),
                                    st.just(Bad("one trial", np.ones((1, 3)), RAISE)))),
           "noise_std": Arg(POSITIVE), "rng": RNG, "n_boot": Arg(COUNT), "confidence": Arg(OPEN_UNIT)}),
-    Spec("SupersampleConfig", bounds.SupersampleConfig, lambda: dict(n=3, k_z=2, k_u=1),
-         {"n": Arg(COUNT), "k_z": Arg(bad_ints(minimum=2, edges=(2,))), "k_u": Arg(COUNT)}),
-    Spec("Supersample", bounds.Supersample, lambda: dict(losses=SS_LOSSES, selectors=SS_SELECTORS),
-         {"losses": Arg(st.one_of(bad_arrays(SS_LOSSES), st.sampled_from([
-             Bad("above 1", SS_LOSSES + 1.0, RAISE), Bad("below 0", SS_LOSSES - 1.0, RAISE),
-             Bad("one supersample", SS_LOSSES[:1], RAISE),
-             Bad("too many levels", np.linspace(0, 1, SS_LOSSES.size).reshape(SS_LOSSES.shape), RAISE)])),
-             ("selectors",)),
-          "selectors": Arg(st.one_of(bad_arrays(SS_SELECTORS.astype(float)), st.sampled_from([
-              Bad("a 2", SS_SELECTORS + 1, RAISE), Bad("a half", SS_SELECTORS * 0.5, RAISE)])), ("losses",))}),
-    Spec("run_supersample", bounds.run_supersample,
-         lambda: dict(train=_train, loss=_loss, sample=_sample, config=bounds.SupersampleConfig(n=3, k_z=2, k_u=1),
-                      rng=rng()),
-         {"train": Arg(bad_objects()), "loss": Arg(st.one_of(bad_objects(), st.sampled_from([
-             Bad("returns NaN", lambda m, z: np.full(len(z), math.nan), RAISE),
-             Bad("returns one number", lambda m, z: 0.5, RAISE),
-             Bad("returns 2.0", lambda m, z: np.full(len(z), 2.0), RAISE)])), aliases=("losses",)),
-          "sample": Arg(st.one_of(bad_objects(), st.just(Bad("returns 3 points", lambda r, size: np.zeros(3), RAISE)))),
-          "config": Arg(bad_objects(("a task", TASK))), "rng": RNG}),
-    *[Spec(fn.__name__, fn, lambda: dict(supersample=SUPERSAMPLE, rng=rng(), n_boot=5, confidence=0.9,
-                                         correction="miller_madow"), CMI_ARGS)
+    Spec("supersample_gap", bounds.supersample_gap,
+         lambda: dict(losses=SS_LOSSES, selectors=SS_SELECTORS, rng=rng(), n_boot=5, confidence=0.9),
+         {**SS_ARGS, "rng": RNG, "n_boot": Arg(COUNT), "confidence": Arg(OPEN_UNIT)}),
+    Spec("redraw_selectors", bounds.redraw_selectors, lambda: dict(losses=SS_LOSSES, selectors=SS_SELECTORS, rng=rng()),
+         {**SS_ARGS, "rng": RNG}),
+    *[Spec(fn.__name__, fn, lambda: dict(losses=SS_LOSSES, selectors=SS_SELECTORS, rng=rng(), n_boot=5,
+                                         confidence=0.9, correction="miller_madow"), CMI_ARGS)
       for fn in (bounds.ld_cmi_bound, bounds.ecmi_bound, bounds.binary_kl_bound, bounds.fast_rate_bound,
                  bounds.interpolation_bound)],
 ]

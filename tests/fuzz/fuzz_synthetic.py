@@ -10,7 +10,6 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-import bounds
 import synthetic
 from synthetic.mlp.task import ADAM_BETA1, FLOAT32_MAX, MAX_SCALE
 from tests.fuzz.fuzz_specs import (
@@ -30,6 +29,7 @@ from tests.fuzz.fuzz_specs import (
     rank_arg,
     rng,
 )
+from tests.fuzz.fuzz_supersample import SUPERSAMPLE_CASES, SUPERSAMPLE_SPECS
 from tests.fuzz.fuzz_values import OK, RAISE, Bad, bad_arrays, bad_ints, bad_names, bad_objects, bad_reals
 from theory.validation import MAX_ABS
 
@@ -47,7 +47,7 @@ MLP = synthetic.MLPTask(widths=(4, 6, 6, 3), adapted_layers=(1,), perturbed_laye
 #: A task on which full fine-tuning lowers the test loss within 30 steps (``measure_advantage`` needs it).
 ADV_MLP = synthetic.MLPTask(widths=(4, 6, 3), adapted_layers=(0,), perturbed_layers=(0,), perturbation_rank=3,
                             perturbation_scale=1.0, kind="regression", test_size=64, steps=30, lr=3e-2)
-SS_CONFIG = bounds.SupersampleConfig(n=3, k_z=4, k_u=2)
+SS_CONFIG = synthetic.SupersampleConfig(n=3, k_z=4, k_u=2)
 
 _rng = np.random.default_rng(11)
 MLP_X = _rng.standard_normal((2, 8, 4))  # two training sets of 8 inputs of MLP
@@ -128,6 +128,7 @@ CASES = [
      "the limit is 1e+06 (training runs in float32"),
     (lambda: synthetic.mlp_supersample(dataclasses.replace(MLP, kind="regression"), "lora", R, 4, 2, 1, seed=0),
      "task.kind must be 'classification' (0-1 loss) for mlp_supersample, got 'regression'"),
+    *SUPERSAMPLE_CASES,
 ]
 
 
@@ -353,4 +354,5 @@ SPECS = [
              MLP, kind="regression")))),
           "variant": VARIANT_ARG, "rank": MLP_RANK, **SUPERSAMPLE_SIZES, "q_bits": Q_BITS, "eval_points": EVAL_POINTS,
           "seed": Arg(SEED)}),
+    *SUPERSAMPLE_SPECS,
 ]

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from bounds import Supersample
+from synthetic.supersample import Supersample
 from synthetic.linear.fit import fit_variant, update_from
 from synthetic.linear.learners import _clipped_sample_losses, linear_supersample
 from synthetic.mlp.learners import _mlp_sample_losses, _mlp_shared_init, mlp_fit, mlp_supersample
