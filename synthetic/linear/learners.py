@@ -79,7 +79,7 @@ def linear_supersample(
 
     Returns
     -------
-    bounds.Supersample
+    synthetic.Supersample
         losses (k_z, k_u, eval_points, 2) in ``[0, 1]``; selectors (k_z, k_u, eval_points).
     """
     task = as_linear_task(task)

@@ -169,7 +169,7 @@ def mlp_supersample(
 
     Returns
     -------
-    bounds.Supersample
+    synthetic.Supersample
         losses (k_z, k_u, eval_points, 2) in ``{0, 1}``; selectors (k_z, k_u, eval_points).
     """
     rank = check_mlp_call(task, variant, rank)
