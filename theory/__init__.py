@@ -9,17 +9,8 @@ from theory.expectations import (
     loss_a_only_draws,
     loss_b_only_draws,
 )
-from theory.linear import (
-    best_rank_update,
-    loss_a_only,
-    loss_b_only,
-    loss_full,
-    loss_lora,
-    optimal_a,
-    optimal_b,
-    population_loss,
-    sqrtm_psd,
-)
+from theory.linear import loss_a_only, loss_b_only, loss_full, loss_lora, population_loss, sqrtm_psd
+from theory.optima import best_rank_update, optimal_a, optimal_b
 from theory.random import haar_stiefel
 from theory.similarity import cca_similarity
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.random import haar_stiefel
-from theory.validation import RANK_RTOL, Array, as_covariance, as_generator, as_int, numerical_rank
+from theory.random import _check_draws_memory, _haar_stiefel
+from theory.tolerances import RANK_RTOL, numerical_rank
+from theory.validation import Array, as_covariance, as_generator, as_int
 
 #: Relative spread ``(λ_max − λ_min) / λ_max`` below which a matrix counts as a multiple of I.
 ISOTROPIC_RTOL = 1e-12
@@ -27,20 +28,33 @@ def effective_rank(cov: Array) -> float:  # (d, d) -> float
               \in [1, \operatorname{rank} X]
 
     equal to ``d`` for ``X ∝ I_d`` and to ``k`` for ``k`` equal non-zero eigenvalues
-    (docs/THEORY.md §1b). ``ValueError`` for a zero matrix, whose effective rank is undefined.
+    (docs/THEORY.md §1b.4, item 4). ``ValueError`` for a zero matrix, whose effective rank is
+    undefined.
 
     Parameters
     ----------
-    cov : (d, d) symmetric positive semi-definite.
+    cov : (d, d) symmetric positive semi-definite, not zero.
+
+    Returns
+    -------
+    float in [1, rank cov]
     """
-    evals = _eigenvalues(as_covariance(cov, "cov"))
+    return _effective_rank(_eigenvalues(as_covariance(cov, "cov")))
+
+
+def _effective_rank(evals: Array) -> float:
+    """``effective_rank`` from the ascending eigenvalues of a non-zero covariance."""
     # Scale by the largest eigenvalue first: the squares of entries near MAX_ABS overflow otherwise.
     unit = evals / evals[-1]
     return float(np.sum(unit) ** 2 / np.sum(unit**2))
 
 
 def _eigenvalues(cov: Array) -> Array:
-    """Eigenvalues of a validated covariance, ascending, clipped at 0; ``ValueError`` if all are 0."""
+    """Eigenvalues of a checked covariance, ascending, clipped at 0; ``ValueError`` if all are 0.
+
+    The one check of ``cov`` that needs its spectrum: ``effective_rank`` and ``captured_fraction``
+    call it at the door and compute from the eigenvalues it returns.
+    """
     evals = np.clip(np.linalg.eigvalsh(cov), 0.0, None)
     if evals[-1] <= 0:
         raise ValueError("cov is zero: the fraction of its trace a subspace captures is undefined")
@@ -60,8 +74,9 @@ def captured_fraction(cov: Array, rank: int, *, draws: int, rng: np.random.Gener
 
     Exact, with standard error 0, in two cases: ``X ∝ I`` gives ``r/d`` (``E[QᵀQ] = (r/d) I``),
     and ``rank X <= r`` gives 1 (``col(X^{1/2}Qᵀ) = range X`` for almost every ``Q``).
-    Otherwise a Monte Carlo mean over ``draws`` Haar draws. The value lies in ``[r/d, 1]``
-    and grows with ``r`` (docs/THEORY.md §1b; tested).
+    Otherwise a Monte Carlo mean over ``draws`` Haar draws, whose memory is checked then (the
+    exact cases accept any valid ``draws``). The value lies in ``[r/d, 1]`` and grows with ``r``
+    (docs/THEORY.md §1b.4, items 2 and 3; tested).
 
     Parameters
     ----------
@@ -87,7 +102,8 @@ def captured_fraction(cov: Array, rank: int, *, draws: int, rng: np.random.Gener
         return r / d, 0.0
     if numerical_rank(evals) <= r:
         return 1.0, 0.0
-    return _fraction_draws(cov_ / evals[-1], haar_stiefel(d, r, rng, draws=draws))
+    _check_draws_memory(d, r, draws)
+    return _fraction_draws(cov_ / evals[-1], _haar_stiefel(d, r, rng, draws))
 
 
 def _fraction_draws(cov: Array, q: Array) -> tuple[float, float]:

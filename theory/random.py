@@ -14,7 +14,7 @@ def haar_stiefel(d: int, r: int, rng: np.random.Generator, *, draws: int | None 
     signs of ``diag(R)`` fixed to be positive. Plain QR is not Haar: LAPACK's sign convention
     biases the columns; fixing the signs makes ``Q`` the unique orthonormal factor with a
     positive-diagonal ``R``, whose law is invariant under left rotations (Mezzadri, "How to
-    generate random matrices from the classical compact groups", 2007).
+    generate random matrices from the classical compact groups", 2007; docs/THEORY.md §0).
 
     Zhu et al. (ICML 2024), Section 4.1, freeze A as ``Q^T`` and B as ``U`` with Q, U Haar.
 
@@ -36,11 +36,32 @@ def haar_stiefel(d: int, r: int, rng: np.random.Generator, *, draws: int | None 
     if r > d:
         raise ValueError(f"r {r} exceeds d = {d}: a d x r matrix has at most d orthonormal columns")
     rng = as_generator(rng)
-    check_memory(d * r, "d", d, f"a {d} x {r} matrix")
-    size = (d, r) if draws is None else (as_int(draws, "draws", minimum=1), d, r)
+    _check_matrix_memory(d, r)
     if draws is not None:
-        check_memory(size[0] * d * r, "draws", size[0], f"{size[0]} draws of a {d} x {r} matrix")
-    gauss = rng.standard_normal(size)
+        draws = as_int(draws, "draws", minimum=1)
+        _check_stack_memory(d, r, draws)
+    return _haar_stiefel(d, r, rng, draws)
+
+
+def _check_matrix_memory(d: int, r: int) -> None:
+    """``ValueError`` naming ``d`` when one (d, r) draw exceeds ``theory.validation.MAX_BYTES``."""
+    check_memory(d * r, "d", d, f"a {d} x {r} matrix")
+
+
+def _check_stack_memory(d: int, r: int, draws: int) -> None:
+    """``ValueError`` naming ``draws`` when ``draws`` (d, r) draws exceed ``theory.validation.MAX_BYTES``."""
+    check_memory(draws * d * r, "draws", draws, f"{draws} draws of a {d} x {r} matrix")
+
+
+def _check_draws_memory(d: int, r: int, draws: int) -> None:
+    """The memory checks of ``haar_stiefel(d, r, rng, draws=draws)``, for callers of ``_haar_stiefel``."""
+    _check_matrix_memory(d, r)
+    _check_stack_memory(d, r, draws)
+
+
+def _haar_stiefel(d: int, r: int, rng: np.random.Generator, draws: int | None) -> Array:
+    """``haar_stiefel`` of checked arguments whose memory has been checked."""
+    gauss = rng.standard_normal((d, r) if draws is None else (draws, d, r))
     q, upper = np.linalg.qr(gauss)
     signs = np.sign(np.diagonal(upper, axis1=-2, axis2=-1))
     signs[signs == 0] = 1.0

@@ -17,9 +17,10 @@ def cca_similarity(m1: Array, m2: Array, side: str) -> float:
 
     .. math:: \rho(M_1, M_2) = \frac{\|U_1^T U_2\|_F^2}{\min(r_1, r_2)} \in [0, 1],
 
-    the mean squared canonical correlation over the smaller space (docs/THEORY.md §3). It is
-    invariant to the reparametrisation ``BA = (BC)(C^{-1}A)``: use ``side="col"`` for output
-    maps ``B`` (d_out, r) and ``side="row"`` for feature extractors ``A`` (r, d_in).
+    the mean squared canonical correlation over the smaller space (docs/THEORY.md §3; the paper's
+    Figure 1 and Appendix A compare learned factors with it). It is invariant to the
+    reparametrisation ``BA = (BC)(C^{-1}A)``: use ``side="col"`` for output maps ``B``
+    (d_out, r) and ``side="row"`` for feature extractors ``A`` (r, d_in).
 
     Parameters
     ----------
@@ -46,8 +47,13 @@ def cca_similarity(m1: Array, m2: Array, side: str) -> float:
             f"got shapes {shapes[0]} and {shapes[1]}"
         )
     u1, u2 = _orthonormal_basis(a), _orthonormal_basis(b)
-    for name, u in (("m1", u1), ("m2", u2)):
+    for name, u in (("m1", u1), ("m2", u2)):  # the one check that needs the bases
         if u.shape[1] == 0:
             raise ValueError(f"{name} is zero: its {side} space is empty")
+    return _cca_similarity(u1, u2)
+
+
+def _cca_similarity(u1: Array, u2: Array) -> float:
+    """``ρ`` of two orthonormal bases (d, r_1) and (d, r_2), ``r_1, r_2 >= 1``; clipped to [0, 1] (round-off)."""
     value = float(np.sum((u1.T @ u2) ** 2)) / min(u1.shape[1], u2.shape[1])
     return min(max(value, 0.0), 1.0)

@@ -14,7 +14,9 @@ For small symbolic dimensions (every entry of ``Δ``, ``Σ``, ``A`` and ``B`` a 
 
 Eq. (1) is a convex quadratic in ``B`` (Hessian ``2 AΣAᵀ ⊗ I ⪰ 0``) and in ``A`` (Hessian
 ``2 Σ ⊗ BᵀB ⪰ 0``), so a stationary point is a global minimiser: the stationarity identities
-prove the lemmas at these dimensions. ``verify()`` runs every derivation.
+prove the lemmas at these dimensions. ``verify()`` runs every derivation. The public functions
+check their dimensions (``ValueError`` for a size below 1 or a rank above ``min(d_in, d_out)``,
+where the derivation would be vacuous or singular) and call their unchecked cores.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy as sp
+
+from theory.validation import as_int, as_rank
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,30 @@ def _gradient(loss: sp.Expr, factor: sp.Matrix) -> sp.Matrix:
     return factor.applyfunc(lambda x: sp.diff(loss, x))
 
 
+def _as_dims(d_out: object, d_in: object, rank: object) -> tuple[int, int, int]:
+    """Checked ``(d_out, d_in, rank)``: sizes at least 1, ``1 <= rank <= min(d_in, d_out)``."""
+    d_out, d_in = as_int(d_out, "d_out", minimum=1), as_int(d_in, "d_in", minimum=1)
+    return d_out, d_in, as_rank(rank, d_in, d_out)
+
+
 def lemma_4_1(d_out: int = 2, d_in: int = 3, rank: int = 1) -> list[Identity]:
-    r"""Lemma 4.1: ``B* = ΔΣAᵀ(AΣAᵀ)⁻¹`` is stationary and attains eq. (2)."""
+    r"""Lemma 4.1: ``B* = ΔΣAᵀ(AΣAᵀ)⁻¹`` is stationary and attains eq. (2).
+
+    Zhu et al. (ICML 2024), Lemma 4.1; docs/THEORY.md §1.2. ``∂L/∂B = −2(Δ − BA)ΣAᵀ`` vanishes at
+    ``B*``, and ``L(B* A)`` simplifies to eq. (2).
+
+    Parameters
+    ----------
+    d_out, d_in, rank : int, the symbolic dimensions, ``1 <= rank <= min(d_in, d_out)``.
+
+    Returns
+    -------
+    list of Identity: ``lemma_4_1_stationarity`` and ``lemma_4_1_loss_eq2``.
+    """
+    return _lemma_4_1(*_as_dims(d_out, d_in, rank))
+
+
+def _lemma_4_1(d_out: int, d_in: int, rank: int) -> list[Identity]:
     delta, sigma = _matrix("delta", d_out, d_in), _covariance(d_in)
     a, b = _matrix("a", rank, d_in), _matrix("b", d_out, rank)
     s2 = sp.Symbol("s2", nonnegative=True)
@@ -85,7 +111,23 @@ def lemma_4_1(d_out: int = 2, d_in: int = 3, rank: int = 1) -> list[Identity]:
 
 
 def lemma_4_2(d_out: int = 3, d_in: int = 2, rank: int = 1) -> list[Identity]:
-    r"""Lemma 4.2: ``A* = (BᵀB)⁻¹BᵀΔ`` is stationary and attains eq. (3)."""
+    r"""Lemma 4.2: ``A* = (BᵀB)⁻¹BᵀΔ`` is stationary and attains eq. (3).
+
+    Zhu et al. (ICML 2024), Lemma 4.2; docs/THEORY.md §1.2. ``∂L/∂A = −2Bᵀ(Δ − BA)Σ`` vanishes at
+    ``A*``, and ``L(B A*)`` simplifies to eq. (3).
+
+    Parameters
+    ----------
+    d_out, d_in, rank : int, the symbolic dimensions, ``1 <= rank <= min(d_in, d_out)``.
+
+    Returns
+    -------
+    list of Identity: ``lemma_4_2_stationarity`` and ``lemma_4_2_loss_eq3``.
+    """
+    return _lemma_4_2(*_as_dims(d_out, d_in, rank))
+
+
+def _lemma_4_2(d_out: int, d_in: int, rank: int) -> list[Identity]:
     delta, sigma = _matrix("delta", d_out, d_in), _covariance(d_in)
     a, b = _matrix("a", rank, d_in), _matrix("b", d_out, rank)
     s2 = sp.Symbol("s2", nonnegative=True)
@@ -112,8 +154,21 @@ def metric_optima(d_out: int = 3, d_in: int = 2, rank: int = 1) -> list[Identity
     r"""Eq. (1G): ``A* = (BᵀGB)⁻¹BᵀGΔ`` and ``B* = ΔΣAᵀ(AΣAᵀ)⁻¹`` are stationary for a symmetric ``G``.
 
     ``L_G`` is a convex quadratic in ``A`` (Hessian ``2 Σ ⊗ BᵀGB ⪰ 0``) and in ``B`` (Hessian
-    ``2 AΣAᵀ ⊗ G ⪰ 0``) for ``G ⪰ 0``, so these stationary points are minimisers.
+    ``2 AΣAᵀ ⊗ G ⪰ 0``) for ``G ⪰ 0``, so these stationary points are minimisers
+    (docs/THEORY.md §1b.2).
+
+    Parameters
+    ----------
+    d_out, d_in, rank : int, the symbolic dimensions, ``1 <= rank <= min(d_in, d_out)``.
+
+    Returns
+    -------
+    list of Identity: ``metric_a_only_stationarity`` and ``metric_b_only_stationarity``.
     """
+    return _metric_optima(*_as_dims(d_out, d_in, rank))
+
+
+def _metric_optima(d_out: int, d_in: int, rank: int) -> list[Identity]:
     delta, sigma, metric = _matrix("delta", d_out, d_in), _covariance(d_in), _matrix("g", d_out, d_out)
     metric = sp.Matrix(d_out, d_out, lambda i, j: metric[min(i, j), max(i, j)])
     a, b = _matrix("a", rank, d_in), _matrix("b", d_out, rank)
@@ -130,7 +185,15 @@ def metric_optima(d_out: int = 3, d_in: int = 2, rank: int = 1) -> list[Identity
 
 
 def haar_second_moment() -> list[Identity]:
-    r"""``E_U[U Uᵀ] = (r/d) I`` for ``r = 1``: ``U`` uniform on the unit sphere of ``R^d``."""
+    r"""``E_U[U Uᵀ] = (r/d) I`` for ``r = 1``: ``U`` uniform on the unit sphere of ``R^d``.
+
+    The Haar second moment of docs/THEORY.md §0, used by §1.5. Integrates ``U Uᵀ`` over the
+    circle (``d = 2``) and the sphere (``d = 3``) in polar and spherical coordinates.
+
+    Returns
+    -------
+    list of Identity: ``haar_moment_d2`` and ``haar_moment_d3``.
+    """
     theta, phi = sp.symbols("theta phi", real=True)
     # d = 2: U = (cos θ, sin θ), θ ~ Uniform[0, 2π).
     u2 = sp.Matrix([sp.cos(theta), sp.sin(theta)])
@@ -148,5 +211,13 @@ def haar_second_moment() -> list[Identity]:
 
 
 def verify() -> list[Identity]:
-    """Run every symbolic derivation; each returned ``Identity.holds`` should be True."""
-    return [*lemma_4_1(), *lemma_4_2(), *metric_optima(), *haar_second_moment()]
+    """Run every symbolic derivation at the default dimensions; each ``Identity.holds`` should be True.
+
+    Lemmas 4.1 and 4.2 with eqs. (2) and (3) (docs/THEORY.md §1.2), the metric optima of §1b.2 and
+    the Haar second moment of §0.
+
+    Returns
+    -------
+    list of Identity, those of ``lemma_4_1``, ``lemma_4_2``, ``metric_optima`` and ``haar_second_moment``.
+    """
+    return [*_lemma_4_1(2, 3, 1), *_lemma_4_2(3, 2, 1), *_metric_optima(3, 2, 1), *haar_second_moment()]

@@ -1,8 +1,10 @@
 """Input checks shared by the public functions of ``theory``, ``bounds`` and ``synthetic``.
 
-Every public function of the toolkit validates its arguments here, at the boundary, so that a
-user sees a ``ValueError`` that names the argument and its value instead of a NumPy traceback
-from deep inside a solver.
+Every public function of the toolkit validates its arguments here, once, at the boundary, so
+that a user sees a ``ValueError`` that names the argument and its value instead of a NumPy
+traceback from deep inside a solver; the unchecked cores it then calls trust their inputs.
+Each check returns the value it accepts, converted (a float64 array, an ``int``, a ``float``),
+so that the caller computes with exactly what was checked.
 """
 
 from __future__ import annotations
@@ -18,45 +20,33 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from theory.tolerances import COND_WARN, RANK_RTOL, IllConditionedWarning, numerical_rank  # noqa: F401 - re-exported
+
 Array = npt.NDArray[np.float64]
 F = TypeVar("F", bound=Callable[..., object])
 
-#: Relative tolerance (to the largest eigenvalue) below which an eigenvalue counts as zero.
-RANK_RTOL = 1e-10
-#: Relative tolerance for the symmetry of a covariance matrix.
+#: Relative tolerance (to the largest entry in magnitude) for the symmetry of a covariance matrix.
 SYMMETRY_RTOL = 1e-8
-#: Relative tolerance (to the largest eigenvalue) for negative eigenvalues of a PSD matrix.
+#: Relative tolerance (to the largest entry in magnitude) for negative eigenvalues of a PSD matrix.
 PSD_RTOL = 1e-8
 
 
-#: Condition number above which a linear solve warns (``IllConditionedWarning``): about half of
-#: the float64 digits of its solution are lost.
-COND_WARN = 1e8
-
-
-#: Largest magnitude accepted for an entry of an array argument or for a real argument.
-#: The toolkit multiplies pairs of its inputs (squares in eq. (1), Gram matrices ``A Σ Aᵀ`` and
-#: ``Xᵀ X``, ``σ²``, ``ridge · I``): a product of two numbers within the limit is at most
-#: ``(1e150)² = 1e300``, below the largest float64 (``1.8e308``) with a factor of about ``1e8``
-#: to spare for sums of such products; at 1e160 a single square overflows. Quantities of third
-#: order or higher (``Tr[Δ Σ Δᵀ]``) can still overflow within the limit: the public functions
-#: that form them check their results (:func:`checked_finite`) and raise ``ValueError`` instead
-#: of returning inf or NaN.
+#: Largest magnitude accepted for an entry of an array argument or for a real argument. The
+#: toolkit multiplies pairs of its inputs (squares in eq. (1), Gram matrices ``A Σ Aᵀ`` and ``Xᵀ X``,
+#: ``σ²``, ``ridge · I``): a product of two numbers within the limit is at most ``1e300``, below the
+#: largest float64 (``1.8e308``) with a factor of about ``1e8`` to spare for sums of such products;
+#: at 1e160 a single square overflows. Quantities of third order (``Tr[Δ Σ Δᵀ]``) can still
+#: overflow: the public functions that form them check their results (:func:`checked_finite`).
 MAX_ABS = 1e150
 #: Largest integer accepted for a count, size or seed: float64 represents every integer up to 2**53.
 MAX_COUNT = 2**53
-#: Largest single allocation a public function makes before it refuses with ``ValueError``: a third of
-#: the 24 GiB of the machines this toolkit is developed on, leaving room for the copies a solver makes.
+#: Largest single allocation a public function makes before it refuses with ``ValueError``: a third
+#: of a 24 GiB workstation, leaving room for the copies a solver makes.
 MAX_BYTES = 8 * 2**30
 #: The reason quoted when an input exceeds ``MAX_ABS``.
 MAX_ABS_REASON = "products of such entries overflow float64"
-
-
-class IllConditionedWarning(UserWarning):
-    """A linear system was nearly singular; the result comes from a least-squares solve.
-
-    Filter it like any warning, e.g. ``warnings.simplefilter("ignore", IllConditionedWarning)``.
-    """
+#: The smallest positive normal float64: the scale of a zero matrix, so that relative tests stay defined.
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 def _describe(value: object) -> str:
@@ -78,8 +68,7 @@ def _from_torch(value: object) -> object:
     """A torch tensor as a NumPy array, float64 unless complex (detached, on the CPU); other values unchanged.
 
     Covers the dtypes NumPy lacks (bfloat16) and tensors that require grad, which ``np.asarray``
-    refuses. torch is never imported here: a tensor exists only if torch has been imported.
-    """
+    refuses. torch is never imported here: a tensor exists only if torch has been imported."""
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(value, torch.Tensor):
         return value
@@ -90,6 +79,8 @@ def _from_torch(value: object) -> object:
 
 def _float_array(value: object, name: str, what: str) -> Array:
     """``value`` as a float64 array without losing information (no complex parts, no strings)."""
+    if type(value) is np.ndarray and value.dtype == np.float64:  # already what the conversion returns
+        return value
     value = _from_torch(value)
     try:
         raw = np.asarray(value)
@@ -114,10 +105,18 @@ def as_array(
 ) -> Array:
     """Return a finite float64 array with ``len(shape)`` non-empty axes matching ``shape``.
 
-    ``None`` in ``shape`` accepts any (non-zero) length on that axis; ``shape=None`` accepts any
-    number of axes, at least one. Entries must satisfy ``|x| <= max_abs`` (``MAX_ABS`` by
-    default; ``None``: no limit). Raises ``ValueError`` naming ``name`` otherwise (ragged,
-    complex or non-numeric input included).
+    ``None`` in ``shape`` accepts any (non-zero) length on that axis; ``shape=None`` any number of
+    axes, at least one. Entries must satisfy ``|x| <= max_abs`` (``None``: no limit). Raises
+    ``ValueError`` naming ``name`` otherwise (ragged, complex or non-numeric input included).
+
+    Parameters
+    ----------
+    value : array_like or torch.Tensor (read as float64); name : str, the argument's name;
+    shape : tuple of (int or None), optional; max_abs : float or None, optional.
+
+    Returns
+    -------
+    float64 ndarray, the input itself when it already is one.
     """
     arr = _float_array(value, name, "array")
     if shape is None:
@@ -133,18 +132,27 @@ def as_array(
             raise ValueError(f"{name} has shape {arr.shape}; axis {axis} must have {expect}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite entries")
-    return _bounded(arr, name, max_abs)
+    return arr if max_abs is None else check_magnitude(arr, name, max_abs)
 
 
 def as_matrix(
-    value: object,
-    name: str,
-    shape: tuple[int | None, int | None] | None = None,
-    *,
-    max_abs: float | None = MAX_ABS,
+    value: object, name: str, shape: tuple[int | None, int | None] | None = None, *, max_abs: float | None = MAX_ABS
 ) -> Array:
-    """Return ``value`` as a finite float64 2-D array with ``|entries| <= max_abs``, or raise
-    ``ValueError`` naming ``name``."""
+    """Return ``value`` as a finite, non-empty float64 2-D array with ``|entries| <= max_abs``.
+
+    Otherwise ``ValueError`` naming ``name``: not 2-D, empty, an axis of another length than
+    ``shape`` asks for (``None``: any), NaN or infinite entries (counted), or an entry beyond
+    ``max_abs`` (``None``: no limit).
+
+    Parameters
+    ----------
+    value : array_like or torch.Tensor (read as float64); name : str, the argument's name;
+    shape : (int or None, int or None), optional; max_abs : float or None, optional.
+
+    Returns
+    -------
+    float64 ndarray (rows, cols), the input itself when it already is one.
+    """
     arr = _float_array(value, name, "matrix")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D matrix, got an array of shape {arr.shape}")
@@ -153,22 +161,30 @@ def as_matrix(
     if shape is not None:
         for axis, (want, got) in enumerate(zip(shape, arr.shape)):
             if want is not None and want != got:
-                raise ValueError(
-                    f"{name} has shape {arr.shape}; axis {axis} must have length {want} "
-                    f"to fit the other arguments"
-                )
-    if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} has shape {arr.shape}; axis {axis} must have length {want} "
+                                 f"to fit the other arguments")
+    top, bottom = float(arr.max()), float(arr.min())  # a NaN reaches both, +inf the first, -inf the second
+    if not (math.isfinite(top) and math.isfinite(bottom)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} NaN or infinite entries")
-    return _bounded(arr, name, max_abs)
+    if max_abs is not None and max(top, -bottom) > max_abs:
+        check_magnitude(arr, name, max_abs)  # raises, naming the largest magnitude
+    return arr
 
 
 def check_magnitude(arr: Array, name: str, limit: float = MAX_ABS, reason: str = MAX_ABS_REASON) -> Array:
     """Return the finite array ``arr`` if ``max |arr| <= limit``, else raise ``ValueError``.
 
-    The message names ``name``, the largest magnitude, the limit and ``reason``, e.g.
-    "delta has entries up to 1e+200 in magnitude; the limit is 1e+150 (products of such
-    entries overflow float64)".
+    The message names ``name``, the largest magnitude, the limit and ``reason``, e.g. "delta has
+    entries up to 1e+200 in magnitude; the limit is 1e+150 (products of such entries overflow float64)".
+
+    Parameters
+    ----------
+    arr : finite float64 ndarray; name : str; limit : float, optional; reason : str, optional.
+
+    Returns
+    -------
+    ndarray, ``arr`` itself.
     """
     peak = max(float(arr.max()), -float(arr.min())) if arr.size else 0.0  # no |arr| temporary
     if peak > limit:
@@ -176,31 +192,33 @@ def check_magnitude(arr: Array, name: str, limit: float = MAX_ABS, reason: str =
     return arr
 
 
-def _bounded(arr: Array, name: str, max_abs: float | None) -> Array:
-    return arr if max_abs is None else check_magnitude(arr, name, max_abs)
-
-
 def as_covariance(value: object, name: str = "sigma", dim: int | None = None) -> Array:
-    """Return a symmetric positive semi-definite (d, d) matrix, or raise ``ValueError``.
+    """Return a symmetric positive semi-definite (d, d) matrix (a ``Σ`` or ``G`` of docs/THEORY.md §1.1, §1b.1).
 
     Asymmetry up to ``SYMMETRY_RTOL`` and negative eigenvalues down to ``−PSD_RTOL`` times the
     largest entry (round-off in a computed covariance) are accepted: the result is the symmetric
     part, projected onto the PSD cone (negative eigenvalues set to 0) when it has any, so that
     every quadratic form of it, and every loss built from it, is non-negative.
+
+    Parameters
+    ----------
+    value : (d, d) array_like, as for ``as_matrix``; name : str, optional; dim : int, optional.
+
+    Returns
+    -------
+    (d, d) ndarray of float64, a new array: ``(value + valueᵀ) / 2``, projected if needed.
     """
     arr = as_matrix(value, name, (dim, dim))
     if arr.shape[0] != arr.shape[1]:
         raise ValueError(f"{name} must be square, got shape {arr.shape}")
-    scale = max(float(np.max(np.abs(arr))), np.finfo(np.float64).tiny)
-    asym = float(np.max(np.abs(arr - arr.T)))
+    scale = max(float(arr.max()), -float(arr.min()), _TINY)  # max |arr|, without an |arr| temporary
+    asym = float((arr - arr.T).max())  # the difference is antisymmetric: its largest entry is its largest |entry|
     if asym > SYMMETRY_RTOL * scale:
         raise ValueError(f"{name} must be symmetric; max |{name} - {name}^T| = {asym:.3g}")
     sym = (arr + arr.T) / 2
     eig_min = float(np.linalg.eigvalsh(sym)[0])
     if eig_min < -PSD_RTOL * scale:
-        raise ValueError(
-            f"{name} must be positive semi-definite; its smallest eigenvalue is {eig_min:.3g}"
-        )
+        raise ValueError(f"{name} must be positive semi-definite; its smallest eigenvalue is {eig_min:.3g}")
     if eig_min < 0:  # within the tolerance: project onto the PSD cone, so no loss can come out negative
         evals, evecs = np.linalg.eigh(sym)
         sym = (evecs * np.clip(evals, 0.0, None)) @ evecs.T
@@ -209,7 +227,16 @@ def as_covariance(value: object, name: str = "sigma", dim: int | None = None) ->
 
 
 def as_rank(value: object, d_in: int, d_out: int, name: str = "rank") -> int:
-    """Return a LoRA rank ``1 <= r <= min(d_in, d_out)`` or raise ``ValueError``."""
+    """Return a LoRA rank ``1 <= r <= min(d_in, d_out)`` (docs/THEORY.md §0), or raise ``ValueError``.
+
+    Parameters
+    ----------
+    value : int; d_in, d_out : int, the layer's dimensions; name : str, optional.
+
+    Returns
+    -------
+    int
+    """
     r = as_int(value, name, minimum=1)
     if r > min(d_in, d_out):
         raise ValueError(f"{name} {r} exceeds min(d_in, d_out) = {min(d_in, d_out)}")
@@ -222,6 +249,14 @@ def as_int(value: object, name: str, minimum: int | None = None, maximum: int | 
     ``maximum`` defaults to ``MAX_COUNT`` (2**53): every count, size and seed of the toolkit enters
     float64 arithmetic, where larger integers are not exact. The check compares integers only and
     never builds a number larger than its input.
+
+    Parameters
+    ----------
+    value : int; name : str; minimum, maximum : int or None, optional, inclusive bounds.
+
+    Returns
+    -------
+    int
     """
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be an integer, got {_describe(value)}")
@@ -237,8 +272,12 @@ def check_memory(floats: int, name: str, value: object, what: str) -> None:
     """Raise ``ValueError`` before an allocation of ``floats`` float64 numbers beyond ``MAX_BYTES``.
 
     The message names the argument that sets the size, its value, what would be allocated and the
-    memory it would need, e.g. "n = 1000000000000 needs 29.1 TiB for the training sets of a chunk
-    of trials; the limit is 8 GiB (theory.validation.MAX_BYTES)".
+    memory it needs, e.g. "n = 1000000000000 needs 29.1 TiB for the training sets of a chunk of
+    trials; the limit is 8 GiB (theory.validation.MAX_BYTES)".
+
+    Parameters
+    ----------
+    floats : int; name, value : the argument that sets the size; what : str, what is allocated.
     """
     need = 8 * int(floats)
     if need > MAX_BYTES:
@@ -256,20 +295,22 @@ def _bytes(count: int) -> str:
     return f"{value:.3g} {unit}"
 
 
-def as_real(
-    value: object,
-    name: str,
-    *,
-    minimum: float | None = None,
-    positive: bool = False,
-    maximum: float | None = None,
-    max_abs: float | None = MAX_ABS,
-) -> float:
+def as_real(value: object, name: str, *, minimum: float | None = None, positive: bool = False,
+            maximum: float | None = None, max_abs: float | None = MAX_ABS) -> float:
     """Return ``value`` as a finite float within the stated range, or raise ``ValueError``.
 
     Besides the range, ``|value| <= max_abs`` (``MAX_ABS`` by default, ``None``: no limit): the
     reals of the toolkit scale arrays (``noise_var``, ``sigma``, ``ridge``, ``clip``, ``lr``) or
     are squared. Counts (``n``, ``steps``) are integers, checked by ``as_int`` without a limit.
+
+    Parameters
+    ----------
+    value : real number (bools rejected); name : str; minimum, maximum : float or None, optional,
+    inclusive bounds; positive : bool, optional (``value > 0``); max_abs : float or None, optional.
+
+    Returns
+    -------
+    float
     """
     if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
         raise ValueError(f"{name} must be a real number, got {_describe(value)}")
@@ -287,9 +328,8 @@ def as_real(
     if maximum is not None and out > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {out}")
     if max_abs is not None and abs(out) > max_abs:
-        raise ValueError(
-            f"{name} is {out:.3g}; the limit is {max_abs:.3g} in magnitude (products of such numbers overflow float64)"
-        )
+        raise ValueError(f"{name} is {out:.3g}; the limit is {max_abs:.3g} in magnitude "
+                         f"(products of such numbers overflow float64)")
     return out
 
 
@@ -300,7 +340,16 @@ def checked_finite(*inputs: str) -> Callable[[F], F]:
     (``Tr[Δ Σ Δᵀ]`` is cubic in the entries) can still overflow. The decorated function runs with
     NumPy's overflow and invalid-value warnings silenced (``numpy.errstate``) and its result (a
     float, an array, or a tuple or dataclass of them) is checked: if any part is inf or NaN,
-    ``ValueError`` names the function and ``inputs`` instead of returning it.
+    ``ValueError`` names the function and ``inputs`` instead of returning it. Only public
+    functions are decorated; the cores they call run inside their caller's check.
+
+    Parameters
+    ----------
+    *inputs : str, the arguments whose scale sets the result's, quoted by the error.
+
+    Returns
+    -------
+    callable, the decorator.
     """
 
     def decorate(fn: F) -> F:
@@ -322,6 +371,8 @@ def checked_finite(*inputs: str) -> Callable[[F], F]:
 
 def _all_finite(result: object) -> bool:
     """Whether every float in ``result`` (number, array, tuple, list or dataclass of them) is finite."""
+    if type(result) is float:  # the result of most public functions: no NumPy call needed
+        return math.isfinite(result)
     if isinstance(result, (tuple, list)):
         return all(_all_finite(part) for part in result)
     if dataclasses.is_dataclass(result) and not isinstance(result, type):
@@ -332,18 +383,18 @@ def _all_finite(result: object) -> bool:
 
 
 def as_generator(value: object, name: str = "rng") -> np.random.Generator:
-    """Require a ``numpy.random.Generator``; seeds are chosen by entry points only."""
+    """Require a ``numpy.random.Generator``; seeds are chosen by entry points only.
+
+    Parameters
+    ----------
+    value : numpy.random.Generator; name : str, optional.
+
+    Returns
+    -------
+    numpy.random.Generator, ``value`` itself.
+    """
     if not isinstance(value, np.random.Generator):
-        raise ValueError(
-            f"{name} must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
-            f"got {_describe(value)}"
-        )
+        raise ValueError(f"{name} must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
+                         f"got {_describe(value)}")
     return value
 
-
-def numerical_rank(eigenvalues: Array) -> int:
-    """Number of eigenvalues above ``RANK_RTOL`` times the largest one."""
-    top = float(np.max(eigenvalues, initial=0.0))
-    if top <= 0:
-        return 0
-    return int(np.count_nonzero(eigenvalues > RANK_RTOL * top))

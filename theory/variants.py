@@ -29,21 +29,51 @@ MIN_Q_BITS, MAX_Q_BITS = 2, 32
 
 
 def check_variant(variant: object, name: str = "variant") -> str:
-    """Return ``variant`` if it is one of ``VARIANTS``, else raise ``ValueError`` naming it."""
+    """Return ``variant`` if it is one of ``VARIANTS`` (docs/THEORY.md §0), else raise ``ValueError`` naming it.
+
+    Parameters
+    ----------
+    variant : str, one of "full", "lora", "b_only", "a_only"; name : str, optional, the argument's name.
+
+    Returns
+    -------
+    str, ``variant`` itself.
+    """
     if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"{name} {variant!r} is not one of {', '.join(map(repr, VARIANTS))}")
     return variant
 
 
 def check_init(init: object, name: str = "init") -> str:
-    """Return ``init`` if it is one of ``INITS``, else raise ``ValueError`` naming it."""
+    """Return ``init`` if it is one of ``INITS`` (docs/THEORY.md §0, "Frozen factors"), else raise ``ValueError``.
+
+    Parameters
+    ----------
+    init : str, one of "haar", "kaiming_uniform", "gaussian", "w0_top_singular"; name : str, optional.
+
+    Returns
+    -------
+    str, ``init`` itself.
+    """
     if not isinstance(init, str) or init not in INITS:
         raise ValueError(f"{name} {init!r} is not one of {', '.join(map(repr, INITS))}")
     return init
 
 
 def check_q_bits(q_bits: object, name: str = "q_bits") -> int | None:
-    """``q_bits`` as an int in ``[MIN_Q_BITS, MAX_Q_BITS]``; None (no quantization) passes through."""
+    """``q_bits`` as an int in ``[MIN_Q_BITS, MAX_Q_BITS]``; None (no quantization) passes through.
+
+    The ``q`` bits per trained parameter of Lemma 4.5 (docs/THEORY.md §2.2 and §6); ``ValueError``
+    naming ``name`` outside the range.
+
+    Parameters
+    ----------
+    q_bits : int or None; name : str, optional, the argument's name.
+
+    Returns
+    -------
+    int or None
+    """
     if q_bits is None:
         return None
     q_bits = as_int(q_bits, name, minimum=MIN_Q_BITS, maximum=None)  # a huge value is "> 32" too
@@ -63,7 +93,16 @@ def param_count(variant: str, rank: int, d_in: int, d_out: int) -> int:
         N_\mathrm{a\_only} = r\, d_\mathrm{in}.
 
     A frozen factor is not counted: it is drawn independently of the training data (Section
-    4.2.1). The arguments are trusted (callers validate them); ``rank`` is unused by ``full``.
+    4.2.1). An unchecked core shared by the public functions of ``synthetic`` and ``bounds``,
+    which check its arguments first (``check_variant``, ``as_rank``); ``rank`` is unused by ``full``.
+
+    Parameters
+    ----------
+    variant : str, one of ``VARIANTS``; rank : int; d_in, d_out : int, the layer's dimensions.
+
+    Returns
+    -------
+    int
     """
     if variant == "full":
         return d_in * d_out

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from synthetic.linear.lstsq import lstsq_batched, solve_lstsq, xy_arrays
-from theory.random import haar_stiefel
+from theory.random import _haar_stiefel
 from theory.variants import INITS, VARIANTS, check_init, check_variant  # noqa: F401 - used here and re-exported
 from theory.validation import (
     COND_WARN,
@@ -42,6 +42,7 @@ from theory.validation import (
     as_int,
     as_rank,
     as_real,
+    check_memory,
     checked_finite,
 )
 
@@ -229,6 +230,8 @@ def frozen_factor(
     d_out = as_int(d_out, "d_out", minimum=1)
     r = as_rank(rank, d_in, d_out)
     rng = as_generator(rng)
+    width = d_in if side == "a" else d_out
+    check_memory(width * r, "d_in" if side == "a" else "d_out", width, f"a {width} x {r} frozen factor")
     if init == "w0_top_singular":
         if w0 is None:
             raise ValueError("init 'w0_top_singular' needs w0, the (d_out, d_in) pretrained W0")
@@ -242,7 +245,7 @@ def _frozen_factor(init: str, side: str, d_in: int, d_out: int, r: int, rng: np.
     width = d_in if side == "a" else d_out
     fan_in = d_in if side == "a" else r
     if init == "haar":
-        q = haar_stiefel(width, r, rng)
+        q = _haar_stiefel(width, r, rng, None)
         return q.T if side == "a" else q
     if init == "w0_top_singular":
         u, _, vt = np.linalg.svd(w0)

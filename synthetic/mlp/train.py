@@ -42,7 +42,7 @@ import torch
 from synthetic.mlp.backprop import ACTIVATIONS, AdapterNet, FlatAdam, _activate_, _output_gradient
 from synthetic.mlp import kernel as mlp_kernel
 from synthetic.mlp.kernel import FusedTrainer
-from theory.random import haar_stiefel
+from theory.random import _haar_stiefel
 from theory.variants import INITS, VARIANTS, check_init, check_variant  # noqa: F401 - re-exported
 from theory.validation import Array, as_generator, as_int, as_real
 
@@ -79,7 +79,7 @@ def factor_names(variant: str, layers: Sequence[int]) -> tuple[tuple[str, ...], 
 
 
 def _init_factor(init: str, side: str, w0: Array, rank: int, rng: np.random.Generator) -> Array:
-    r"""A random (or W0-derived) initial factor: ``side="A"`` gives (r, d_in), ``"B"`` (d_out, r).
+    r"""A random (or W0-derived) initial factor: ``side="A"`` gives (r, d_in), ``"B"`` (d_out, r); arguments checked by the caller.
 
     ``haar``: ``A = Q^T``, ``B = U`` with Q, U Haar on their Stiefel manifolds (docs/THEORY.md §0).
     ``kaiming_uniform``: PyTorch's ``kaiming_uniform_(a=sqrt(5))`` as LoRA code uses it, i.e.
@@ -97,13 +97,9 @@ def _init_factor(init: str, side: str, w0: Array, rank: int, rng: np.random.Gene
     rank : int, ``1 <= rank <= min(d_in, d_out)`` (checked by the caller)
     rng : numpy.random.Generator
     """
-    check_init(init)
-    if side not in ("A", "B"):
-        raise ValueError(f"side must be 'A' or 'B', got {side!r}")
-    rng = as_generator(rng)
     d_out, d_in = w0.shape
     if init == "haar":
-        return haar_stiefel(d_in, rank, rng).T if side == "A" else haar_stiefel(d_out, rank, rng)
+        return _haar_stiefel(d_in, rank, rng, None).T if side == "A" else _haar_stiefel(d_out, rank, rng, None)
     if init == "kaiming_uniform":
         bound = 1.0 / np.sqrt(d_in if side == "A" else rank)
         shape = (rank, d_in) if side == "A" else (d_out, rank)

@@ -189,14 +189,11 @@ def test_random_init_scales(init):
 
 
 def test_unknown_names_raise():
-    """Unknown variants (at the engine's door), inits and factor sides raise ValueError naming the argument."""
-    w0 = np.eye(3)
+    """Unknown variants and inits raise ValueError naming the argument, at the door (the engine, the task)."""
     with pytest.raises(ValueError, match="variant 'c_only'"):
         mlp_trial_losses(MLPTask.quick(), "c_only", 2, 8, 2, loss="zero_one", seed=0)
-    with pytest.raises(ValueError, match="init"):
-        _init_factor("xavier", "A", w0, 1, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="side"):
-        _init_factor("haar", "C", w0, 1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="init 'xavier'"):
+        MLPTask(init="xavier")
     assert set(INITS) == {"haar", "kaiming_uniform", "gaussian", "w0_top_singular"}
 
 
