@@ -37,7 +37,8 @@ import numpy as np
 from bounds.cmi_risk import binary_kl_risk, fast_rate_risk
 from bounds.discrete_mi import as_confidence, as_correction, batched_counts, mi_from_counts, symbol_codes
 from bounds.results import BoundResult, basic_bootstrap_interval
-from bounds.supersample import _Supersample, _supersample, bootstrap_supersamples
+from bounds.supersample import _supersample, bootstrap_supersamples
+from theory.supersample import Supersample
 from theory.validation import as_generator, as_int
 
 #: Loss differences are rounded to this many decimals before being used as symbols, so that
@@ -47,7 +48,7 @@ DELTA_DECIMALS = 12
 # --- estimation machinery -------------------------------------------------------------------
 
 
-def _symbols(ss: _Supersample, which: str) -> tuple[np.ndarray, int]:
+def _symbols(ss: Supersample, which: str) -> tuple[np.ndarray, int]:
     """Integer codes (k_z, k_u, n) of ``Delta L_i`` (``which="delta"``) or of the pair ``L~_i``
     (``"pair"``), and the alphabet size."""
     if which == "delta":
@@ -69,7 +70,7 @@ def _per_sample_mi(codes: np.ndarray, m: int, selectors: np.ndarray, picks: np.n
 
 def _checked(
     losses: object, selectors: object, rng: object, correction: object, pool_points: object
-) -> tuple[_Supersample, np.random.Generator, str]:
+) -> tuple[Supersample, np.random.Generator, str]:
     """The arguments every estimate shares, validated once: the arrays, the generator and the correction."""
     ss = _supersample(losses, selectors)
     if not isinstance(pool_points, (bool, np.bool_)):
@@ -208,7 +209,7 @@ def ld_cmi_bound(
     ----------
     losses : ndarray
         (k_z, k_u, n, 2) ``l(W, Z~_{i, j})`` of the run with selector ``(k_z, k_u)``: values in
-        ``[0, 1]``, at most ``bounds.supersample.MAX_LOSS_LEVELS`` (32) distinct ones, ``k_z >= 2``.
+        ``[0, 1]``, at most ``theory.supersample.MAX_LOSS_LEVELS`` (32) distinct ones, ``k_z >= 2``.
     selectors : ndarray
         (k_z, k_u, n) bits ``U_i in {0, 1}``: the run trained on ``Z~_{i, U_i}``.
     rng : numpy.random.Generator

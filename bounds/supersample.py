@@ -23,77 +23,17 @@ validates them once, at entry (``_supersample``); the experiments that record th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from bounds.discrete_mi import as_confidence
 from bounds.results import Estimate, basic_bootstrap_interval
-from theory.validation import as_array, as_generator, as_int
+from theory.supersample import MAX_LOSS_LEVELS, Supersample  # noqa: F401 - MAX_LOSS_LEVELS re-exported
+from theory.validation import as_generator, as_int
 
-#: Most distinct loss values a supersample may hold; plug-in MI needs a small alphabet.
-MAX_LOSS_LEVELS = 32
-
-
-@dataclass(frozen=True)
-class _Supersample:
-    """Validated supersample arrays (``_supersample``): the helpers that receive one trust it.
-
-    ``losses`` (k_z, k_u, n, 2) float64 in ``[0, 1]`` with at most ``MAX_LOSS_LEVELS`` values,
-    ``k_z >= 2``; ``selectors`` (k_z, k_u, n) int64 bits.
-    """
-
-    losses: np.ndarray
-    selectors: np.ndarray
-
-    @property
-    def k_z(self) -> int:
-        return self.losses.shape[0]
-
-    @property
-    def draws(self) -> int:
-        """Number of training runs, ``k_z * k_u``."""
-        return self.losses.shape[0] * self.losses.shape[1]
-
-    @property
-    def train_losses(self) -> np.ndarray:  # (k_z, k_u, n)
-        """``l(W, Z~_{i, U_i})``, the loss on each training point."""
-        return np.take_along_axis(self.losses, self.selectors[..., None], axis=-1)[..., 0]
-
-    @property
-    def test_losses(self) -> np.ndarray:  # (k_z, k_u, n)
-        """``l(W, Z~_{i, 1 - U_i})``, the loss on each unselected (fresh) point."""
-        return np.take_along_axis(self.losses, 1 - self.selectors[..., None], axis=-1)[..., 0]
-
-
-def _supersample(losses: object, selectors: object) -> _Supersample:
-    """``losses`` and ``selectors`` checked once: shapes, losses in ``[0, 1]`` on at most
-    ``MAX_LOSS_LEVELS`` values, ``k_z >= 2``, selector bits; ``ValueError`` naming the array otherwise."""
-    losses = as_array(losses, "losses")
-    if losses.ndim != 4 or losses.shape[-1] != 2:
-        raise ValueError(f"losses must have shape (k_z, k_u, n, 2), got {losses.shape}")
-    if losses.shape[0] < 2:
-        raise ValueError(f"losses must hold k_z >= 2 supersamples, got k_z = {losses.shape[0]}")
-    if losses.min() < 0.0 or losses.max() > 1.0:
-        raise ValueError(
-            f"losses must lie in [0, 1] for a CMI bound, got range [{losses.min():.6g}, {losses.max():.6g}]"
-        )
-    levels = np.unique(losses).size
-    if levels > MAX_LOSS_LEVELS:
-        raise ValueError(
-            f"losses takes {levels} distinct values; at most {MAX_LOSS_LEVELS} are supported by the "
-            f"plug-in MI estimate. Round the loss to a grid (e.g. np.ceil(loss * k) / k) and compare "
-            f"the bound with the gap of that same rounded loss"
-        )
-    try:
-        bits = np.asarray(selectors)
-    except (TypeError, ValueError) as exc:  # a ragged nested sequence
-        raise ValueError(f"selectors must be an array of shape {losses.shape[:3]}, got {selectors!r}") from exc
-    if bits.shape != losses.shape[:3]:
-        raise ValueError(f"selectors must have shape {losses.shape[:3]} to match losses, got {bits.shape}")
-    if not np.all((bits == 0) | (bits == 1)):
-        raise ValueError("selectors must contain only 0 and 1")
-    return _Supersample(losses, bits.astype(np.int64))
+def _supersample(losses: object, selectors: object) -> Supersample:
+    """``losses`` and ``selectors`` checked once (``theory.supersample.Supersample``): shapes, losses
+    in ``[0, 1]`` on at most ``MAX_LOSS_LEVELS`` values, ``k_z >= 2``, selector bits."""
+    return Supersample(losses=losses, selectors=selectors)
 
 
 def bootstrap_supersamples(rng: np.random.Generator, k_z: int, n_boot: int) -> np.ndarray:  # -> (n_boot, k_z)

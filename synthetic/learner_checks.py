@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from theory.validation import as_int
 
-#: Most levels of a discretized loss: ``levels + 1`` values must fit ``synthetic.supersample.MAX_LOSS_LEVELS`` (the plug-in MI of the CMI bounds).
+#: Most levels of a discretized loss: ``levels + 1`` values must fit ``theory.supersample.MAX_LOSS_LEVELS`` (the plug-in MI of the CMI bounds).
 MAX_LEVELS = 31
 
 
@@ -45,7 +45,7 @@ def check_levels(levels: object) -> int:
 
     A clipped loss is mapped to ``ceil(L * l / c) / L`` (docs/THEORY.md §2.4), which takes the
     ``L + 1`` values ``0, 1/L, ..., 1``; the CMI estimators accept at most
-    ``synthetic.supersample.MAX_LOSS_LEVELS`` = 32 values, hence ``L <= 31``.
+    ``theory.supersample.MAX_LOSS_LEVELS`` = 32 values, hence ``L <= 31``.
 
     Returns
     -------

@@ -30,12 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.learner_checks import MAX_LEVELS, check_levels
+from synthetic.learner_checks import check_levels
+from theory.supersample import MAX_LOSS_LEVELS, Supersample  # noqa: F401 - the record this module's runners return
 from theory.validation import Array, as_array, as_generator, as_int, as_real
 
-#: Most distinct loss values a supersample may hold (``levels + 1`` of a discretized loss): the
-#: plug-in MI of the CMI bounds needs a small alphabet (equal to ``bounds.supersample.MAX_LOSS_LEVELS``).
-MAX_LOSS_LEVELS = MAX_LEVELS + 1
 
 
 def discretize(loss: Array, clip: float, levels: int) -> Array:  # (...) -> (...)
@@ -102,74 +100,6 @@ class SupersampleConfig:
     def draws(self) -> int:
         """Number of training runs, ``k_z * k_u``."""
         return self.k_z * self.k_u
-
-
-@dataclass(frozen=True)
-class Supersample:
-    """Recorded losses of a supersample experiment, for losses with values in ``[0, 1]``.
-
-    The two arrays are what the CMI bounds take (``bounds.ld_cmi_bound(ss.losses, ss.selectors,
-    rng)``); they are validated here as the bounds validate them (docs/THEORY.md §2.4).
-
-    Attributes
-    ----------
-    losses : ndarray
-        (k_z, k_u, n, 2) ``l(W, Z~_{i, j})`` of the model trained with selector ``(k_z, k_u)``:
-        float64 in ``[0, 1]``, at most ``MAX_LOSS_LEVELS`` distinct values, ``k_z >= 2``.
-    selectors : ndarray
-        (k_z, k_u, n) int64 ``U_i in {0, 1}``: the training set takes ``Z~_{i, U_i}``.
-    """
-
-    losses: np.ndarray
-    selectors: np.ndarray
-
-    def __post_init__(self) -> None:
-        losses = as_array(self.losses, "losses")
-        if losses.ndim != 4 or losses.shape[-1] != 2:
-            raise ValueError(f"losses must have shape (k_z, k_u, n, 2), got {losses.shape}")
-        if losses.shape[0] < 2:
-            raise ValueError(f"losses must hold k_z >= 2 supersamples, got k_z = {losses.shape[0]}")
-        if losses.min() < 0.0 or losses.max() > 1.0:
-            raise ValueError(
-                f"losses must lie in [0, 1] for a CMI bound, got range [{losses.min():.6g}, {losses.max():.6g}]"
-            )
-        levels = np.unique(losses).size
-        if levels > MAX_LOSS_LEVELS:
-            raise ValueError(
-                f"losses takes {levels} distinct values; at most {MAX_LOSS_LEVELS} are supported by the "
-                f"plug-in MI estimate. Round the loss to a grid (e.g. np.ceil(loss * k) / k) and compare "
-                f"the bound with the gap of that same rounded loss"
-            )
-        try:
-            selectors = np.asarray(self.selectors)
-        except (TypeError, ValueError) as exc:  # a ragged nested sequence
-            raise ValueError(f"selectors must be an array of shape {losses.shape[:3]}, got {self.selectors!r}") from exc
-        if selectors.shape != losses.shape[:3]:
-            raise ValueError(f"selectors must have shape {losses.shape[:3]} to match losses, got {selectors.shape}")
-        if not np.all((selectors == 0) | (selectors == 1)):
-            raise ValueError("selectors must contain only 0 and 1")
-        object.__setattr__(self, "losses", losses)
-        object.__setattr__(self, "selectors", selectors.astype(np.int64))
-
-    @property
-    def n(self) -> int:
-        """Recorded (evaluated) pairs per run."""
-        return self.losses.shape[2]
-
-    @property
-    def draws(self) -> int:
-        """Number of training runs, ``k_z * k_u``."""
-        return self.losses.shape[0] * self.losses.shape[1]
-
-    @property
-    def train_losses(self) -> np.ndarray:  # (k_z, k_u, n)
-        """``l(W, Z~_{i, U_i})``, the loss on each training point."""
-        return np.take_along_axis(self.losses, self.selectors[..., None], axis=-1)[..., 0]
-
-    @property
-    def test_losses(self) -> np.ndarray:  # (k_z, k_u, n)
-        """``l(W, Z~_{i, 1 - U_i})``, the loss on each unselected (fresh) point."""
-        return np.take_along_axis(self.losses, 1 - self.selectors[..., None], axis=-1)[..., 0]
 
 
 def run_supersample(

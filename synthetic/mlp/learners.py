@@ -21,10 +21,9 @@ import torch
 from synthetic.learner_checks import check_eval_points
 from theory.variants import check_q_bits
 from synthetic.mlp.checks import check_mlp_data, check_order_rngs
-from synthetic.mlp.engine import sample_trials
+from synthetic.mlp.engine import _quantize_state, sample_trials
 from synthetic.mlp.task import MLPTask, check_mlp_call
 from synthetic.mlp.train import EVAL_CHUNK, factor_names, forward, init_adapters, sample_losses, train_adapters
-from synthetic.quantize import quantize
 from synthetic.streams import SHARED_INIT_KEY, STREAM_ORDER, STREAM_SELECTOR, STREAM_SUPERSAMPLE, keyed_rng, mlp_stream
 from synthetic.supersample import Supersample
 from theory.validation import Array, as_int
@@ -46,18 +45,11 @@ def _quantize_trained(
     """Quantize each trained tensor per trial (one float32 scale each); for ``full`` the stored
     tensor is ``W − W0``. Returns the new state and ``storage_bits`` = ``q N + 32 · tensors``.
 
-    The convention of ``synthetic.mlp.mlp_trial_losses``, so Lemma 4.5 counts the same bits.
+    The convention of ``synthetic.mlp.mlp_trial_losses`` (the same function), so Lemma 4.5 counts
+    the same bits.
     """
     trained, _ = factor_names(variant, task.adapted_layers)
-    weights = task.base_weights()
-    out = dict(state)
-    bits = 0
-    for name in trained:
-        offset = weights[int(name.split(".")[0][len("layer"):])] if name.endswith(".W") else 0.0
-        q = quantize(state[name] - offset, q_bits)
-        out[name] = q.values + offset
-        bits += q.bits_per_trial
-    return out, bits
+    return _quantize_state(state, trained, task.base_weights(), q_bits)
 
 
 def mlp_fit(

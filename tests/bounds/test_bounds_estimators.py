@@ -308,18 +308,23 @@ ARRAY_TAKERS = {
 @pytest.mark.parametrize("taker", ARRAY_TAKERS)
 @pytest.mark.parametrize(("losses", "selectors", "message"), BAD_ARRAYS)
 def test_bad_supersample_arrays_are_refused_alike(taker, losses, selectors, message):
-    """The record (synthetic.Supersample) and every bounds function that takes the arrays validate
+    """The record (theory.supersample.Supersample, synthetic.Supersample) and every bounds function that takes the arrays validate
     them alike: the same ValueError for the same bad arrays."""
     with pytest.raises(ValueError, match=message):
         ARRAY_TAKERS[taker](losses, selectors)
 
 
-def test_the_record_and_the_bounds_allow_the_same_loss_alphabet():
-    """synthetic and bounds each hold the limit on distinct loss values (neither imports the other); they agree."""
-    import bounds.supersample
-    import synthetic.supersample
+def test_the_finest_discretized_loss_fits_the_bounds_alphabet():
+    """A loss discretized at the most levels the learners allow takes at most MAX_LOSS_LEVELS values,
+    so the bounds accept it; one level more is refused by the learners' own check."""
+    from synthetic.learner_checks import MAX_LEVELS
+    from synthetic.supersample import discretize
 
-    assert synthetic.supersample.MAX_LOSS_LEVELS == bounds.supersample.MAX_LOSS_LEVELS
+    losses = discretize(np.linspace(0.0, 1.0, 2 * 3 * 50 * 2).reshape(2, 3, 50, 2), 1.0, MAX_LEVELS)
+    assert np.unique(losses).size == MAX_LEVELS + 1
+    ld_cmi_bound(losses, np.zeros((2, 3, 50), dtype=int), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="levels must be <= 31"):
+        discretize(losses, 1.0, MAX_LEVELS + 1)
 
 
 def test_supersample_gap_is_the_mean_test_minus_train_loss(threshold_run):
