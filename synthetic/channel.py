@@ -46,7 +46,8 @@ from synthetic.linear.engine import (
     trial_chunk,
     _update_losses,
 )
-from synthetic.mlp.engine import TEST_CHUNK, MLPTask, sample_trials, trial_streams
+from synthetic.mlp.engine import TEST_CHUNK, MLPTask, trial_streams
+from synthetic.mlp.task import _sample_trials
 from synthetic.mlp.train import LOSSES as MLP_LOSSES
 from synthetic.mlp.train import evaluate, factor_names
 from synthetic.quantize import quantize
@@ -176,7 +177,7 @@ def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
     target = task.target_weights()
     streams = [trial_streams(seed, t) for t in range(trials)]
-    x, y = sample_trials(task, n, [s["data"] for s in streams], target=target)
+    x, y = _sample_trials(task, n, [s["data"] for s in streams], target)
     state, bits = _fit_from_shared_init(task, variant, rank, x, y, q_bits, seed, [s["order"] for s in streams])
     trained, _ = factor_names(variant, task.adapted_layers)
     params = np.concatenate([state[k].reshape(trials, -1) for k in trained], axis=1)
@@ -192,7 +193,7 @@ def _mlp(task: MLPTask, variant: str, rank: int | None, n: int, trials: int, tau
     totals = {"": np.zeros(trials), "_unperturbed": np.zeros(trials)}
     for start in range(0, task.test_size, TEST_CHUNK):
         m = min(TEST_CHUNK, task.test_size - start)
-        xt, yt = sample_trials(task, m, [s["test"] for s in streams], target=target)
+        xt, yt = _sample_trials(task, m, [s["test"] for s in streams], target)
         for suffix, st in (("", noisy), ("_unperturbed", state)):
             totals[suffix] += evaluate(weights, st, xt, yt, **kw)[loss] * m
     out = {"params": params, "n_params": np.full(trials, float(params.shape[1]))}

@@ -13,13 +13,13 @@ import numpy as np
 
 from synthetic.learner_checks import check_eval_points, check_levels
 from theory.variants import check_q_bits
-from synthetic.linear.engine import as_linear_task, frozen_factors, sample_training_sets
+from synthetic.linear.engine import _frozen_factors, _sample_training_sets, as_linear_task
 from synthetic.linear.fit import check_variant, fit_variant, update_from
 from synthetic.linear.task import LinearTask
 from synthetic.quantize import quantize
 from synthetic.streams import STREAM_SELECTOR, SUPERSAMPLE_TRIAL_OFFSET, stream_rng
 from synthetic.supersample import Supersample, discretize
-from theory.validation import Array, as_int, as_rank
+from theory.validation import Array, as_int, as_rank, check_memory
 
 
 def _clipped_sample_losses(x: Array, y: Array, m: Array, clip: float) -> Array:
@@ -98,7 +98,8 @@ def linear_supersample(
         raise ValueError(f"selector_blind must be True or False, got {selector_blind!r}")
     q_bits = check_q_bits(q_bits)
     ids = SUPERSAMPLE_TRIAL_OFFSET + np.arange(k_z)
-    x, y = sample_training_sets(task, 2 * n, ids, seed=seed)  # (k_z, 2n, .)
+    check_memory(k_z * 2 * n * (task.d_in + task.d_out), "n", 2 * n, f"{k_z} training sets of n samples")
+    x, y = _sample_training_sets(task, 2 * n, ids, seed)  # (k_z, 2n, .)
     u = np.stack([stream_rng(seed, STREAM_SELECTOR, int(j)).integers(0, 2, size=(k_u, n)) for j in ids])
     rows = 2 * np.arange(n) + u  # (k_z, k_u, n) indices of the training points
     if selector_blind:
@@ -107,7 +108,7 @@ def linear_supersample(
     x_train = x[pick, rows].reshape(k_z * k_u, rows.shape[-1], task.d_in)
     y_train = y[pick, rows].reshape(k_z * k_u, rows.shape[-1], task.d_out)
     runs = SUPERSAMPLE_TRIAL_OFFSET + np.arange(k_z * k_u)
-    frozen = frozen_factors(task, variant, rank, runs, seed=seed)
+    frozen = _frozen_factors(task, variant, rank, runs, seed)
     tensors = fit_variant(variant, rank, x_train, y_train, frozen, ridge=task.ridge)
     if q_bits is not None:
         tensors = {name: quantize(t, q_bits).values for name, t in tensors.items()}

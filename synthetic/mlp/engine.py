@@ -14,6 +14,7 @@ import numpy as np
 from synthetic.mlp.task import (  # noqa: F401 - the task is part of this module's interface
     TEACHER_GAIN,
     MLPTask,
+    _sample_trials,
     check_mlp_call,
     network_outputs,
     sample_data,
@@ -132,7 +133,7 @@ def _chunk_losses(task: MLPTask, variant: str, rank: int, n: int, ids: range, *,
     target = task.target_weights()
     streams = [trial_streams(seed, t) for t in ids]
     trials = len(streams)
-    x, y = sample_trials(task, n, [s["data"] for s in streams], target=target)
+    x, y = _sample_trials(task, n, [s["data"] for s in streams], target)
     inits = [init_adapters(variant, task.init, weights, task.adapted_layers, rank, s["init"])
              for s in streams]
     state = {k: np.stack([i[k] for i in inits]) for k in inits[0]}
@@ -181,7 +182,7 @@ def _test_losses(task: MLPTask, weights: tuple[Array, ...], target: tuple[Array,
         totals: dict[str, Array] = {}
         for start in range(0, task.test_size, TEST_CHUNK):
             m = min(TEST_CHUNK, task.test_size - start)
-            xt, yt = sample_trials(task, m, [s["test"] for s in streams[sub]], target=target)
+            xt, yt = _sample_trials(task, m, [s["test"] for s in streams[sub]], target)
             losses = evaluate(weights, sub_state, xt, yt, **kw)  # type: ignore[arg-type]
             for k, v in losses.items():
                 totals[k] = totals.get(k, 0.0) + v * m

@@ -21,7 +21,8 @@ import torch
 from synthetic.learner_checks import check_eval_points
 from theory.variants import check_q_bits
 from synthetic.mlp.checks import check_mlp_data, check_order_rngs
-from synthetic.mlp.engine import _quantize_state, sample_trials
+from synthetic.mlp.engine import _quantize_state
+from synthetic.mlp.task import _sample_trials
 from synthetic.mlp.task import MLPTask, check_mlp_call
 from synthetic.mlp.train import EVAL_CHUNK, factor_names, forward, init_adapters, sample_losses, train_adapters
 from synthetic.streams import SHARED_INIT_KEY, STREAM_ORDER, STREAM_SELECTOR, STREAM_SUPERSAMPLE, keyed_rng, mlp_stream
@@ -177,7 +178,7 @@ def mlp_supersample(
         raise ValueError(f"batch_size {task.batch_size} exceeds n = {n}")
     target = task.target_weights()
     supersamples = [mlp_stream(seed, STREAM_SUPERSAMPLE, j) for j in range(k_z)]
-    x, y = sample_trials(task, 2 * n, supersamples, target=target)  # (k_z, 2n, d_0), (k_z, 2n)
+    x, y = _sample_trials(task, 2 * n, supersamples, target)  # (k_z, 2n, d_0), (k_z, 2n)
     u = np.stack([mlp_stream(seed, STREAM_SELECTOR, j).integers(0, 2, size=(k_u, n)) for j in range(k_z)])
     rows = 2 * np.arange(n) + u
     pick = np.arange(k_z)[:, None, None]

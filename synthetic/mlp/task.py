@@ -329,7 +329,12 @@ def sample_trials(task: MLPTask, n: int, rngs: Sequence[np.random.Generator], *,
         rngs = [as_generator(r, "rngs") for r in rngs]
     except TypeError as exc:
         raise ValueError(f"rngs must be a sequence of numpy Generators, got {type(rngs).__name__}") from exc
-    target = task.target_weights() if target is None else target
+    return _sample_trials(task, n, rngs, task.target_weights() if target is None else target)
+
+
+def _sample_trials(task: MLPTask, n: int, rngs: list[np.random.Generator],
+                   target: tuple[Array, ...]) -> tuple[Array, np.ndarray]:
+    """:func:`sample_trials` on checked arguments (``rngs`` a list of Generators)."""
     shape = (len(rngs), n) if task.kind == "classification" else (len(rngs), n, task.widths[-1])
     x = np.empty((len(rngs), n, task.widths[0]))
     y = np.empty(shape, dtype=np.int64 if task.kind == "classification" else np.float64)
