@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bounds.cmi_risk import binary_kl_risk, fast_rate_risk
+from bounds.cmi_risk import _binary_kl_risk, _fast_rate_risk, binary_kl_risk, fast_rate_risk  # noqa: F401 - re-exported
 from bounds.discrete_mi import as_confidence, as_correction, batched_counts, mi_from_counts, symbol_codes
 from bounds.results import BoundResult, basic_bootstrap_interval
 from bounds.supersample import _supersample, bootstrap_supersamples
@@ -121,8 +121,8 @@ def _mean_sqrt(mi: np.ndarray) -> np.ndarray:  # (B, n) -> (B,)
 _FORMS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray], Callable[[float, float], float]]] = {
     "ld_cmi_bound": ("delta", _mean_sqrt, lambda s, r_hat: s),
     "ecmi_bound": ("pair", _mean_sqrt, lambda s, r_hat: s),
-    "binary_kl_bound": ("pair", lambda mi: mi.mean(axis=-1), lambda s, r_hat: binary_kl_risk(r_hat, s) - r_hat),
-    "fast_rate_bound": ("pair", lambda mi: mi.mean(axis=-1), lambda s, r_hat: fast_rate_risk(r_hat, s) - r_hat),
+    "binary_kl_bound": ("pair", lambda mi: mi.mean(axis=-1), lambda s, r_hat: _binary_kl_risk(r_hat, s) - r_hat),
+    "fast_rate_bound": ("pair", lambda mi: mi.mean(axis=-1), lambda s, r_hat: _fast_rate_risk(r_hat, s) - r_hat),
     "interpolation_bound": ("delta", lambda mi: mi.mean(axis=-1), lambda s, r_hat: s / math.log(2.0)),
 }
 

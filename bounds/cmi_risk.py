@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from bounds.kl import kl_inverse
+from bounds.kl import _kl_inverse
 from theory.validation import as_real
 
 # Grid of the fast-rate trade-off C >= 1 and, for each C, the largest eta with
@@ -69,7 +69,11 @@ def fast_rate_risk(train_loss: float, mi_nats: float) -> float:
         The bound on the population risk ``R``, in ``[0, 1]``.
     """
     train_loss = as_real(train_loss, "train_loss", minimum=0.0, maximum=1.0)
-    mi_nats = as_real(mi_nats, "mi_nats", minimum=0.0)
+    return _fast_rate_risk(train_loss, as_real(mi_nats, "mi_nats", minimum=0.0))
+
+
+def _fast_rate_risk(train_loss: float, mi_nats: float) -> float:
+    """:func:`fast_rate_risk` on checked floats."""
     if train_loss == 0.0:
         return min(mi_nats / math.log(2.0), 1.0)
     return min(float(np.min(_C_GRID * train_loss + mi_nats / _ETA_GRID)), 1.0)
@@ -99,5 +103,9 @@ def binary_kl_risk(train_loss: float, mi_nats: float) -> float:
         The bound on the population risk ``R``, in ``[0, 1]``.
     """
     train_loss = as_real(train_loss, "train_loss", minimum=0.0, maximum=1.0)
-    mi_nats = as_real(mi_nats, "mi_nats", minimum=0.0)
-    return min(2.0 * kl_inverse(train_loss, mi_nats, side="upper") - train_loss, 1.0)
+    return _binary_kl_risk(train_loss, as_real(mi_nats, "mi_nats", minimum=0.0))
+
+
+def _binary_kl_risk(train_loss: float, mi_nats: float) -> float:
+    """:func:`binary_kl_risk` on checked floats."""
+    return min(2.0 * _kl_inverse(train_loss, mi_nats, "upper") - train_loss, 1.0)

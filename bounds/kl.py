@@ -89,6 +89,11 @@ def kl_inverse(p_hat: float, budget: float, *, side: str = "upper") -> float:
     budget = as_real(budget, "budget", minimum=0.0)
     if side not in ("upper", "lower"):
         raise ValueError(f"side must be 'upper' or 'lower', got {side!r}")
+    return _kl_inverse(p_hat, budget, side)
+
+
+def _kl_inverse(p_hat: float, budget: float, side: str) -> float:
+    """:func:`kl_inverse` on checked arguments (floats in range, ``side`` a known name)."""
     if budget == 0.0:
         return p_hat
     if side == "upper":
