@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synthetic.linear.fit import check_variant, frozen_factor
+from synthetic.linear.fit import frozen_factor
+from theory.variants import check_variant
 from synthetic.linear.engine import (
     STREAM_FROZEN,
     LinearTask,

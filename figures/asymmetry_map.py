@@ -347,13 +347,7 @@ def caption(config: Config, data: dict) -> str:
 def SUBPLOTS(config: Config) -> dict:
     """Keyword arguments of ``plt.subplots`` for Figure 3 (docs/THEORY.md §1.5–§1.6, §1b.3).
 
-    Parameters
-    ----------
-    config : Config
-
-    Returns
-    -------
-    dict, for ``figures.output.render``.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     return dict(ncols=2, figsize=(12, 5), gridspec_kw={"width_ratios": (1.5, 1)})
 
@@ -361,10 +355,7 @@ def SUBPLOTS(config: Config) -> dict:
 def draw(fig, axes, data: dict, config: Config) -> None:
     """Draw the computed ``data`` of Figure 3 on the axes made with ``SUBPLOTS`` (docs/THEORY.md §1.5–§1.6, §1b.3).
 
-    Parameters
-    ----------
-    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
-    data : dict, ``compute``'s output; config : Config.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     left, right = axes
     plot(data, ax=left)
@@ -376,13 +367,6 @@ def make(
 ) -> dict[str, Path]:
     """Compute (cached under ``out_dir/.cache``) and save Figure 3 (docs/THEORY.md §1.5–§1.6, §1b.3): PNG, PDF, JSON data, caption.
 
-    Parameters
-    ----------
-    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
-    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
-
-    Returns
-    -------
-    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

@@ -303,13 +303,7 @@ def caption(config: Config, data: dict) -> str:
 def SUBPLOTS(config: Config) -> dict:
     """Keyword arguments of ``plt.subplots`` for Figure 6 (Lemma 4.5; docs/THEORY.md §2.2).
 
-    Parameters
-    ----------
-    config : Config
-
-    Returns
-    -------
-    dict, for ``figures.output.render``.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     return dict(ncols=2, figsize=(11, 4.2), sharey=True)
 
@@ -317,10 +311,7 @@ def SUBPLOTS(config: Config) -> dict:
 def draw(fig, axes, data: dict, config: Config) -> None:
     """Draw the computed ``data`` of Figure 6 on the axes made with ``SUBPLOTS`` (Lemma 4.5; docs/THEORY.md §2.2).
 
-    Parameters
-    ----------
-    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
-    data : dict, ``compute``'s output; config : Config.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     plot(data, axes)
 
@@ -330,13 +321,6 @@ def make(
 ) -> dict[str, Path]:
     """Compute (cached under ``out_dir/.cache``) and save Figure 6 (Lemma 4.5; docs/THEORY.md §2.2): PNG, PDF, JSON data, caption.
 
-    Parameters
-    ----------
-    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
-    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
-
-    Returns
-    -------
-    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

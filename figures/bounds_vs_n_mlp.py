@@ -213,13 +213,7 @@ def caption(config: Config, data: dict) -> str:
 def SUBPLOTS(config: Config) -> dict:
     """Keyword arguments of ``plt.subplots`` for Figure 5 (Section 4.2; docs/THEORY.md §2, §5).
 
-    Parameters
-    ----------
-    config : Config
-
-    Returns
-    -------
-    dict, for ``figures.output.render``.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     return dict(nrows=2, ncols=2, figsize=(11, 8.5), sharex=True, sharey=True)
 
@@ -227,10 +221,7 @@ def SUBPLOTS(config: Config) -> dict:
 def draw(fig, axes, data: dict, config: Config) -> None:
     """Draw the computed ``data`` of Figure 5 on the axes made with ``SUBPLOTS`` (Section 4.2; docs/THEORY.md §2, §5).
 
-    Parameters
-    ----------
-    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
-    data : dict, ``compute``'s output; config : Config.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     plot(data, axes, loss_label="0-1 loss", gap_labels={"gap": "0-1 gap of the quantized model"})
     legend(fig, axes[0, 0])
@@ -241,13 +232,6 @@ def make(
 ) -> dict[str, Path]:
     """Compute (cached under ``out_dir/.cache``) and save Figure 5 (Section 4.2; docs/THEORY.md §2, §5): PNG, PDF, JSON data, caption.
 
-    Parameters
-    ----------
-    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
-    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
-
-    Returns
-    -------
-    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from figures import registry
 from figures.checks import report_lines
@@ -31,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _fail(message: str) -> "NoReturn":  # type: ignore[name-defined]
+def _fail(message: str) -> NoReturn:
     print(f"lora-asym: error: {message}", file=sys.stderr)
     raise SystemExit(EXIT_USAGE)
 

@@ -260,13 +260,7 @@ def caption(config: Config, data: dict) -> str:
 def SUBPLOTS(config: Config) -> dict:
     """Keyword arguments of ``plt.subplots`` for Figure 8 (Lemma 4.5; docs/THEORY.md §2.2): one row of three panels per regime.
 
-    Parameters
-    ----------
-    config : Config
-
-    Returns
-    -------
-    dict, for ``figures.output.render``.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     rows = len(config.regimes)
     return dict(nrows=rows, ncols=3, figsize=(13, 4.6 * rows), squeeze=False, gridspec_kw={"hspace": 0.6})
@@ -275,10 +269,7 @@ def SUBPLOTS(config: Config) -> dict:
 def draw(fig, axes, data: dict, config: Config) -> None:
     """Draw the computed ``data`` of Figure 8 on the axes made with ``SUBPLOTS`` (Lemma 4.5; docs/THEORY.md §2.2).
 
-    Parameters
-    ----------
-    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
-    data : dict, ``compute``'s output; config : Config.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     for row, regime in zip(axes, config.regimes):
         title = f"{regime}: {prediction_text(data[regime]['prediction'])}"
@@ -290,13 +281,6 @@ def make(
 ) -> dict[str, Path]:
     """Compute (cached under ``out_dir/.cache``) and save Figure 8 (Lemma 4.5; docs/THEORY.md §2.2): PNG, PDF, JSON data, caption.
 
-    Parameters
-    ----------
-    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
-    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
-
-    Returns
-    -------
-    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

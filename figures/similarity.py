@@ -176,13 +176,7 @@ def caption(config: Config, data: dict) -> str:
 def SUBPLOTS(config: Config) -> dict:
     """Keyword arguments of ``plt.subplots`` for Figure 7 (docs/THEORY.md §3).
 
-    Parameters
-    ----------
-    config : Config
-
-    Returns
-    -------
-    dict, for ``figures.output.render``.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     return dict(nrows=len(config.lrs), ncols=2, figsize=(8.5, 4.2 * len(config.lrs)), squeeze=False)
 
@@ -190,10 +184,7 @@ def SUBPLOTS(config: Config) -> dict:
 def draw(fig, axes, data: dict, config: Config) -> None:
     """Draw the computed ``data`` of Figure 7 on the axes made with ``SUBPLOTS`` (docs/THEORY.md §3).
 
-    Parameters
-    ----------
-    fig, axes : the matplotlib figure and axes of ``plt.subplots(**SUBPLOTS(config))``.
-    data : dict, ``compute``'s output; config : Config.
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     for row, lr in zip(axes, config.lrs):
         d = data[f"lr={lr:g}"]
@@ -207,13 +198,6 @@ def make(
 ) -> dict[str, Path]:
     """Compute (cached under ``out_dir/.cache``) and save Figure 7 (docs/THEORY.md §3): PNG, PDF, JSON data, caption.
 
-    Parameters
-    ----------
-    out_dir : folder of the files; quick : bool, the quick preset, else the full one; seed : int;
-    force : bool, recompute cached entries; config : Config, optional, overrides the preset.
-
-    Returns
-    -------
-    dict of Path, the ``png``, ``pdf``, ``json`` and ``txt`` files (``figures.output.render``).
+    One step of the figure protocol, documented at ``figures.output.render``.
     """
     return render(sys.modules[__name__], out_dir, quick, seed, force=force, config=config)

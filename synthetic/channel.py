@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.linear.fit import check_variant, fit_variant, update_from
+from synthetic.linear.fit import fit_variant, update_from
+from synthetic.linear.task import check_linear_call
 from theory.variants import check_q_bits
 from synthetic.mlp.task import check_mlp_call
 from synthetic.mlp.learners import _fit_from_shared_init
@@ -51,7 +52,7 @@ from synthetic.mlp.task import _sample_trials
 from synthetic.mlp.train import LOSSES as MLP_LOSSES
 from synthetic.mlp.train import evaluate, factor_names
 from synthetic.quantize import quantize
-from theory.validation import Array, as_int, as_rank, as_real
+from theory.validation import Array, as_int, as_real
 
 
 def adapted_shift_rms(task: LinearTask | MLPTask) -> float:
@@ -134,9 +135,7 @@ def _common(n: Any, trials: Any, q_bits: Any, seed: Any) -> tuple[int, int, int 
 
 def _linear(task: LinearTask, variant: str, rank: int | None, n: int, trials: int, tau: float,
             loss: str, q_bits: int | None, seed: int) -> dict[str, np.ndarray]:
-    variant = check_variant(variant)
-    if variant != "full" or rank is not None:
-        rank = as_rank(rank, task.d_in, task.d_out)
+    task, variant, rank = check_linear_call(task, variant, rank)
     n, trials, q_bits, seed = _common(n, trials, q_bits, seed)
     if loss not in LINEAR_LOSSES:
         raise ValueError(f"loss {loss!r} is not one of 'population', 'clipped' for a LinearTask")

@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.linear.fit import (
-    check_variant,
-    fit_variant,
-    _frozen_factor,
-    update_from,
-)
-from synthetic.linear.task import (  # noqa: F401 - the task is part of this module's interface
+from synthetic.linear.fit import _frozen_factor, fit_variant, update_from
+from synthetic.linear.task import (
+    check_linear_call,  # noqa: F401 - the task is part of this module's interface
     STREAM_FROZEN,
     STREAM_FROZEN_SHARED,
     STREAM_NOISE,
@@ -36,7 +32,7 @@ from synthetic.quantize import SCALE_BITS, quantize
 from synthetic.linear.suffstats import _fit_and_losses, _sample_sufficient_statistics
 from synthetic.streams import STREAM_SUFFICIENT
 from theory.validation import Array, as_array, as_int, as_rank, as_real, check_memory
-from theory.variants import FROZEN_FACTOR, check_q_bits, param_count
+from theory.variants import FROZEN_FACTOR, check_q_bits, check_variant, param_count
 
 LOSSES = ("population", "clipped")
 #: How ``linear_trial_losses`` draws a training set: the data itself, or its sufficient statistics.
@@ -284,10 +280,7 @@ def linear_trial_losses(
         flattened in the order A, B; quantized if ``q_bits``), ``update`` (trials, d_out, d_in)
         and ``frozen`` (trials, ...) for ``b_only``/``a_only``.
     """
-    task = as_linear_task(task)
-    variant = check_variant(variant)
-    if variant != "full" or rank is not None:
-        rank = as_rank(rank, task.d_in, task.d_out)
+    task, variant, rank = check_linear_call(task, variant, rank)
     n = as_int(n, "n", minimum=1)
     trials = as_int(trials, "trials", minimum=1)
     check_memory(n * (task.d_in + task.d_out), "n", n, "one training set of n samples")

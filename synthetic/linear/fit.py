@@ -32,7 +32,7 @@ import torch
 
 from synthetic.linear.lstsq import lstsq_batched, solve_lstsq, xy_arrays
 from theory.random import _haar_stiefel
-from theory.variants import INITS, VARIANTS, check_init, check_variant  # noqa: F401 - used here and re-exported
+from theory.variants import check_init
 from theory.validation import (
     COND_WARN,
     Array,

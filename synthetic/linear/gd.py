@@ -27,11 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from synthetic.linear.engine import _frozen_factors, _population_losses, _sample_training_sets, as_linear_task
-from synthetic.linear.fit import _frozen_factor, check_variant, fit_variant, update_from
-from synthetic.linear.task import LinearTask
+from synthetic.linear.engine import _frozen_factors, _population_losses, _sample_training_sets
+from synthetic.linear.fit import _frozen_factor, fit_variant, update_from
+from theory.variants import check_variant
+from synthetic.linear.task import LinearTask, check_linear_call
 from synthetic.streams import STREAM_FROZEN, stream_rng
-from theory.validation import Array, as_array, as_int, as_rank, as_real, check_memory
+from theory.validation import Array, as_array, as_int, as_real, check_memory
 
 
 @dataclass(frozen=True)
@@ -226,10 +227,7 @@ def gd_vs_closed_form(
         (the absolute distance where ``M_cf = 0``), and the norms ``gd_norm``, ``cf_norm``
         (``‖M‖_F``).
     """
-    task = as_linear_task(task)
-    variant = check_variant(variant)
-    if variant != "full" or rank is not None:
-        rank = as_rank(rank, task.d_in, task.d_out)
+    task, variant, rank = check_linear_call(task, variant, rank)
     n = as_int(n, "n", minimum=1)
     trials = as_int(trials, "trials", minimum=1)
     seed = as_int(seed, "seed", minimum=0)

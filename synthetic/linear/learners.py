@@ -13,13 +13,13 @@ import numpy as np
 
 from synthetic.learner_checks import check_eval_points, check_levels
 from theory.variants import check_q_bits
-from synthetic.linear.engine import _frozen_factors, _sample_training_sets, as_linear_task
-from synthetic.linear.fit import check_variant, fit_variant, update_from
-from synthetic.linear.task import LinearTask
+from synthetic.linear.engine import _frozen_factors, _sample_training_sets
+from synthetic.linear.fit import fit_variant, update_from
+from synthetic.linear.task import LinearTask, check_linear_call
 from synthetic.quantize import quantize
 from synthetic.streams import STREAM_SELECTOR, SUPERSAMPLE_TRIAL_OFFSET, stream_rng
 from synthetic.supersample import Supersample, discretize
-from theory.validation import Array, as_int, as_rank, check_memory
+from theory.validation import Array, as_int, check_memory
 
 
 def _clipped_sample_losses(x: Array, y: Array, m: Array, clip: float) -> Array:
@@ -82,10 +82,7 @@ def linear_supersample(
     synthetic.Supersample
         losses (k_z, k_u, eval_points, 2) in ``[0, 1]``; selectors (k_z, k_u, eval_points).
     """
-    task = as_linear_task(task)
-    variant = check_variant(variant)
-    if variant != "full" or rank is not None:
-        rank = as_rank(rank, task.d_in, task.d_out)
+    task, variant, rank = check_linear_call(task, variant, rank)
     n = as_int(n, "n", minimum=1)
     k_z = as_int(k_z, "k_z", minimum=2)
     k_u = as_int(k_u, "k_u", minimum=1)

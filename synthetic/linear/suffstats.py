@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic.linear.fit import check_variant, _top_eigenvectors, update_from
+from synthetic.linear.fit import _top_eigenvectors, update_from
 from synthetic.linear.lstsq import _gram_solve
 from synthetic.quantize import quantize
-from synthetic.streams import STREAM_SUFFICIENT
 from theory.validation import Array
 
 
@@ -89,7 +88,6 @@ def _fit_variant_gram(
     gram : (T, d_in, d_in); cross : (T, d_in, d_out); frozen : A (T, r, d_in) for ``b_only``, B
     (T, d_out, r) for ``a_only``; n : samples per training set; ridge : ``λ >= 0``.
     """
-    variant = check_variant(variant)
     if variant == "b_only":
         a = frozen
         system = a @ gram @ np.swapaxes(a, 1, 2)

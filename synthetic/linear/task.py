@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from synthetic.linear.fit import check_init
+from theory.variants import check_init, check_variant
 from synthetic.streams import (  # noqa: F401 - the linear streams, re-exported with the task
     STREAM_FROZEN,
     STREAM_FROZEN_SHARED,
@@ -266,3 +266,14 @@ def as_linear_task(task: object) -> LinearTask:
     if not isinstance(task, LinearTask):
         raise ValueError(f"task must be a LinearTask, got {type(task).__name__}")
     return task
+
+
+def check_linear_call(task: object, variant: object, rank: object) -> tuple[LinearTask, str, int | None]:
+    """The (task, variant, rank) of a linear-task call, checked: a ``LinearTask``, a variant of
+    ``theory.variants.VARIANTS`` and ``1 <= rank <= min(d_in, d_out)``; ``rank`` may be None for
+    ``full`` (which has no rank). The linear twin of ``synthetic.mlp.task.check_mlp_call``."""
+    task = as_linear_task(task)
+    variant = check_variant(variant)
+    if variant != "full" or rank is not None:
+        rank = as_rank(rank, task.d_in, task.d_out)
+    return task, variant, rank

@@ -43,8 +43,7 @@ from synthetic.mlp.backprop import ACTIVATIONS, AdapterNet, FlatAdam, _activate_
 from synthetic.mlp import kernel as mlp_kernel
 from synthetic.mlp.kernel import FusedTrainer
 from theory.random import _haar_stiefel
-from theory.variants import INITS, VARIANTS, check_init, check_variant  # noqa: F401 - re-exported
-from theory.validation import Array, as_generator, as_int, as_real
+from theory.validation import Array, as_int, as_real
 
 KINDS = ("classification", "regression")
 #: Evaluation losses per task kind; ``zero_one`` has range [0, 1], ``clipped`` [0, clip].

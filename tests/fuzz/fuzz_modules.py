@@ -7,13 +7,12 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from hypothesis import strategies as st
 
 import synthetic
 from synthetic import sweep, sweep_grid
-from tests.fuzz.fuzz_specs import COUNT, SEED, Arg, Spec
-from tests.fuzz.fuzz_values import OK, RAISE, Bad, bad_ints, bad_names, bad_objects, bad_reals
+from tests.fuzz.fuzz_specs import Arg, Spec
+from tests.fuzz.fuzz_values import OK, RAISE, Bad, bad_ints, bad_names, bad_reals
 
 TASK = synthetic.LinearTask(d_in=4, d_out=4, spectrum="powerlaw:1", delta_rank=2, n_test=16)
 POINT = sweep.SweepPoint(task=TASK, variant="b_only", rank=2, n=6, trials=2, loss="population", seed=0)

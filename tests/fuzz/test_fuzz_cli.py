@@ -277,29 +277,6 @@ BAD_GRID_FILES = [
 ]
 
 
-def _status_and_err(argv, capsys):
-    try:
-        status = main(_parse(argv))
-    except SystemExit as exc:
-        status = exc.code
-    captured = capsys.readouterr()
-    return status, captured.err, captured.out
-
-
-@pytest.mark.parametrize(("data", "names"), BAD_GRID_FILES)
-def test_malformed_grid_file_is_one_line_naming_the_file_and_the_key(data, names, tmp_path, capsys):
-    """A grid file that is not UTF-8, not JSON, not a JSON object, or has a key of the wrong type or an
-    unknown key: exit status 2 and one error line on stderr naming the file and the key (or saying
-    'not UTF-8 JSON'), before any point runs; ``read_grid`` and ``Grid`` raise ValueError naming it."""
-    path = tmp_path / "my grid.json"
-    path.write_bytes(data)
-    status, err, out = _status_and_err(["--grid", str(path)], capsys)
-    assert status == 2 and err.count("\n") == 1 and out == "", err
-    assert f"--grid {str(path)!r}" in err and names in err, err
-    with pytest.raises(ValueError, match="grid file|task_fields|variants|ranks|n\\[0\\]|trials|q_bits|loss|preset"):
-        Grid(**read_grid(path)).points()
-
-
 @pytest.mark.parametrize(("data", "names"), BAD_GRID_FILES)
 def test_malformed_grid_file_is_one_line_naming_the_file_and_the_key(data, names, tmp_path):
     """A grid file that is not UTF-8, not JSON, not a JSON object, or has a key of the wrong type or an

@@ -6,8 +6,8 @@ from hypothesis import given
 from numpy.testing import assert_allclose
 
 import theory
+from theory.variants import INITS
 from synthetic.linear.fit import (
-    INITS,
     fit_a_only,
     fit_b_only,
     fit_full,

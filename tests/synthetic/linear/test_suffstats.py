@@ -13,8 +13,8 @@ from numpy.testing import assert_allclose
 
 from synthetic.linear.fit import fit_variant, update_from
 from synthetic.linear.engine import LinearTask, frozen_factors, linear_trial_losses, sample_training_sets, stream_rng
+from synthetic.streams import STREAM_SUFFICIENT
 from synthetic.linear.suffstats import (
-    STREAM_SUFFICIENT,
     _fit_variant_gram,
     _sample_sufficient_statistics,
     _train_losses_gram,

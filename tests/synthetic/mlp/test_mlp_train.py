@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 
 from synthetic.mlp.engine import MLPTask, mlp_trial_losses, network_outputs, sample_data, trial_streams
 from synthetic.mlp.backprop import AdapterNet, FlatAdam, _output_gradient
+from theory.variants import INITS, VARIANTS
 from synthetic.mlp.train import (
-    INITS,
-    VARIANTS,
     evaluate,
     factor_names,
     forward,
