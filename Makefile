@@ -24,11 +24,14 @@ figures: $(STAMP)
 figures-full: $(STAMP)
 	$(VENV)/bin/lora-asym figures --full --out figures/out
 
+# Every core: pytest-xdist runs the tests in one worker process per core (JOBS=1 for one process).
+JOBS ?= auto
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(JOBS) --durations=25
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m ''
+	$(PY) -m pytest -q -n $(JOBS) -m ''
 
 clean:
 	rm -rf $(VENV) figures/out .pytest_cache .hypothesis

@@ -19,10 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import theory
-from figures.cache import memo
+from figures.parallel import Unit, run_units
 from figures.output import render
 
 NAME = "asymmetry_gap"
@@ -130,29 +129,32 @@ def point(config: Config, kind: str, d: int, seed: int) -> dict[str, np.ndarray]
     }
 
 
+def units(config: Config, seed: int) -> list[Unit]:
+    """One unit per (spectrum, d): its ``point`` (the figure's cache entries; ``figures.parallel``)."""
+    return [Unit(NAME, {"config": asdict(config), "kind": kind, "d": d, "seed": seed}, point, (config, kind, d, seed))
+            for kind in SPECTRA for d in config.dims]
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """All points, as ``{spectrum: {quantity: (len(dims),)}}`` plus ``d_over_r``.
 
-    ``point`` per (spectrum, d), cached with ``figures.cache.memo`` (Section 4.1.1 and Theorem 4.3
-    of Zhu et al.; docs/THEORY.md §1.6).
+    ``point`` per (spectrum, d) (Section 4.1.1 and Theorem 4.3 of Zhu et al.; docs/THEORY.md §1.6):
+    the results of ``units``, cached (``figures.parallel.run_units``).
 
     Parameters
     ----------
     config : Config; seed : int.
-    cache_dir : Path or None, where ``memo`` keeps results; force : bool, recompute them.
+    cache_dir : Path or None, where results are cached; force : bool, recompute them.
 
     Returns
     -------
     dict
     """
+    results = iter(run_units(units(config, seed), cache_dir, force=force, desc=f"{NAME}: Haar draws per (Σ, d)"))
     out: dict = {"d_over_r": np.array(config.dims) / config.rank}
-    jobs = [(k, d) for k in SPECTRA for d in config.dims]
-    rows: dict = {k: [] for k in SPECTRA}
-    for kind, d in tqdm(jobs, desc=f"{NAME}: Haar draws per (Σ, d)", leave=False):
-        params = {"config": asdict(config), "kind": kind, "d": d, "seed": seed}
-        rows[kind].append(memo(cache_dir, NAME, params, lambda: point(config, kind, d, seed), force=force))
     for kind in SPECTRA:
-        out[kind] = {q: np.array([row[q] for row in rows[kind]]) for q in rows[kind][0]}
+        rows = [next(results) for _ in config.dims]
+        out[kind] = {q: np.array([row[q] for row in rows]) for q in rows[0]}
     return out
 
 

@@ -23,10 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import theory
-from figures.cache import memo
+from figures.parallel import Unit, run_units
 from figures.output import render
 from synthetic.linear.engine import LinearTask
 
@@ -196,11 +195,21 @@ def random_orientation_column(config: Config, alpha: float, seed: int) -> dict[s
     return {key: np.array(value) for key, value in arrays.items()}
 
 
+def units(config: Config, seed: int) -> list[Unit]:
+    """A unit per (alignment, α) cell, row by row, then one per α of the random-orientation row (the
+    figure's cache entries; ``figures.parallel``)."""
+    cells = [Unit(NAME, {"config": asdict(config), "alpha": alpha, "alignment": al, "seed": seed}, cell,
+                  (config, alpha, al, seed)) for al in config.alignments for alpha in config.alphas]
+    row = [Unit(NAME, {"config": asdict(config), "alpha": alpha, "alignment": RANDOM_LABEL, "seed": seed},
+                random_orientation_column, (config, alpha, seed)) for alpha in config.alphas]
+    return cells + row
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """The alignment grid and the random-orientation row, one cache entry per cell and per column.
 
     ``cell`` per (α, alignment) and ``random_orientation_column`` per α (docs/THEORY.md §1.5–§1.6,
-    §1b.3), cached with ``figures.cache.memo``.
+    §1b.3): the results of ``units``, cached (``figures.parallel.run_units``).
 
     Parameters
     ----------
@@ -212,24 +221,17 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
     alignment; ``random_gap``, ``random_gap_se`` (a,) measured and ``predicted_gap``,
     ``predicted_gap_se`` (a,) = ``f(Σ, r) − r/d_out`` for Δ of random orientation.
     """
-    grid = [(i, j) for i in range(len(config.alignments)) for j in range(len(config.alphas))]
-    gap = np.empty((len(config.alignments), len(config.alphas)))
-    se = np.empty_like(gap)
-    for i, j in tqdm(grid, desc=f"{NAME}: Monte Carlo per (α, alignment)", leave=False):
-        al, alpha = config.alignments[i], config.alphas[j]
-        params = {"config": asdict(config), "alpha": alpha, "alignment": al, "seed": seed}
-        out = memo(cache_dir, NAME, params, lambda: cell(config, alpha, al, seed), force=force)
-        gap[i, j], se[i, j] = out["gap"], out["gap_se"]
-    row = {key: np.empty(len(config.alphas)) for key in ("gap", "gap_se", "predicted", "predicted_se")}
-    for j, alpha in enumerate(tqdm(config.alphas, desc=f"{NAME}: random-orientation Δ per α", leave=False)):
-        params = {"config": asdict(config), "alpha": alpha, "alignment": RANDOM_LABEL, "seed": seed}
-        out = memo(cache_dir, NAME, params, lambda: random_orientation_column(config, alpha, seed), force=force)
-        for key in row:
-            row[key][j] = out[key]
+    results = run_units(units(config, seed), cache_dir, force=force, desc=f"{NAME}: Monte Carlo per cell")
+    shape = (len(config.alignments), len(config.alphas))
+    cells, row = results[: shape[0] * shape[1]], results[shape[0] * shape[1]:]
     return {
-        "alphas": np.array(config.alphas), "alignments": np.array(config.alignments), "gap": gap, "gap_se": se,
-        "random_gap": row["gap"], "random_gap_se": row["gap_se"],
-        "predicted_gap": row["predicted"], "predicted_gap_se": row["predicted_se"],
+        "alphas": np.array(config.alphas), "alignments": np.array(config.alignments),
+        "gap": np.array([float(c["gap"]) for c in cells]).reshape(shape),
+        "gap_se": np.array([float(c["gap_se"]) for c in cells]).reshape(shape),
+        "random_gap": np.array([float(c["gap"]) for c in row]),
+        "random_gap_se": np.array([float(c["gap_se"]) for c in row]),
+        "predicted_gap": np.array([float(c["predicted"]) for c in row]),
+        "predicted_gap_se": np.array([float(c["predicted_se"]) for c in row]),
     }
 
 

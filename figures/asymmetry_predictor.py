@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
-from tqdm.auto import tqdm
 
-from figures.cache import memo
+from figures.parallel import Unit, run_units
 from figures.output import render
 from synthetic.mlp.advantage import measure_advantage
 from synthetic.mlp.geometry import predict_asymmetry
@@ -146,10 +145,17 @@ def point(config: Config, row: dict, seed: int) -> dict[str, np.ndarray]:
     }
 
 
+def units(config: Config, seed: int) -> list[Unit]:
+    """One unit per row of ``GRID`` in ``config.points``: its ``point`` (the figure's cache entries;
+    ``figures.parallel``)."""
+    return [Unit(NAME, {"config": asdict(config), "row": GRID[i], "seed": seed}, point, (config, GRID[i], seed))
+            for i in config.points]
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """Per grid point: predicted and measured advantage; the sign agreement and Spearman correlation.
 
-    ``point`` per row of ``GRID`` in ``config.points``, cached with ``figures.cache.memo``, then
+    ``point`` per row of ``GRID`` in ``config.points`` (the results of ``units``, cached), then
     ``agreement`` (docs/THEORY.md §1b.5–§1b.6).
 
     Parameters
@@ -162,10 +168,8 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
         ``points`` (one record each), ``sign_agreement`` and ``spearman``.
     """
     rows = [GRID[i] for i in config.points]
-    results = []
-    for row in tqdm(rows, desc=f"{NAME}: predicting and training per configuration", leave=False):
-        params = {"config": asdict(config), "row": row, "seed": seed}
-        results.append(memo(cache_dir, NAME, params, lambda: point(config, row, seed), force=force))
+    results = run_units(units(config, seed), cache_dir, force=force,
+                        desc=f"{NAME}: predicting and training per configuration")
     points = [{"config": row, "predicted_advantage": float(r["predicted"]),
                "predicted_stderr": float(r["predicted_se"]), "measured_advantage": float(r["measured"]),
                "measured_stderr": float(r["measured_se"]),

@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import theory
-from figures.cache import memo
+from figures.parallel import Unit, run_units
 from figures.output import render
 
 NAME = "asymmetry_vs_rank"
@@ -112,26 +111,29 @@ def panel(config: Config, name: str, eig: np.ndarray, seed: int) -> dict[str, np
     return {k: np.array(v) / energy for k, v in rows.items()}
 
 
+def units(config: Config, seed: int) -> list[Unit]:
+    """One unit per spectrum of ``spectra``: its ``panel`` (the figure's cache entries; ``figures.parallel``)."""
+    return [Unit(NAME, {"config": asdict(config), "spectrum": name, "seed": seed}, panel, (config, name, eig, seed))
+            for name, eig in spectra(config).items()]
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """``ranks`` (k,) and, per spectrum name, ``{variant: (k,)}`` plus ``b_only_se`` (k,).
 
-    ``panel`` per spectrum of ``spectra`` (Section 4.1 of Zhu et al.; docs/THEORY.md §1.3–§1.5), cached with
-    ``figures.cache.memo``.
+    ``panel`` per spectrum of ``spectra`` (Section 4.1 of Zhu et al.; docs/THEORY.md §1.3–§1.5): the
+    results of ``units``, cached (``figures.parallel.run_units``).
 
     Parameters
     ----------
     config : Config; seed : int.
-    cache_dir : Path or None, where ``memo`` keeps results; force : bool, recompute them.
+    cache_dir : Path or None, where results are cached; force : bool, recompute them.
 
     Returns
     -------
     dict
     """
-    out: dict = {"ranks": np.array(config.ranks)}
-    for name, eig in tqdm(spectra(config).items(), desc=f"{NAME}: Monte Carlo over Haar A", leave=False):
-        params = {"config": asdict(config), "spectrum": name, "seed": seed}
-        out[name] = memo(cache_dir, NAME, params, lambda: panel(config, name, eig, seed), force=force)
-    return out
+    results = run_units(units(config, seed), cache_dir, force=force, desc=f"{NAME}: Monte Carlo over Haar A")
+    return {"ranks": np.array(config.ranks), **dict(zip(spectra(config), results))}
 
 
 def plot(data: dict, ax=None):

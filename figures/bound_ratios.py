@@ -24,10 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import bounds
-from figures.cache import memo
+from figures.parallel import Unit, run_units
 from figures.checks import T_INTERVAL, bound_check, caption_sentence
 from figures.output import render
 from synthetic.linear.engine import LinearTask
@@ -143,13 +142,19 @@ def ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int, rng: np.ran
     return float(num.mean() / den.mean()), float(low), float(high)
 
 
+def units(config: Config, seed: int) -> list[Unit]:
+    """One unit per ``d_out``: its ``point`` (the figure's cache entries; ``figures.parallel``)."""
+    return [Unit(NAME, {"config": asdict(config), "d_out": d_out, "seed": seed, "format": 2}, point,
+                 (config, d_out, seed)) for d_out in config.d_outs]
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """Bound ratios, measured gap ratios with intervals, parameter ratios; per variant the mean
     clipped-loss gap with its interval, the stored bits and the Lemma 4.5 bound on that loss
     (``lemma45_v``, same units as the gap); each (len(d_outs),).
 
     Bound ratios from ``bounds.lora_mi_bound`` (Lemma 4.5, ``σ = 1/2``; units cancel), gap ratios from
-    ``point`` (cached with ``figures.cache.memo``) and ``ratio_interval``; Lemma 4.5 on the clipped
+    ``point`` (the results of ``units``, cached) and ``ratio_interval``; Lemma 4.5 on the clipped
     loss counts every stored bit, ``σ = c/2`` (docs/THEORY.md §2.2).
 
     Parameters
@@ -162,9 +167,8 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 6]))
     rows: dict[str, list[float]] = {}
-    for d_out in tqdm(config.d_outs, desc=f"{NAME}: measuring gaps per layer shape", leave=False):
-        params = {"config": asdict(config), "d_out": d_out, "seed": seed, "format": 2}
-        gaps = memo(cache_dir, NAME, params, lambda: point(config, d_out, seed), force=force)
+    results = run_units(units(config, seed), cache_dir, force=force, desc=f"{NAME}: measuring gaps per layer shape")
+    for d_out, gaps in zip(config.d_outs, results):
         clip = config.clip_per_output * d_out
         layer = [(d_out, config.d_in)]
         bound = {v: bounds.lora_mi_bound(v, layer, config.rank, config.q_bits, 0.5, config.n) for v in VARIANTS}

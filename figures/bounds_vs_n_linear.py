@@ -43,7 +43,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from figures.bounds_vs_n_common import (
     assemble,
@@ -55,7 +54,7 @@ from figures.bounds_vs_n_common import (
     summary,
     supersample_point,
 )
-from figures.cache import memo
+from figures.parallel import Unit, run_units
 from figures.output import render
 from synthetic.channel import adapted_shift_rms
 from synthetic.linear.learners import linear_supersample
@@ -123,11 +122,38 @@ def task(config: Config) -> LinearTask:
     )
 
 
+def channel_unit(config: Config, variant: str, n: int, seed: int) -> dict[str, np.ndarray]:
+    """``channel_point`` of ``variant`` at ``n`` on the clipped loss in units of ``c``, with
+    ``τ = tau_rel ·`` the RMS entry of ``Δ`` (Section 4.2 of Zhu et al.; docs/THEORY.md §2.3–§2.5)."""
+    t = task(config)
+    return channel_point(t, variant, config.rank, n, config.trials, tau=config.tau_rel * adapted_shift_rms(t),
+                         loss="clipped", scale=config.clip, q_bits=config.q_bits, n_boot=config.n_boot, seed=seed,
+                         rng=point_rng(seed, VARIANTS.index(variant), n, 0))
+
+
+def cmi_unit(config: Config, variant: str, n: int, seed: int) -> dict[str, np.ndarray]:
+    """``supersample_point`` of ``synthetic.linear_supersample``'s discretized loss for ``variant``
+    at ``n`` (docs/THEORY.md §2.6)."""
+    ss = linear_supersample(task(config), variant, config.rank, n, config.k_z, config.k_u, q_bits=config.q_bits,
+                            levels=config.levels, eval_points=min(config.eval_points, n), seed=seed)
+    return supersample_point(ss, config.n_boot, point_rng(seed, VARIANTS.index(variant), n, 1))
+
+
+def units(config: Config, seed: int) -> list[Unit]:
+    """Per (variant, n): a ``channel_unit`` and a ``cmi_unit`` (the figure's cache entries; ``figures.parallel``)."""
+    out = []
+    for variant in VARIANTS:
+        for n in config.ns:
+            params = {"config": asdict(config), "variant": variant, "n": n, "seed": seed}
+            out += [Unit(f"{NAME}-channel", params, channel_unit, (config, variant, n, seed)),
+                    Unit(f"{NAME}-cmi", params, cmi_unit, (config, variant, n, seed))]
+    return out
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """Per variant, every gap and bound over ``config.ns``; plus ``n`` and ``tau``.
 
-    Per (variant, n): ``channel_point`` on the clipped loss in units of ``c`` and ``supersample_point``
-    on ``synthetic.linear_supersample``'s discretized loss, each cached with ``figures.cache.memo``, then
+    Per (variant, n): ``channel_unit`` and ``cmi_unit`` (the results of ``units``, cached), then
     ``assemble`` (``figures.bounds_vs_n_common``; Section 4.2 of Zhu et al.; docs/THEORY.md §2).
     ``τ = tau_rel ·`` the RMS entry of ``Δ`` (``synthetic.channel.adapted_shift_rms``).
 
@@ -140,25 +166,12 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
     dict
         ``n`` (len(ns),), ``tau`` (0-d), and per variant the arrays of ``assemble``.
     """
-    t = task(config)
-    tau = config.tau_rel * adapted_shift_rms(t)
-    jobs = [(v, n) for v in VARIANTS for n in config.ns]
-    channel: dict[str, list] = {v: [] for v in VARIANTS}
-    cmi: dict[str, list] = {v: [] for v in VARIANTS}
-    for variant, n in tqdm(jobs, desc=f"{NAME}: channel trials and supersamples per (variant, n)", leave=False):
-        i = VARIANTS.index(variant)
-        params = {"config": asdict(config), "variant": variant, "n": n, "seed": seed}
-        channel[variant].append(memo(cache_dir, f"{NAME}-channel", params, lambda: channel_point(
-            t, variant, config.rank, n, config.trials, tau=tau, loss="clipped", scale=config.clip,
-            q_bits=config.q_bits, n_boot=config.n_boot, seed=seed, rng=point_rng(seed, i, n, 0),
-        ), force=force))
-        cmi[variant].append(memo(cache_dir, f"{NAME}-cmi", params, lambda: supersample_point(linear_supersample(
-            t, variant, config.rank, n, config.k_z, config.k_u, q_bits=config.q_bits, levels=config.levels,
-            eval_points=min(config.eval_points, n), seed=seed,
-        ), config.n_boot, point_rng(seed, i, n, 1)), force=force))
-    out: dict = {"n": np.array(config.ns), "tau": np.array(tau)}
+    results = iter(run_units(units(config, seed), cache_dir, force=force,
+                             desc=f"{NAME}: channel trials and supersamples per (variant, n)"))
+    out: dict = {"n": np.array(config.ns), "tau": np.array(config.tau_rel * adapted_shift_rms(task(config)))}
     for v in VARIANTS:
-        out[v] = assemble(config.ns, channel[v], cmi[v])
+        pairs = [(next(results), next(results)) for _ in config.ns]
+        out[v] = assemble(config.ns, [c for c, _ in pairs], [m for _, m in pairs])
     return out
 
 

@@ -38,8 +38,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from figures.bounds_vs_n_common import (
     assemble,
@@ -51,7 +49,7 @@ from figures.bounds_vs_n_common import (
     summary,
     supersample_point,
 )
-from figures.cache import memo
+from figures.parallel import Unit, run_units
 from figures.output import render
 from synthetic.channel import adapted_shift_rms
 from synthetic.mlp.learners import mlp_supersample
@@ -118,13 +116,39 @@ def task(config: Config) -> MLPTask:
     )
 
 
+def channel_unit(config: Config, variant: str, n: int, seed: int) -> dict[str, np.ndarray]:
+    """``channel_point`` of ``variant`` at ``n`` on the 0-1 loss, with ``τ = tau_rel ·`` the RMS
+    entry of ``Δ`` (Section 4.2 of Zhu et al.; docs/THEORY.md §2.3–§2.5)."""
+    t = task(config)
+    return channel_point(t, variant, config.rank, n, config.trials, tau=config.tau_rel * adapted_shift_rms(t),
+                         loss="zero_one", scale=1.0, q_bits=config.q_bits, n_boot=config.n_boot, seed=seed,
+                         rng=point_rng(seed, VARIANTS.index(variant), n, 0))
+
+
+def cmi_unit(config: Config, variant: str, n: int, seed: int) -> dict[str, np.ndarray]:
+    """``supersample_point`` of ``synthetic.mlp_supersample`` for ``variant`` at ``n`` (docs/THEORY.md §2.6)."""
+    ss = mlp_supersample(task(config), variant, config.rank, n, config.k_z, config.k_u, q_bits=config.q_bits,
+                         eval_points=min(config.eval_points, n), seed=seed)
+    return supersample_point(ss, config.n_boot, point_rng(seed, VARIANTS.index(variant), n, 1))
+
+
+def units(config: Config, seed: int) -> list[Unit]:
+    """Per (variant, n): a ``channel_unit`` and a ``cmi_unit`` (the figure's cache entries; ``figures.parallel``)."""
+    out = []
+    for variant in VARIANTS:
+        for n in config.ns:
+            params = {"config": asdict(config), "variant": variant, "n": n, "seed": seed}
+            out += [Unit(f"{NAME}-channel", params, channel_unit, (config, variant, n, seed)),
+                    Unit(f"{NAME}-cmi", params, cmi_unit, (config, variant, n, seed))]
+    return out
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """Per variant, every gap and bound over ``config.ns``; plus ``n`` and ``tau``.
 
-    Per (variant, n): ``channel_point`` on the 0-1 loss and ``supersample_point`` on
-    ``synthetic.mlp_supersample``, each cached with ``figures.cache.memo``, then ``assemble``
-    (``figures.bounds_vs_n_common``; Section 4.2 of Zhu et al.; docs/THEORY.md §2). Torch runs on one
-    thread meanwhile.
+    Per (variant, n): ``channel_unit`` and ``cmi_unit`` (the results of ``units``, cached, each on
+    one torch thread), then ``assemble`` (``figures.bounds_vs_n_common``; Section 4.2 of Zhu et al.;
+    docs/THEORY.md §2).
 
     Parameters
     ----------
@@ -135,32 +159,12 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
     dict
         ``n`` (len(ns),), ``tau`` (0-d), and per variant the arrays of ``assemble``.
     """
-    t = task(config)
-    tau = config.tau_rel * adapted_shift_rms(t)
-    jobs = [(v, n) for v in VARIANTS for n in config.ns]
-    channel: dict[str, list] = {v: [] for v in VARIANTS}
-    cmi: dict[str, list] = {v: [] for v in VARIANTS}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small batched matmuls: extra threads only synchronise
-    try:
-        for variant, n in tqdm(jobs, desc=f"{NAME}: training channel trials and supersamples", leave=False):
-            i = VARIANTS.index(variant)
-            params = {"config": asdict(config), "variant": variant, "n": n, "seed": seed}
-            channel[variant].append(memo(cache_dir, f"{NAME}-channel", params, lambda: channel_point(
-                t, variant, config.rank, n, config.trials, tau=tau, loss="zero_one", scale=1.0,
-                q_bits=config.q_bits, n_boot=config.n_boot, seed=seed, rng=point_rng(seed, i, n, 0),
-            ), force=force))
-            cmi[variant].append(memo(cache_dir, f"{NAME}-cmi", params, lambda: supersample_point(
-                mlp_supersample(
-                    t, variant, config.rank, n, config.k_z, config.k_u, q_bits=config.q_bits,
-                    eval_points=min(config.eval_points, n), seed=seed,
-                ), config.n_boot, point_rng(seed, i, n, 1),
-            ), force=force))
-    finally:
-        torch.set_num_threads(threads)
-    out: dict = {"n": np.array(config.ns), "tau": np.array(tau)}
+    results = iter(run_units(units(config, seed), cache_dir, force=force,
+                             desc=f"{NAME}: training channel trials and supersamples"))
+    out: dict = {"n": np.array(config.ns), "tau": np.array(config.tau_rel * adapted_shift_rms(task(config)))}
     for v in VARIANTS:
-        out[v] = assemble(config.ns, channel[v], cmi[v])
+        pairs = [(next(results), next(results)) for _ in config.ns]
+        out[v] = assemble(config.ns, [c for c, _ in pairs], [m for _, m in pairs])
     return out
 
 

@@ -78,6 +78,37 @@ def cache_key(kind: str, params: Mapping) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+def entry_path(cache_dir: Path, kind: str, params: Mapping) -> Path:
+    """The file of the entry for ``(kind, params)``: ``cache_dir/kind-<cache_key>.npz`` (README.md,
+    "The command line")."""
+    return Path(cache_dir) / f"{kind}-{cache_key(kind, params)}.npz"
+
+
+def load_entry(path: Path) -> Arrays | None:
+    """The arrays of the entry at ``path``, or None when there is none; an entry that does not
+    load is reported (``CorruptCacheWarning``) and deleted, and None returned (module docstring)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        warnings.warn(f"cache entry {path} is corrupt ({exc}); recomputing", CorruptCacheWarning, stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def store_entry(path: Path, arrays: Mapping[str, np.ndarray]) -> Arrays:
+    """Write ``arrays`` as the entry at ``path``, atomically (its folder is created); returns them
+    as arrays (module docstring)."""
+    result = {k: np.asarray(v) for k, v in arrays.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **result)
+    write_atomic(path, buffer.getvalue())
+    return result
+
+
 def memo(
     cache_dir: Path | None,
     kind: str,
@@ -105,18 +136,6 @@ def memo(
     """
     if cache_dir is None:
         return compute()
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{kind}-{cache_key(kind, params)}.npz"
-    if path.exists() and not force:
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            warnings.warn(f"cache entry {path} is corrupt ({exc}); recomputing", CorruptCacheWarning, stacklevel=2)
-            path.unlink(missing_ok=True)
-    result = {k: np.asarray(v) for k, v in compute().items()}
-    buffer = io.BytesIO()
-    np.savez(buffer, **result)
-    write_atomic(path, buffer.getvalue())
-    return result
+    path = entry_path(cache_dir, kind, params)
+    cached = None if force else load_entry(path)
+    return cached if cached is not None else store_entry(path, compute())

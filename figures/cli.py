@@ -18,11 +18,16 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from figures import registry
+from tqdm.auto import tqdm
+
+from figures import parallel, registry
 from figures.checks import report_lines
 from synthetic.provenance import toolkit_version
 
 EXIT_USAGE = 2
+#: Exit status when the reader of standard output goes away (``lora-asym list | head -3``): 128 +
+#: SIGPIPE, what a shell reports for ``ls`` in ``ls | head``; nothing is printed.
+EXIT_BROKEN_PIPE = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,15 +58,30 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in registry.FIGURES]
     if unknown:
         _fail(f"unknown figure {unknown[0]!r}; run `lora-asym list` (known: {', '.join(registry.FIGURES)})")
+    if args.scheduler is not None and args.backend != "dask":
+        _fail(f"--scheduler needs --backend dask, got --backend {args.backend}")
     out = _writable_dir(args.out)
     mode = "full" if args.full else "quick"
-    for name in names:
-        start = time.perf_counter()
-        paths = registry.load(name).make(out, quick=not args.full, seed=args.seed, force=args.force)
-        print(f"{name} ({mode}, seed {args.seed}): {paths['png']} [{time.perf_counter() - start:.1f} s]")
-        checks = json.loads(Path(paths["json"]).read_text()).get("bound_checks", [])
-        for line in report_lines(name, checks):
-            print(line)
+    modules = {name: registry.load(name) for name in names}
+    configs = {name: m.Config.full() if args.full else m.Config.quick() for name, m in modules.items()}
+    # The heaviest figures come last in the registry: submitting them first keeps every worker busy.
+    plans = [(name, modules[name].units(configs[name], args.seed)) for name in reversed(names)]
+    backend = parallel.Backend("serial" if args.jobs == 1 and args.backend == "processes" else args.backend,
+                               args.jobs, args.scheduler, args.timeout)
+    start = time.perf_counter()
+
+    def draw(name: str, seconds: float) -> None:
+        paths = modules[name].make(out, quick=not args.full, seed=args.seed, config=configs[name])
+        lines = [f"{name} ({mode}, seed {args.seed}): {paths['png']} [{seconds:.1f} s of work; "
+                 f"done at {time.perf_counter() - start:.1f} s]"]
+        lines += report_lines(name, json.loads(Path(paths["json"]).read_text()).get("bound_checks", []))
+        for line in lines:
+            tqdm.write(line, file=sys.stdout)
+
+    try:
+        parallel.make_figures(plans, out / ".cache", draw, backend=backend, force=args.force)
+    except ValueError as exc:  # an unreachable scheduler, or workers that run other code
+        _fail(str(exc))
     return 0
 
 
@@ -87,6 +107,34 @@ def _seed(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
     return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_real(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _sweep_module():
@@ -168,6 +216,16 @@ def _add_figure_commands(sub) -> None:
     fig.add_argument("--out", default="figures/out", help="output folder (default: figures/out)")
     fig.add_argument("--seed", type=_seed, default=0, help="seed of every random draw (default: 0)")
     fig.add_argument("--force", action="store_true", help="recompute even what is cached under OUT/.cache")
+    fig.add_argument("--jobs", type=_positive, default=_cores(), metavar="N",
+                     help=f"units of work run at once: worker processes, or Dask workers of a local cluster "
+                          f"(default: the number of cores, {_cores()}); 1 runs them in this process")
+    fig.add_argument("--backend", choices=parallel.BACKENDS, default="processes",
+                     help="where units run: serial (this process), processes (--jobs local processes) or dask "
+                          "(a cluster at --scheduler, else a local one of --jobs workers) (default: processes)")
+    fig.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786 "
+                                                            "(with --backend dask)")
+    fig.add_argument("--timeout", type=_positive_real, default=10.0, metavar="SECONDS",
+                     help="seconds to wait for --scheduler to answer (default: 10)")
     fig.set_defaults(func=_cmd_figures)
 
     lst = sub.add_parser(
@@ -220,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lora-asym`` console script (README.md, "The command line").
 
     Sets ``MPLBACKEND=Agg`` and one BLAS/OpenMP thread unless already set, parses ``argv`` and runs
-    the subcommand; an interrupt exits with status 130, a usage error with 2.
+    the subcommand; an interrupt exits with status 130, a usage error with 2, and a closed
+    standard output (the reader of a pipe stopped early) quietly with 141, as ``ls | head`` does.
 
     Parameters
     ----------
@@ -235,12 +294,31 @@ def main(argv: list[str] | None = None) -> int:
     # than several competing ones on a loaded machine. Set before numpy loads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # torch: spinning threads on small ops stall on a loaded machine
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:  # --help, --version or a usage error: what argparse printed must reach the reader
+            sys.stdout.flush()
+            raise
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe fails here, not in the flush at exit
+        return status
     except KeyboardInterrupt:
         print("lora-asym: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """Standard output's reader has closed it: point stdout at the null device, so that the flush
+    at exit cannot fail again and print a traceback, and return ``EXIT_BROKEN_PIPE``."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout has no file descriptor (replaced in-process)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

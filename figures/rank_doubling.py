@@ -34,10 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from bounds import trainable_params
-from figures.cache import memo
+from figures.parallel import Unit, run_units
 from figures.checks import TWO_SE, bound_check, caption_sentence
 from figures.output import render
 from figures.rank_doubling_arms import ARMS, REGIMES, arm, lemma45, prediction, regime_task, setting, summarize
@@ -75,10 +74,25 @@ class Config:
         return cls(ranks=(1, 2, 4, 8), n=2048, trials=32, steps=1000)
 
 
+def units(config: Config, seed: int) -> list[Unit]:
+    """Per regime: one unit per (arm, rank), its ``arm``, then one for the predictor's ``prediction``
+    (the figure's cache entries; ``figures.parallel``)."""
+    out = []
+    for regime in config.regimes:
+        for variant, mult in ARMS:
+            for r in config.ranks:
+                params = {"config": asdict(config), "regime": regime, "variant": variant, "rank": mult * r,
+                          "seed": seed}
+                out.append(Unit(NAME, params, arm, (config, regime, variant, mult * r, seed)))
+        params = {"config": asdict(config), "regime": regime, "seed": seed}
+        out.append(Unit(f"{NAME}-prediction", params, prediction, (config, regime, seed)))
+    return out
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """Per regime and arm: test error, gap (means and s.e.), stored bits and the Lemma 4.5 bound on
     the 0-1 loss, each (len(ranks),), and ``test_trials`` (len(ranks), trials); per regime also the
-    predictor's ``prediction`` (Lemma 4.5; docs/THEORY.md §1b.5, §2.2). Cached with ``figures.cache.memo``.
+    predictor's ``prediction`` (Lemma 4.5; docs/THEORY.md §1b.5, §2.2). The results of ``units``, cached.
 
     Parameters
     ----------
@@ -88,20 +102,18 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
     -------
     dict
     """
+    results = iter(run_units(units(config, seed), cache_dir, force=force, desc=f"{NAME}: training MLP adapters"))
     out: dict = {"ranks": np.array(config.ranks)}
-    jobs = [(g, v, m, r) for g in config.regimes for v, m in ARMS for r in config.ranks]
-    rows: dict[tuple[str, str, str], list[float]] = {}
-    for regime, variant, mult, r in tqdm(jobs, desc=f"{NAME}: training MLP adapters", leave=False):
-        params = {"config": asdict(config), "regime": regime, "variant": variant, "rank": mult * r, "seed": seed}
-        res = memo(cache_dir, NAME, params, lambda: arm(config, regime, variant, mult * r, seed), force=force)
-        for name, value in summarize(res, lemma45(config, regime, variant, mult * r)).items():
-            rows.setdefault((regime, f"{variant}@{mult}r", name), []).append(np.asarray(value, dtype=float))
-    for (regime, arm_key, name), values in rows.items():
-        out.setdefault(regime, {}).setdefault(arm_key, {})[name] = np.array(values)
     for regime in config.regimes:
-        params = {"config": asdict(config), "regime": regime, "seed": seed}
-        pred = memo(cache_dir, f"{NAME}-prediction", params, lambda: prediction(config, regime, seed), force=force)
-        pred = {k: float(v) for k, v in pred.items()}
+        rows: dict[tuple[str, str], list[np.ndarray]] = {}
+        for variant, mult in ARMS:
+            for r in config.ranks:
+                res = next(results)
+                for name, value in summarize(res, lemma45(config, regime, variant, mult * r)).items():
+                    rows.setdefault((f"{variant}@{mult}r", name), []).append(np.asarray(value, dtype=float))
+        for (arm_key, name), values in rows.items():
+            out.setdefault(regime, {}).setdefault(arm_key, {})[name] = np.array(values)
+        pred = {k: float(v) for k, v in next(results).items()}
         pred["prefers"] = "b_only" if pred["b_only_fraction"] > pred["a_only_fraction"] else "a_only"
         out[regime]["prediction"] = pred
     return out

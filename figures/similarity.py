@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from figures.cache import memo
+from figures.parallel import Unit, run_units
 from figures.output import render
 from synthetic.mlp.engine import MLPTask
 from synthetic.mlp.similarity import similarity_grid
@@ -92,10 +91,16 @@ def grid(config: Config, lr: float, seed: int) -> dict[str, np.ndarray]:
     return {"a": out.a_similarity[layer], "b": out.b_similarity[layer], "objective": out.train_objective, **verdict}
 
 
+def units(config: Config, seed: int) -> list[Unit]:
+    """One unit per step size: its ``grid`` (the figure's cache entries; ``figures.parallel``)."""
+    return [Unit(NAME, {"config": asdict(config), "lr": lr, "seed": seed}, grid, (config, lr, seed))
+            for lr in config.lrs]
+
+
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """Per step size: ``a`` and ``b`` (cells, cells) similarities and the grouped means.
 
-    ``grid`` per step size, cached with ``figures.cache.memo`` (docs/THEORY.md §3).
+    ``grid`` per step size (the results of ``units``, cached) (docs/THEORY.md §3).
 
     Parameters
     ----------
@@ -107,9 +112,9 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
         ``cells`` (task, init) pairs and one ``lr=<lr>`` entry per step size.
     """
     out: dict = {"cells": np.array([(t, i) for t in config.tasks for i in config.inits])}
-    for lr in tqdm(config.lrs, desc=f"{NAME}: training the task x init grid", leave=False):
-        params = {"config": asdict(config), "lr": lr, "seed": seed}
-        out[f"lr={lr:g}"] = memo(cache_dir, NAME, params, lambda: grid(config, lr, seed), force=force)
+    results = run_units(units(config, seed), cache_dir, force=force, desc=f"{NAME}: training the task x init grid")
+    for lr, result in zip(config.lrs, results):
+        out[f"lr={lr:g}"] = result
     return out
 
 

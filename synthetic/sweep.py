@@ -31,15 +31,12 @@ the CSV rows beside the sidecar ``rows.csv.meta.json``; any other suffix is refu
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from threadpoolctl import threadpool_info, threadpool_limits
 from tqdm.auto import tqdm
 
 from synthetic.linear.engine import LOSSES as LINEAR_LOSSES
@@ -59,6 +56,7 @@ from synthetic.sweep_grid import (  # noqa: F401 - re-exported: synthetic.sweep'
     read_grid,
     task_from_spec,
 )
+from synthetic.workers import blas_threads, dask_client, limit_threads, one_line  # noqa: F401 - re-exported
 from theory.validation import as_int, as_real
 from theory.variants import VARIANTS
 
@@ -69,67 +67,6 @@ TIMEOUT = 10.0
 #: The example at the end of ``lora-asym sweep --help``.
 EXAMPLE = ("Example: lora-asym sweep --grid docs/sweep_grid_example.json --trials 4 --out rows.csv\n"
            "         lora-asym sweep --variants b_only a_only --ranks 2 4 --n 64 256 --backend dask")
-
-
-# --- threads ---------------------------------------------------------------------------------
-
-def blas_threads() -> int | None:
-    """Threads of the first loaded OpenBLAS, NumPy's or SciPy's (None if there is none).
-
-    Infrastructure: read through ``threadpoolctl``; the benchmark report records it (README, "Performance").
-    """
-    for info in threadpool_info():
-        if info.get("internal_api") == "openblas":
-            return int(info["num_threads"])
-    return None
-
-
-_LOCK = threading.Lock()
-_ACTIVE: dict[str, Any] = {"depth": 0, "threads": None, "restore": None}
-
-
-def _set_threads(threads: int) -> Callable[[], None]:
-    """Set torch and BLAS threads; return a function that restores the previous settings."""
-    import torch
-
-    previous_torch = torch.get_num_threads()
-    blas = threadpool_limits(limits=threads, user_api="blas")
-    torch.set_num_threads(threads)
-
-    def restore() -> None:
-        torch.set_num_threads(previous_torch)
-        blas.restore_original_limits()
-
-    return restore
-
-
-@contextlib.contextmanager
-def limit_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` torch intra-op threads and OpenBLAS threads; restore after.
-
-    Results of BLAS-backed products can depend on the thread count in the last bits, so a sweep
-    fixes it for every point; it also keeps workers from oversubscribing a shared machine.
-    BLAS libraries are set through ``threadpoolctl``. The settings are global to the process,
-    so concurrent blocks (worker threads) share one setting: the first sets it, the last
-    restores it, and a block that asks for a different count meanwhile is an error
-    (``ValueError``). Infrastructure: what makes every backend give the same numbers bit for bit
-    (README, "Sweeps on a cluster"); the benchmark runs under it too (README, "Performance").
-    """
-    threads = as_int(threads, "threads", minimum=1)
-    with _LOCK:
-        if _ACTIVE["depth"] and _ACTIVE["threads"] != threads:
-            raise ValueError(f"threads {threads} conflicts with {_ACTIVE['threads']} set by a running block")
-        if not _ACTIVE["depth"]:
-            _ACTIVE["restore"], _ACTIVE["threads"] = _set_threads(threads), threads
-        _ACTIVE["depth"] += 1
-    try:
-        yield
-    finally:
-        with _LOCK:
-            _ACTIVE["depth"] -= 1
-            if not _ACTIVE["depth"]:
-                _ACTIVE["restore"]()
-                _ACTIVE["restore"] = _ACTIVE["threads"] = None
 
 
 # --- rows and backends -----------------------------------------------------------------------
@@ -241,40 +178,16 @@ def _counted(row: dict[str, Any], bar: tqdm) -> dict[str, Any]:
     return row
 
 
-def _line(exc: BaseException) -> str:
-    """``exc``'s message on one line (its type's name when it has none)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _run_dask(specs: list[dict[str, Any]], scheduler: str | None, workers: int, threads: int, timeout: float,
               progress: bool | None) -> list[dict]:
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:
-        raise ValueError("backend 'dask' needs dask[distributed] (pip install 'lora-asymmetry[dask]')") from exc
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout=timeout)
-        except OSError as exc:  # TimeoutError is an OSError
-            raise ValueError(f"scheduler {scheduler!r} did not answer within timeout = {timeout:g} s; "
-                             f"is `dask scheduler` running there? ({_line(exc)})") from None
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"scheduler {scheduler!r} is not a Dask scheduler address, e.g. tcp://host:8786 "
-                             f"({_line(exc)})") from None
-    try:
+    from dask.distributed import as_completed
+
+    with dask_client(scheduler, workers, timeout) as client:
         futures = client.map(run_point, specs, threads=threads, pure=False)
         with _bar(len(specs), progress) as bar:
             for _ in as_completed(futures):
                 bar.update()
         return client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 # --- the command line --------------------------------------------------------------------------
@@ -343,7 +256,7 @@ def _grid_points(args: argparse.Namespace) -> tuple[Grid, list[SweepPoint]]:
 
 def _error(message: object) -> int:
     """Print ``message`` as one error line on stderr; the exit status of a usage error."""
-    print(f"lora-asym sweep: error: {_line(message) if isinstance(message, BaseException) else message}",
+    print(f"lora-asym sweep: error: {one_line(message) if isinstance(message, BaseException) else message}",
           file=sys.stderr)
     return EXIT_USAGE
 

@@ -20,8 +20,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
-    """Tiny networks: torch's intra-op threads only add synchronisation, which stalls on a shared CPU."""
+    """Tiny networks: torch's intra-op threads only add synchronisation, which stalls on a shared CPU.
+
+    ``LORA_ASYM_TEST_THREADS`` sets another count (``tests/test_reproducibility.py`` runs under 2)."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("LORA_ASYM_TEST_THREADS", "1")))
     yield
     torch.set_num_threads(previous)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
 
 from theory.validation import COND_WARN, Array, IllConditionedWarning, as_array, as_real, checked_finite
 
@@ -93,10 +92,12 @@ def lstsq_batched(x: Array, y: Array, *, ridge: float = 0.0) -> Array:  # (T, n,
 def solve_lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
     """``lstsq_batched`` on validated (T, n, p) and (T, n, q) arrays; ``name`` is the design's name in warnings.
 
-    When ``n >= p`` and every trial's system matrix ``XᵀX + nλI`` has a condition number at most
-    ``NORMAL_EQUATIONS_COND``, the normal equations are solved directly (a (p, p) solve instead
-    of an (n, p) SVD); their relative error is about ``cond · eps``, at most about 2e-10 there.
-    Otherwise, and always when ``n < p``, the SVD pseudo-inverse of :func:`lstsq_batched`. The
+    When ``n >= p``, each trial whose system matrix ``XᵀX + nλI`` has a condition number at most
+    ``NORMAL_EQUATIONS_COND`` is solved through the normal equations (a (p, p) solve instead of an
+    (n, p) SVD; relative error about ``cond · eps``, at most about 2e-10 there). The other trials,
+    and every trial when ``n < p``, get the SVD pseudo-inverse of :func:`lstsq_batched`. The route
+    is chosen per trial and every step is one LAPACK or BLAS call per trial matrix, so a trial's
+    solution does not depend on the other trials solved with it (README, "Reproducibility"). The
     solution of docs/THEORY.md §7.1 (minimum-norm least squares, or ridge).
 
     Returns
@@ -104,48 +105,57 @@ def solve_lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
     (T, p, q) the solution ``G``.
     """
     n_rows, n_cols = x.shape[1], x.shape[2]
+    out = np.empty((x.shape[0], n_cols, y.shape[2]))
+    rest = np.ones(x.shape[0], dtype=bool)
     if n_rows >= n_cols:
         xt = np.swapaxes(x, 1, 2)
         system = xt @ x
         if ridge > 0:
             system[:, np.arange(n_cols), np.arange(n_cols)] += n_rows * ridge
-        solved = _normal_solve(system, xt @ y)
-        if solved is not None:
-            return solved
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
-    if ridge == 0:
-        _warn_if_ill_conditioned(s, x.shape[1], x.shape[2], name)
-    f = _svd_filter(s, x.shape[1], x.shape[2], ridge)
-    return np.swapaxes(vt, 1, 2) @ (f[..., None] * (np.swapaxes(u, 1, 2) @ y))
+        direct = _well_conditioned(system)
+        out[direct] = np.linalg.solve(system[direct], xt[direct] @ y[direct])
+        rest = ~direct
+    if np.any(rest):
+        x_rest = x[rest]
+        u, s, vt = np.linalg.svd(x_rest, full_matrices=False)
+        if ridge == 0:
+            _warn_if_ill_conditioned(s, n_rows, n_cols, name)
+        f = _svd_filter(s, n_rows, n_cols, ridge)
+        out[rest] = np.swapaxes(vt, 1, 2) @ (f[..., None] * (np.swapaxes(u, 1, 2) @ y[rest]))
+    return out
 
 
-@checked_finite("x", "y", "ridge")
-def _normal_solve(system: Array, rhs: Array) -> Array | None:  # (T, p, p), (T, p, q) -> (T, p, q)
-    r"""``system⁻¹ rhs`` by Cholesky when every trial's ``system`` is finite, positive definite and
-    well conditioned; ``None`` otherwise.
+def _well_conditioned(system: Array) -> Array:  # (T, p, p) -> (T,) bool
+    r"""Per trial: ``system`` is finite, positive definite and well conditioned.
 
-    With ``system = L Lᵀ``, ``cond₂(system) <= ‖L‖_F² ‖L⁻¹‖_F²``; the solve is used only when this
-    bound is at most ``NORMAL_EQUATIONS_COND``, where its relative error is about ``cond · eps``.
+    With ``system = L Lᵀ`` (Cholesky), ``cond₂(system) <= ‖L‖_F² ‖L⁻¹‖_F²``; a trial passes when this
+    bound is at most ``NORMAL_EQUATIONS_COND``. Each trial's factor is one LAPACK call on its own
+    matrix, so the answer for a trial does not depend on the others.
     """
-    if not np.all(np.isfinite(system)):
-        return None
-    s = torch.from_numpy(np.ascontiguousarray(system))
-    chol, info = torch.linalg.cholesky_ex(s)
-    if bool(torch.any(info != 0)):
-        return None
-    eye = torch.eye(system.shape[1], dtype=s.dtype).expand_as(chol)
-    inverse = torch.linalg.solve_triangular(chol, eye, upper=False)
-    bound = chol.square().sum(dim=(1, 2)) * inverse.square().sum(dim=(1, 2))
-    if not bool(torch.all(bound <= NORMAL_EQUATIONS_COND)):
-        return None
-    return torch.cholesky_solve(torch.from_numpy(np.ascontiguousarray(rhs)), chol).numpy()
+    ok = np.all(np.isfinite(system), axis=(1, 2))
+    chol = np.zeros_like(system)
+    try:
+        chol[ok] = np.linalg.cholesky(system[ok])
+    except np.linalg.LinAlgError:  # some trial is not positive definite: find which, one by one
+        for t in np.flatnonzero(ok):
+            try:
+                chol[t] = np.linalg.cholesky(system[t])
+            except np.linalg.LinAlgError:
+                ok[t] = False
+    if not np.any(ok):
+        return ok
+    inverse = np.linalg.inv(chol[ok])
+    bound = np.sum(chol[ok] ** 2, axis=(1, 2)) * np.sum(inverse**2, axis=(1, 2))
+    ok[ok] = bound <= NORMAL_EQUATIONS_COND
+    return ok
 
 
 def _gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array:  # (T,p,p), (T,p,q) -> (T,p,q)
     r"""Least squares in normal-equation form: ``G = (XᵀX + nλI)⁺ XᵀY`` from ``system = XᵀX``, ``rhs = XᵀY``.
 
-    A direct solve when every trial's system has a condition number at most
-    ``NORMAL_EQUATIONS_COND``; otherwise the pseudo-inverse through ``eigh``, with eigenvalues below
+    A direct solve for each trial whose system has a condition number at most
+    ``NORMAL_EQUATIONS_COND`` (chosen per trial, as in :func:`solve_lstsq`); for the others the
+    pseudo-inverse through ``eigh``, with eigenvalues below
     ``max(n, p) · eps · w_max`` treated as zero (what the Gram matrix can resolve; the minimum-norm
     solution of ``solve_lstsq``'s SVD route up to that cut-off) and, with ``λ = 0``, an
     ``IllConditionedWarning`` when the kept eigenvalues span more than ``COND_WARN``.
@@ -153,9 +163,13 @@ def _gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array: 
     p = system.shape[1]
     if ridge > 0:
         system = system + n_rows * ridge * np.eye(p)
-    solved = _normal_solve(system, rhs)
-    if solved is not None:
-        return solved
+    out = np.empty(rhs.shape)
+    direct = _well_conditioned(system)
+    out[direct] = np.linalg.solve(system[direct], rhs[direct])
+    rest = ~direct
+    if not np.any(rest):
+        return out
+    system, rhs = system[rest], rhs[rest]
     w, v = np.linalg.eigh((system + np.swapaxes(system, 1, 2)) / 2)
     keep = w > max(n_rows, p) * np.finfo(np.float64).eps * w[:, -1:]
     smallest_kept = np.where(keep, w, np.inf).min(axis=1)
@@ -168,4 +182,5 @@ def _gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array: 
             stacklevel=3,
         )
     inv = np.divide(1.0, w, out=np.zeros_like(w), where=keep)
-    return v @ (inv[:, :, None] * (np.swapaxes(v, 1, 2) @ rhs))
+    out[rest] = v @ (inv[:, :, None] * (np.swapaxes(v, 1, 2) @ rhs))
+    return out

@@ -44,7 +44,7 @@ They are tested against autograd with one ``torch.optim.Adam`` per trial
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -59,6 +59,19 @@ def _activate_(z: torch.Tensor, activation: str) -> torch.Tensor:
 
 
 #: One step of a pass: a torch call with its operands and ``out=`` buffers already bound.
+def trial_slices(*stacked: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Each trial's slices ``(s[t:t+1] for s in stacked)``, as fresh copies, for ``t`` in order.
+
+    Reproducibility by construction (README, "Reproducibility"): a computation run on each trial's
+    slices alone sees operands of the same shapes and the same alignment (a fresh allocation)
+    whatever the number of trials computed together, so a trial's numbers do not depend on the
+    chunk it falls in. A product over a whole (T, ...) stack need not: the matrix library may
+    choose its kernel by the stack's shape.
+    """
+    for t in range(stacked[0].shape[0]):
+        yield tuple(s[t : t + 1].clone() for s in stacked)
+
+
 Op = Callable[[], object]
 
 
@@ -106,17 +119,21 @@ class AdapterNet:
         self.last = len(self.w) - 1
         self.kind = {l: self._layer_kind(l) for l in range(self.first, self.last + 1)}
         self.w_t = {l: self.w[l].T.contiguous() for l in self.kind if self.kind[l] == "base"}
-        with torch.no_grad():
-            h = x
-            for l in range(self.first):
-                h = _activate_(h @ self.w[l].T, activation)
-            self.h0 = h.contiguous()  # (T, n, d_first), fixed
+        with torch.no_grad():  # the fixed parts, trial by trial (``trial_slices``)
             first = self.first
-            self.base = None if self.kind[first] == "full" else self.h0 @ self.w[first].T
+            prefix, base = [], []
+            for (h,) in trial_slices(x):
+                for l in range(first):
+                    h = _activate_(h @ self.w[l].T, activation)
+                prefix.append(h)
+                base.append(None if self.kind[first] == "full" else h @ self.w[first].T)
+            self.h0 = torch.cat(prefix)  # (T, n, d_first), fixed
+            self.base = None if self.kind[first] == "full" else torch.cat(base)
             a = f"layer{first}.A"
             self.feats_t = None  # (T, r, n): A h of a frozen first-layer A (b_only)
             if self.kind[first] == "factor" and a not in self.trained:
-                self.feats_t = torch.bmm(self.p[a], self.h0.transpose(1, 2))
+                self.feats_t = torch.cat([torch.bmm(a_t, h_t.transpose(1, 2))
+                                          for a_t, h_t in trial_slices(self.p[a], self.h0)])
         self._plans: dict[tuple[int, bool], _Plan] = {}
         self._current: _Plan | None = None
 

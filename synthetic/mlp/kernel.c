@@ -7,7 +7,7 @@
  *
  * Tensors passed in are row-major float32 (labels int64); a per-trial tensor of shape S is T
  * consecutive S blocks. Inside, every row of the scratch buffers is padded with zeros to a
- * multiple of LANES floats and aligned to 64 bytes, so that every inner loop is a whole number
+ * multiple of LANES floats and aligned to a whole vector, so that every inner loop is a whole number
  * of vectors (the zeros stay zero through relu and tanh and add nothing to any product).
  */
 #include <math.h>
@@ -24,24 +24,34 @@ enum { REGRESSION = 0, CLASSIFICATION = 1 };
 
 #define MAX_LAYERS 16
 #define ROWS 8   /* rows per block */
-#define LANES 16 /* floats per padded unit: one 64-byte cache line */
+/* Floats per vector: the processor's widest float register (AVX-512: 16, AVX: 8, SSE or NEON:
+ * 4), so that the ROWS accumulators of product() and the operands stay in registers. Rows are
+ * padded to whole vectors; the order of every sum is fixed for a given LANES. */
+#ifndef LANES
+#if defined(__AVX512F__)
+#define LANES 16
+#elif defined(__AVX__)
+#define LANES 8
+#else
+#define LANES 4
+#endif
+#endif
 
 /* n rounded up to a multiple of LANES */
 static inline int pad(int n) { return (n + LANES - 1) / LANES * LANES; }
 
-/* LANES floats in one value (GCC / Clang vector extension): the compiler emits one AVX-512
- * instruction per operation, or two AVX2 / four SSE ones, as the processor allows. */
-typedef float vec __attribute__((vector_size(4 * LANES), aligned(64)));
-typedef int32_t mask __attribute__((vector_size(4 * LANES), aligned(64)));
-#define V(p) ((vec *)(p)) /* a padded, 64-byte aligned row as vectors */
+/* LANES floats in one value (GCC / Clang vector extension): one instruction per operation. */
+typedef float vec __attribute__((vector_size(4 * LANES), aligned(4 * LANES)));
+typedef int32_t mask __attribute__((vector_size(4 * LANES), aligned(4 * LANES)));
+#define V(p) ((vec *)(p)) /* a padded, aligned row as vectors */
 
-/* The sum of a vector's lanes, as a tree of four halvings (a fixed order). */
-_Static_assert(LANES == 16, "hsum halves 16 lanes");
+/* The sum of a vector's lanes, as a tree of halvings (a fixed order). */
 #if defined(__clang__)
 #define SWAP(v, ...) __builtin_shufflevector((v), (v), __VA_ARGS__)
 #else
 #define SWAP(v, ...) __builtin_shuffle((v), (mask){__VA_ARGS__})
 #endif
+#if LANES == 16
 static inline float hsum(vec v) {
     v += SWAP(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
     v += SWAP(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
@@ -49,8 +59,24 @@ static inline float hsum(vec v) {
     v += SWAP(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
     return v[0];
 }
+#elif LANES == 8
+static inline float hsum(vec v) {
+    v += SWAP(v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v += SWAP(v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v += SWAP(v, 1, 0, 3, 2, 5, 4, 7, 6);
+    return v[0];
+}
+#elif LANES == 4
+static inline float hsum(vec v) {
+    v += SWAP(v, 2, 3, 0, 1);
+    v += SWAP(v, 1, 0, 3, 2);
+    return v[0];
+}
+#else
+#error "LANES must be 4, 8 or 16"
+#endif
 
-/* tanh on 16 lanes: tanh|x| = -e / (2 + e) with e = expm1(-2|x|), the sign restored. expm1(u) is
+/* tanh on LANES lanes: tanh|x| = -e / (2 + e) with e = expm1(-2|x|), the sign restored. expm1(u) is
  * its Taylor polynomial to u^8 for |u| < ln2/2 (truncation below 1e-9 relative), else
  * exp(u) - 1 with exp(u) = 2^k exp(r), r = u - k ln2 in [-ln2/2, ln2/2] and exp(r) to r^7
  * (below 6e-9 relative). |x| > 9 is clamped (tanh(9) rounds to 1 in float32); NaN stays NaN. */

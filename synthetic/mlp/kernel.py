@@ -3,8 +3,9 @@ r"""The fused training kernel of full-batch MLP adapters: compiled on first use,
 ``kernel.c`` computes the gradients of ``synthetic.mlp.backprop.AdapterNet`` (forward, output
 gradient and backward; the formulas are in that module) and ``FlatAdam``'s update, but for each
 trial in blocks of 8 rows: a block's activations and gradients stay in the L1 cache, and the
-products run on 16-float vectors accumulated in registers, whereas each eager torch call of a
-step reads and writes a whole ``(T, n, width)`` tensor. Each thread trains its range of trials
+products run on vectors of the processor's width (16 floats with AVX-512, 8 with AVX or AVX2, 4
+otherwise) accumulated in registers, whereas each eager torch call of a step reads and writes a
+whole ``(T, n, width)`` tensor. Each thread trains its range of trials
 from the first step to the last in one call (the trials are independent and Adam is
 elementwise), so a step costs no Python and no thread synchronisation. torch has no fused kernel
 for this: ``torch.compile`` keeps the batched products as separate library calls, and measured
@@ -44,7 +45,8 @@ from synthetic.mlp.backprop import AdapterNet, FlatAdam
 
 SOURCE = Path(__file__).with_name("kernel.c")
 #: Compiler flags. No reassociation or ``-ffast-math``: each sum is accumulated in a fixed order
-#: and a diverging run yields the same NaN as torch (``-march=native`` is dropped if refused).
+#: and a diverging run yields the same NaN as torch. ``_march()`` is added (``-march=native``, or
+#: ``$LORA_ASYM_MARCH``), and dropped if refused.
 FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-funroll-loops", "-shared", "-fPIC")
 MAX_LAYERS = 16  # as in kernel.c
 _KINDS = {"base": 0, "full": 1, "merged": 2, "factor": 3}
@@ -83,8 +85,14 @@ def _compiler() -> list[str]:
     return shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
 
 
+def _march() -> list[str]:
+    """The ``-march`` flag of the build: ``-march=$LORA_ASYM_MARCH`` when set (``haswell`` builds the
+    AVX2 code another machine would run, on this one), else ``-march=native``."""
+    return [f"-march={os.environ.get('LORA_ASYM_MARCH') or 'native'}"]
+
+
 def _processor() -> str:
-    """The processor's model and instruction-set flags (the build uses ``-march=native``)."""
+    """The processor's model and instruction-set flags (the build uses ``_march()``)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
@@ -99,7 +107,7 @@ def _build(target: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        for extra in (["-march=native"], []):
+        for extra in (_march(), []):
             cmd = [*_compiler(), *FLAGS, *extra, str(SOURCE), "-o", tmp, "-lm"]
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
             if result.returncode == 0:
@@ -115,7 +123,7 @@ def _build(target: Path) -> None:
 def _library() -> ctypes.CDLL | None:
     if os.environ.get("LORA_ASYM_KERNEL", "1") == "0":
         return None
-    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(_compiler() + list(FLAGS)).encode(),
+    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(_compiler() + list(FLAGS) + _march()).encode(),
                                      _processor().encode()])).hexdigest()[:16]
     target = cache_dir() / f"mlp_kernel-{key}.so"
     try:

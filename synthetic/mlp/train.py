@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from synthetic.mlp.backprop import ACTIVATIONS, AdapterNet, FlatAdam, _activate_, _output_gradient
+from synthetic.mlp.backprop import ACTIVATIONS, AdapterNet, FlatAdam, _activate_, _output_gradient, trial_slices
 from synthetic.mlp import kernel as mlp_kernel
 from synthetic.mlp.kernel import FusedTrainer
 from theory.random import _haar_stiefel
@@ -327,7 +327,9 @@ def train_adapters(
                 out = net.forward(idx)
                 net.backward(_output_gradient(out, _pick_rows(ys, idx), kind))
                 opt.step()
-        final = objective(net.forward(None), ys, kind)
+        names = list(params)
+        final = torch.cat([objective(forward(w, dict(zip(names, ps)), xt, scaling, activation), yt, kind)
+                           for xt, yt, *ps in trial_slices(xs, ys, *params.values())])
     out_state = {k: np.array(state[k], dtype=np.float64) for k in params}  # frozen: exactly as given
     out_state.update({k: params[k].detach().to(torch.float64).numpy().copy() for k in trained})
     if not torch.all(torch.isfinite(final)) or not all(np.all(np.isfinite(v)) for v in out_state.values()):
@@ -353,7 +355,8 @@ def evaluate(
     """Mean evaluation losses (T,) of the adapted networks on (T, m, d_0) inputs, in chunks of samples.
 
     Every loss of ``kind`` (``sample_losses``; docs/THEORY.md §5, "Losses"), averaged over the
-    ``m`` samples in float64 after a forward pass in ``dtype``.
+    ``m`` samples in float64 after a forward pass in ``dtype``. Each trial is evaluated on its own
+    (``trial_slices``), so its losses do not depend on the other trials evaluated with it.
 
     Returns
     -------
@@ -365,14 +368,17 @@ def evaluate(
     w = [torch.tensor(np.array(m), dtype=dtype) for m in weights]
     params = _to_torch(state, dtype)
     m = np.asarray(x).shape[1]
+    names = list(params)
     sums: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for start in range(0, m, EVAL_CHUNK):
             xs = torch.as_tensor(np.asarray(x[:, start : start + EVAL_CHUNK]), dtype=dtype)
             ys = _target_tensor(target[:, start : start + EVAL_CHUNK], kind, dtype)
-            losses = sample_losses(forward(w, params, xs, scaling, activation), ys, kind, clip)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0) + v.to(torch.float64).sum(dim=1)
+            per_trial = [sample_losses(forward(w, dict(zip(names, ps)), xt, scaling, activation), yt, kind, clip)
+                         for xt, yt, *ps in trial_slices(xs, ys, *params.values())]
+            for k in per_trial[0]:
+                chunk = torch.cat([losses[k].to(torch.float64).sum(dim=1) for losses in per_trial])
+                sums[k] = sums.get(k, 0) + chunk
     out = {k: (v / m).numpy().copy() for k, v in sums.items()}
     if not all(np.all(np.isfinite(v)) for v in out.values()):
         raise ValueError("evaluation produced non-finite losses; the trained model diverged")

@@ -140,7 +140,7 @@ def _run_cli_with(monkeypatch, capsys, tmp_path, records):
     module = registry.load("asymmetry_vs_rank")
     monkeypatch.setattr(module.Config, "quick", classmethod(lambda cls: cls.tiny()))
     monkeypatch.setattr(module, "bound_checks", lambda config, data: records, raising=False)
-    status = cli.main(["figures", "--only", "asymmetry_vs_rank", "--out", str(tmp_path)])
+    status = cli.main(["figures", "--only", "asymmetry_vs_rank", "--out", str(tmp_path), "--jobs", "1"])
     return status, capsys.readouterr().out.splitlines(), json.loads((tmp_path / "asymmetry_vs_rank.json").read_text())
 
 

@@ -2,8 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -189,15 +187,22 @@ def test_same_seed_same_numbers(tmp_path):
     assert json.loads(one["json"].read_text())["data"] == json.loads(two["json"].read_text())["data"]
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, "-m", "figures.cli", *args], capture_output=True, text=True)
+def _run(capsys, *args) -> tuple[int, str, str]:
+    """``lora-asym ARGS`` in this process: (exit status, stdout, stderr). The console entry point in
+    a real process is tested in ``test_cli_pipe.py``."""
+    try:
+        status = cli.main(list(args))
+    except SystemExit as exc:
+        status = exc.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
 
 
-def test_list_names_every_figure():
+def test_list_names_every_figure(capsys):
     """`lora-asym list` prints one line per figure."""
-    result = _run("list")
-    assert result.returncode == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()] == list(registry.FIGURES)
+    status, out, _ = _run(capsys, "list")
+    assert status == 0
+    assert [line.split()[0] for line in out.splitlines()] == list(registry.FIGURES)
 
 
 @pytest.mark.parametrize(
@@ -211,20 +216,20 @@ def test_list_names_every_figure():
         (["nonsense"], "invalid choice"),
     ],
 )
-def test_bad_arguments_give_one_error_line_and_status_2(args, fragment):
+def test_bad_arguments_give_one_error_line_and_status_2(capsys, args, fragment):
     """A bad flag, name or folder: exit status 2, one line on stderr, no traceback."""
-    result = _run(*args)
-    assert result.returncode == cli.EXIT_USAGE
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    status, _, err = _run(capsys, *args)
+    assert status == cli.EXIT_USAGE
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert fragment in lines[0]
 
 
-def test_help_of_every_command_gives_an_example():
+def test_help_of_every_command_gives_an_example(capsys):
     """--help on the program and each subcommand says what it does, with an example."""
     for args in ([], ["figures"], ["list"]):
-        result = _run(*args, "--help")
-        assert result.returncode == 0 and "Example: lora-asym" in result.stdout
+        status, out, _ = _run(capsys, *args, "--help")
+        assert status == 0 and "Example: lora-asym" in out
 
 
 def test_version_prints_the_toolkit_version(capsys):
@@ -258,11 +263,11 @@ def test_sweep_help_lists_every_grid_key_and_every_choice():
             assert choice in action.help, (action.option_strings, choice)
 
 
-def test_demo_prints_the_asymmetry_and_the_bound_ratio():
+def test_demo_prints_the_asymmetry_and_the_bound_ratio(capsys):
     """`lora-asym demo` prints the table: b_only wins on low-rank Σ, reverses on the counterexample, √2."""
-    result = _run("demo")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    status, out, err = _run(capsys, "demo")
+    assert status == 0, err
+    lines = out.splitlines()
     assert any(line.startswith("Σ of rank 4") and line.endswith("b_only") for line in lines)
     assert any(line.startswith("Δ on low-variance inputs") and "reverses" in line for line in lines)
     assert any(line.startswith("64 x 64") and line.split()[-1] == "1.414" for line in lines)

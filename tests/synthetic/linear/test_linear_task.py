@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from numpy.testing import assert_allclose
 
-import synthetic.linear.engine as linear
 import theory
 from synthetic.linear.engine import (
     clipped_test_losses,
@@ -82,24 +81,6 @@ def test_clipped_test_loss_matches_direct_simulation():
     # Both estimates carry Monte Carlo error of the same size.
     stderr = np.sqrt(2) * direct.std(ddof=1) / np.sqrt(direct.size)
     assert abs(got - direct.mean()) <= MC_SIGMAS * stderr
-
-
-def test_same_seed_same_numbers_whatever_the_chunking(monkeypatch):
-    """Equal seeds give identical numbers; trial t does not depend on the chunk size, and a
-    different seed gives different numbers."""
-    task = replace(LinearTask.quick(), n_test=500)
-    kw = {"loss": "clipped", "seed": 11, "q_bits": 6, "return_params": True}
-    first = linear_trial_losses(task, "b_only", 2, 20, 7, **kw)
-    again = linear_trial_losses(task, "b_only", 2, 20, 7, **kw)
-    monkeypatch.setattr(linear, "CHUNK_FLOATS", 1)  # one trial per chunk
-    chunked = linear_trial_losses(task, "b_only", 2, 20, 7, **kw)
-    fewer = linear_trial_losses(task, "b_only", 2, 20, 4, **kw)
-    for key in first:
-        assert np.array_equal(first[key], again[key])
-        assert np.array_equal(first[key], chunked[key])
-        assert np.array_equal(first[key][:4], fewer[key])
-    other = linear_trial_losses(task, "b_only", 2, 20, 7, **{**kw, "seed": 12})
-    assert not np.array_equal(first["train_loss"], other["train_loss"])
 
 
 def test_shared_frozen_factor_is_one_draw():

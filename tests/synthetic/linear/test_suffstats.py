@@ -94,17 +94,6 @@ def test_both_samplers_give_the_same_distribution_of_losses(variant):
         assert abs(a.mean() - b.mean()) <= MC_SIGMAS * se, key
 
 
-def test_sufficient_sampler_is_reproducible_and_independent_of_chunking(monkeypatch):
-    """Same seed, same numbers; trial ``t``'s numbers do not depend on the chunk it falls in."""
-    task = TASKS["powerlaw"]
-    kw = {"loss": "population", "seed": 9, "sampler": "sufficient"}
-    first = linear_trial_losses(task, "lora", 2, 10, 7, **kw)
-    monkeypatch.setattr("synthetic.linear.engine.CHUNK_FLOATS", 1)
-    chunked = linear_trial_losses(task, "lora", 2, 10, 7, **kw)
-    for key in ("train_loss", "test_loss"):
-        np.testing.assert_array_equal(first[key], chunked[key])
-
-
 @pytest.mark.parametrize(("kwargs", "fragment"), [
     ({"sampler": "wishart"}, "sampler 'wishart' is not one of 'data', 'sufficient'"),
     ({"sampler": "sufficient", "loss": "clipped"}, "sampler 'sufficient' needs loss 'population'"),
