@@ -1,11 +1,14 @@
-"""Small PNG snapshots of the rendered figures, for the README's gallery.
+"""Small PNG snapshots of the rendered figures, with the numbers behind them, for the README's gallery.
 
 ``python -m figures.gallery figures/out docs/gallery`` writes each ``NAME.png`` of the first
-folder, scaled to at most ``WIDTH`` pixels wide, into the second.
+folder, scaled to at most ``WIDTH`` pixels wide, into the second, with its ``NAME.json`` and
+``NAME.txt`` as they are: the numbers that the README, the notebook and docs/THEORY.md quote, and
+that ``tests/docs`` check their prose against.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,7 +20,8 @@ WIDTH = 900
 
 
 def snapshot(src_dir: Path, dst_dir: Path) -> list[Path]:
-    """Scale every registered figure's PNG in ``src_dir`` into ``dst_dir``; returns the paths written.
+    """Scale every registered figure's PNG in ``src_dir`` into ``dst_dir`` and copy its JSON and
+    caption beside it; returns the paths written.
 
     At most ``WIDTH`` pixels wide, 128 colours: the gallery of README.md, "Figures".
 
@@ -42,6 +46,8 @@ def snapshot(src_dir: Path, dst_dir: Path) -> list[Path]:
             dst = dst_dir / f"{name}.png"
             image.quantize(colors=128).save(dst, optimize=True)
             written.append(dst)
+        for ext in ("json", "txt"):
+            written.append(Path(shutil.copyfile(src_dir / f"{name}.{ext}", dst_dir / f"{name}.{ext}")))
     return written
 
 

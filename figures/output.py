@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 
+from figures.cache import code_fingerprint
 from figures.checks import NO_BOUND_NOTE
 from synthetic.provenance import environment, json_bytes, write_atomic
 
@@ -18,7 +19,8 @@ def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict
     """Save ``name``.png/.pdf, ``name``.json (config, seed, arrays) and ``name``.txt (caption).
 
     Each file is replaced atomically; the JSON adds the ``environment`` (versions) of
-    ``synthetic.provenance`` (README.md, "Figures").
+    ``synthetic.provenance`` and the ``code_fingerprint`` of the toolkit that computed it
+    (``figures.cache.code_fingerprint``; README.md, "Figures").
 
     Parameters
     ----------
@@ -36,7 +38,8 @@ def save_figure(fig, out_dir: Path, name: str, data: dict, caption: str) -> dict
         tmp = out_dir / f".{name}.tmp.{ext}"
         fig.savefig(tmp)
         os.replace(tmp, paths[ext])
-    payload = {"figure": name, "environment": environment(), "caption": caption, **data}
+    payload = {"figure": name, "environment": environment(), "code_fingerprint": code_fingerprint(),
+               "caption": caption, **data}
     write_atomic(paths["json"], json_bytes(payload))
     write_atomic(paths["txt"], (caption.strip() + "\n").encode())
     return paths

@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from figures.cache import Arrays, code_fingerprint, entry_path, load_entry, store_entry
-from synthetic.workers import dask_client, limit_threads
+from synthetic.workers import dask_client, exit_with_parent, limit_threads
 
 BACKENDS = ("serial", "processes", "dask")
 #: Torch and BLAS threads of every unit, on every backend.
@@ -108,7 +109,8 @@ def _pool(backend: Backend) -> Iterator[Any]:
         yield None
     elif backend.name == "processes":
         ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools is unsafe
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=backend.jobs, mp_context=ctx)
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=backend.jobs, mp_context=ctx,
+                                                      initializer=exit_with_parent, initargs=(os.getpid(),))
         try:
             yield pool
         finally:

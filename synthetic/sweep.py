@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -56,7 +57,13 @@ from synthetic.sweep_grid import (  # noqa: F401 - re-exported: synthetic.sweep'
     read_grid,
     task_from_spec,
 )
-from synthetic.workers import blas_threads, dask_client, limit_threads, one_line  # noqa: F401 - re-exported
+from synthetic.workers import (  # noqa: F401 - blas_threads, limit_threads re-exported
+    blas_threads,
+    dask_client,
+    exit_with_parent,
+    limit_threads,
+    one_line,
+)
 from theory.validation import as_int, as_real
 from theory.variants import VARIANTS
 
@@ -169,7 +176,8 @@ def run_sweep(points: Sequence[SweepPoint], *, backend: str = "serial", schedule
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools is unsafe
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             return [_counted(row, bar) for row in pool.map(run_point, specs, [threads] * len(specs))]
 
 

@@ -9,7 +9,9 @@ opens a client of a running scheduler, or of a local cluster, for ``lora-asym sw
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -75,6 +77,24 @@ def limit_threads(threads: int) -> Iterator[None]:
             if not _ACTIVE["depth"]:
                 _ACTIVE["restore"]()
                 _ACTIVE["restore"] = _ACTIVE["threads"] = None
+
+
+def exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
+    """Initializer of a worker process: end it when its parent process ``parent`` is gone.
+
+    A worker of ``concurrent.futures.ProcessPoolExecutor`` holds both ends of its task queue, so it
+    never sees the queue close when the parent is killed (SIGKILL, an out-of-memory kill) and would
+    wait forever; a daemon thread checks every ``poll_seconds`` that the parent is still its parent
+    and exits the process otherwise. Infrastructure of ``lora-asym figures`` and ``lora-asym sweep``
+    (README, "The command line": an interrupted run resumes).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def one_line(exc: BaseException) -> str:

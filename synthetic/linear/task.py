@@ -102,7 +102,7 @@ class LinearTask:
     w0_scale : float
         ``W0`` has i.i.d. ``N(0, w0_scale² / d_in)`` entries (only ``w0_top_singular`` uses it).
     init : str
-        Init of the frozen factor (``synthetic.linear.fit.INITS``).
+        Init of the frozen factor (``theory.variants.INITS``).
     frozen : {"per_trial", "shared"}
         One frozen factor per trial (the paper's setting) or one shared by all trials (to
         estimate quantities conditionally on the frozen factor, docs/THEORY.md §2.5).

@@ -119,7 +119,7 @@ class MLPTask:
     steps, lr : Adam steps and step size.
     batch_size : minibatch size, or None for full-batch training.
     alpha : LoRA scaling numerator; the update is ``(alpha / r) B A``; None means alpha = r.
-    init : initialisation of the random factor (``synthetic.mlp.train.INITS``).
+    init : initialisation of the random factor (``theory.variants.INITS``).
     clip : cap ``c`` of the clipped squared loss ``min(l, c)`` (regression).
 
     The scale fields are limited to ``MAX_SCALE``, ``lr`` and ``clip`` to what float32 holds
