@@ -79,9 +79,10 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_an_edit_to_the_toolkit_source_makes_entries_stale(tmp_path, monkeypatch):
-    """The key holds a fingerprint of the toolkit's source: the same configuration after an edit of any
-    module (here a copy of the tree with one figure's compute function changed) is a different key, so
-    a changed computation is never answered from the cache; an unchanged tree gives the same key."""
+    """The key holds a fingerprint of the toolkit's code: the same configuration after an edit of any
+    module's code (here a copy of the tree with one figure's compute function changed) is a different
+    key, so a changed computation is never answered from the cache; an unchanged tree, or an edit of
+    docstrings, comments and blank lines only, gives the same key."""
     import shutil
 
     from figures import cache
@@ -97,7 +98,11 @@ def test_an_edit_to_the_toolkit_source_makes_entries_stale(tmp_path, monkeypatch
     cache.code_fingerprint.cache_clear()
     assert cache.cache_key("k", {"a": 1}) == before
     target = root / "figures" / "asymmetry_map.py"
-    target.write_text(target.read_text().replace("def compute(", "def compute(  ", 1))
+    source = target.read_text()
+    target.write_text(source.replace('"""', '"""Reworded. ', 1).replace("def compute(", "# a comment\n\ndef compute(", 1))
+    cache.code_fingerprint.cache_clear()
+    assert cache.cache_key("k", {"a": 1}) == before
+    target.write_text(source.replace("    return {\n", "    config = config  # changed code\n    return {\n", 1))
     cache.code_fingerprint.cache_clear()
     assert cache.cache_key("k", {"a": 1}) != before
     cache.code_fingerprint.cache_clear()
