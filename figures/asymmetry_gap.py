@@ -182,7 +182,7 @@ def plot_gap(data: dict, ax=None):
     ax.plot(x, data["lowrank"]["eq4"], "-", color=colours["lowrank"], label="eq. (4): 1 − r/d")
     ax.plot(x, data["powerlaw"]["eq5"], "--", color=colours["powerlaw"], label="eq. (5): f(Σ, r) − r/d")
     ax.plot(x, data["powerlaw"]["derived_approx"], ":", color=colours["powerlaw"],
-            label="approx. r/erank(Σ) − r/d (needs erank ≫ r)")
+            label="approx. r Tr[ΔΣ²Δᵀ]/(Tr Σ Tr[ΔΣΔᵀ]) − r/d (≈ r/erank − r/d; needs erank ≫ r)")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("d / r")
@@ -240,11 +240,14 @@ def caption(config: Config, data: dict) -> str:
     x = data["d_over_r"][-1]
     return (
         f"Square layers at rank {config.rank}, d from {config.dims[0]} to {config.dims[-1]}, a random shift, "
-        f"{config.draws} paired Haar draws of A and B per point; gaps are normalised by Tr[ΔΣΔᵀ]. "
+        f"{config.draws} paired Haar draws of A and B per point, one Gaussian Δ per point (the ± 2 s.e. cover the "
+        f"Haar draws, not Δ, so the power-law points scatter about eq. 5, an expectation over Δ, by more than "
+        f"their bars); gaps are normalised by Tr[ΔΣΔᵀ]. "
         f"At d/r = {x:g} the measured gap is {lo['gap'][-1]:.3f} ± {2 * lo['gap_se'][-1]:.3f} for the rank-{config.rank} Σ "
         f"(eq. 4: {lo['eq4'][-1]:.3f}) and {pw['gap'][-1]:.3f} ± {2 * pw['gap_se'][-1]:.3f} for the power-law Σ "
-        f"(eq. 5, the expectation over a shift of random orientation: {pw['eq5'][-1]:.3f}; the approximation "
-        f"r/erank − r/d gives {pw['derived_approx'][-1]:.3f}, and is valid only when Σ's effective rank, here "
+        f"(eq. 5, the expectation over a shift of random orientation: {pw['eq5'][-1]:.3f}; the large-effective-rank "
+        f"approximation r Tr[ΔΣ²Δᵀ]/(Tr Σ Tr[ΔΣΔᵀ]) − r/d (about r/erank − r/d) gives {pw['derived_approx'][-1]:.3f}, "
+        f"and is valid only when Σ's effective rank, here "
         f"{pw['effective_rank'][-1]:.1f}, is much larger than r = {config.rank}); b_only beat a_only in "
         f"{100 * lo['win_fraction'][-1]:.0f}% (rank-{config.rank}), {100 * pw['win_fraction'][-1]:.0f}% (power-law) and "
         f"{100 * iso['win_fraction'][-1]:.0f}% (isotropic) of draws."

@@ -165,8 +165,8 @@ def random_orientation_column(config: Config, alpha: float, seed: int) -> dict[s
 
     .. math:: \frac{E[L_{a\_only} − L_{b\_only}]}{E \operatorname{Tr}[ΔΣΔ^T]} = f(Σ, r) − \frac{r}{d_{out}}
 
-    exactly; the mean of ratios estimates another quantity (``e_i`` varies with ``V_i``; it falls
-    about 0.025 below the prediction at ``α = 2``, ``d = 32``, ``r = 4``). The prediction
+    exactly; the mean of ratios estimates another quantity (``e_i`` varies with ``V_i``, so it
+    falls below the prediction where Σ decays fast). The prediction
     comes from ``theory.captured_fraction`` on an independent stream.
 
     Parameters

@@ -25,7 +25,7 @@ randomness, so gaps and bounds are all conditional on it, and Lemma 4.5 holds co
 (``I(W; S | init) <= H(W | init)``). The channel bound is reported only when ``trials > p``;
 the ``full`` variant trains ``p = 128`` parameters, more than the quick preset's trials, so it
 gets a channel bound in the full preset only. The network is smaller than
-``paper_regime``'s (8-16-16-16 instead of 32-64-64-64) so that the supersample's ``k_z k_u`` trainings per
+``paper_regime``'s (8-16-16-16 instead of 64-64-64-64) so that the supersample's ``k_z k_u`` trainings per
 point fit the time budget; ``τ = tau_rel ·`` the RMS entry of the adapted layer's shift
 ``Δ_0 = W_{t,0} − W0_0`` (``synthetic.channel.adapted_shift_rms``), fixed before any data.
 """

@@ -2,7 +2,7 @@
 
 Errors in the arguments or the output folder print one line and exit with status 2. After each
 figure, ``figures`` prints its bound checks (``figures.checks``): one ``VIOLATION`` line per bound
-below its measured gap beyond both intervals, else ``bounds held: k of k checks``; a violation
+below its measured gap beyond both intervals, else ``bounds held: k of k checks (j informative)``; a violation
 is a finding, not an error, and the exit status stays 0.
 """
 

@@ -1,7 +1,8 @@
 r"""Figure 8: b_only at rank 2r against lora at rank r (equal parameter count on a square layer), in two regimes.
 
-For square layers, Lemma 4.5 of Zhu et al. (ICML 2024) gives ``b_only`` at rank ``2r`` exactly
-the bound of ``lora`` at rank ``r`` (both train ``2 r d`` parameters), and the paper reports
+For square layers, Lemma 4.5 of Zhu et al. (ICML 2024) as stated gives ``b_only`` at rank ``2r``
+the bound of ``lora`` at rank ``r`` (both train ``2 r d`` parameters; counting every stored bit,
+``lora``'s second float32 scale makes its bound slightly larger), and the paper reports
 that ``b_only`` at ``2r`` often matches or beats ``lora`` at ``r`` on real tasks. Here both are
 trained on MLP classification tasks of ``synthetic.MLPTask`` (0-1 loss, parameters quantized to
 ``q_bits``), with ``a_only`` at ``2r`` for comparison, in two regimes (``REGIMES``):
@@ -9,7 +10,12 @@ trained on MLP classification tasks of ``synthetic.MLPTask`` (0-1 loss, paramete
 - ``MLPTask.paper_regime``: the adapted layer's inputs have a decaying spectrum, the layer is
   read by a wide map and the shift has random orientation and a rank above every rank compared;
 - ``MLPTask.narrow_readout``: a layer read through a 10-class head right after its tanh, whose
-  output metric ``G`` is concentrated on few directions, with isotropic inputs and a rank-4 shift.
+  output metric ``G`` is concentrated on few directions; the network's inputs are isotropic, the
+  layer reads the tanh features of the layer below, and the shift has rank 4.
+
+A control (``readout_control``, the last panel) keeps the narrow read-out's adapted layer, its
+inputs and its shift and widens only the read-out (64 classes, 64 regression outputs): the cause
+the rule names (``f(G, r) > f(Σ, r)``) goes, and the measured advantage of ``a_only`` with it.
 
 Each row is titled with the prediction of docs/THEORY.md §1b (derived; not in the paper):
 ``b_only`` removes the fraction ``f(Σ, 2r)`` of a random-orientation shift's loss and ``a_only``
@@ -39,7 +45,18 @@ from bounds import trainable_params
 from figures.parallel import Unit, run_units
 from figures.checks import TWO_SE, bound_check, caption_sentence
 from figures.output import render
-from figures.rank_doubling_arms import ARMS, REGIMES, arm, lemma45, prediction, regime_task, setting, summarize
+from figures.rank_doubling_arms import (
+    ARMS,
+    READOUTS,
+    REGIMES,
+    arm,
+    lemma45,
+    prediction,
+    readout_control,
+    regime_task,
+    setting,
+    summarize,
+)
 
 NAME = "rank_doubling"
 DESCRIPTION = "b_only at rank 2r vs lora at rank r, in two regimes: test error, gap and bound."
@@ -47,7 +64,8 @@ DESCRIPTION = "b_only at rank 2r vs lora at rank r, in two regimes: test error, 
 
 @dataclass(frozen=True)
 class Config:
-    """Regimes, base ranks, samples, trials, quantization, and the predictor's samples and draws."""
+    """Regimes, base ranks, samples, trials, quantization, the predictor's samples and draws, and the
+    read-out control's rank, samples and training sets."""
 
     regimes: tuple[str, ...] = tuple(REGIMES)
     ranks: tuple[int, ...] = (1, 2, 4)
@@ -57,6 +75,9 @@ class Config:
     steps: int = 300
     predictor_samples: int = 4096
     predictor_draws: int = 500
+    control_rank: int = 4
+    control_n: int = 2048
+    control_trials: int = 4
 
     @classmethod
     def quick(cls) -> "Config":
@@ -66,17 +87,19 @@ class Config:
     @classmethod
     def tiny(cls) -> "Config":
         """Figure 8 at seconds size (Lemma 4.5; docs/THEORY.md §2.2), for smoke tests."""
-        return cls(ranks=(1, 2), n=64, trials=3, steps=5, predictor_samples=256, predictor_draws=20)
+        return cls(ranks=(1, 2), n=64, trials=3, steps=5, predictor_samples=256, predictor_draws=20, control_rank=2,
+                   control_n=64, control_trials=2)
 
     @classmethod
     def full(cls) -> "Config":
         """The full preset (``lora-asym figures --full``): Figure 8 at larger sizes (Lemma 4.5; docs/THEORY.md §2.2)."""
-        return cls(ranks=(1, 2, 4, 8), n=2048, trials=32, steps=1000)
+        return cls(ranks=(1, 2, 4, 8), n=2048, trials=32, steps=1000, control_n=4096, control_trials=8)
 
 
 def units(config: Config, seed: int) -> list[Unit]:
-    """Per regime: one unit per (arm, rank), its ``arm``, then one for the predictor's ``prediction``
-    (the figure's cache entries; ``figures.parallel``)."""
+    """Per regime: one unit per (arm, rank), its ``arm``, then one for the predictor's ``prediction``;
+    then one ``readout_control`` per read-out of ``READOUTS`` (the figure's cache entries;
+    ``figures.parallel``)."""
     out = []
     for regime in config.regimes:
         for variant, mult in ARMS:
@@ -86,13 +109,18 @@ def units(config: Config, seed: int) -> list[Unit]:
                 out.append(Unit(NAME, params, arm, (config, regime, variant, mult * r, seed)))
         params = {"config": asdict(config), "regime": regime, "seed": seed}
         out.append(Unit(f"{NAME}-prediction", params, prediction, (config, regime, seed)))
+    for readout in READOUTS:
+        params = {"config": asdict(config), "readout": readout, "seed": seed}
+        out.append(Unit(f"{NAME}-control", params, readout_control, (config, readout, seed)))
     return out
 
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:
     """Per regime and arm: test error, gap (means and s.e.), stored bits and the Lemma 4.5 bound on
     the 0-1 loss, each (len(ranks),), and ``test_trials`` (len(ranks), trials); per regime also the
-    predictor's ``prediction`` (Lemma 4.5; docs/THEORY.md §1b.5, §2.2). The results of ``units``, cached.
+    predictor's ``prediction`` (Lemma 4.5; docs/THEORY.md §1b.5, §2.2); ``control``: per read-out of
+    ``READOUTS``, the fractions, predicted and measured advantage and the inputs' effective rank of
+    ``readout_control``. The results of ``units``, cached.
 
     Parameters
     ----------
@@ -116,6 +144,7 @@ def compute(config: Config, seed: int, cache_dir: Path | None = None, force: boo
         pred = {k: float(v) for k, v in next(results).items()}
         pred["prefers"] = "b_only" if pred["b_only_fraction"] > pred["a_only_fraction"] else "a_only"
         out[regime]["prediction"] = pred
+    out["control"] = {readout: {k: float(v) for k, v in next(results).items()} for readout in READOUTS}
     return out
 
 
@@ -149,7 +178,7 @@ def bound_checks(config: Config, data: dict) -> list[dict]:
 
 
 def prediction_text(pred: dict) -> str:
-    """``f(Σ, 8) = 0.88, f(G, 8) = 0.28: predicts b_only``: the call of docs/THEORY.md §1b.5, in words.
+    """``f(Σ, 2r) = …, f(G, 2r) = …: predicts b_only`` (or ``a_only``): the call of docs/THEORY.md §1b.5, in words.
 
     Parameters
     ----------
@@ -247,8 +276,43 @@ def _regime_caption(config: Config, regime: str, d: dict) -> str:
     )
 
 
+def winner(advantage: float, stderr: float) -> str:
+    """``"b_only wins"`` or ``"a_only wins"`` when the advantage is beyond 2 s.e. of zero, else
+    ``"no winner at 2 s.e."``: the one threshold every caption uses for a win."""
+    if advantage > 2 * stderr:
+        return "b_only wins"
+    if advantage < -2 * stderr:
+        return "a_only wins"
+    return "no winner at 2 s.e."
+
+
+def control_caption(config: Config, control: dict) -> str:
+    """The read-out control in words: per read-out, the two fractions and the measured advantage with
+    its winner, and the effective rank of the adapted layer's inputs (docs/THEORY.md §1b.5–§1b.6).
+
+    Parameters
+    ----------
+    config : Config; control : dict, ``compute``'s ``control`` entry.
+
+    Returns
+    -------
+    str
+    """
+    r = config.control_rank
+    parts = [f"{name}: f(Σ, {r}) = {c['b_only_fraction']:.3f}, f(G, {r}) = {c['a_only_fraction']:.3f}, measured "
+             f"{c['measured']:+.3f} ± {2 * c['measured_se']:.3f} ({winner(c['measured'], c['measured_se'])})"
+             for name, c in control.items()]
+    eranks = sorted({round(c["input_erank"], 1) for c in control.values()})
+    width = int(next(iter(control.values()))["width"])
+    return (f"Control of the narrow read-out's reversal (narrow_readout at r = {r}, n = {config.control_n}, "
+            f"{config.control_trials} training sets; advantage (L_a_only − L_b_only)/(L_pretrained − L_full) ± 2 s.e.), "
+            f"the same layer, inputs and shift with only the read-out changed: {'; '.join(parts)}. The adapted "
+            f"layer's inputs have effective rank {' / '.join(f'{e:.1f}' for e in eranks)} of {width}.")
+
+
 def caption(config: Config, data: dict) -> str:
-    """The common setting, each regime's setting, comparison and prediction, then the bound checks.
+    """The common setting, each regime's setting, comparison and prediction, the read-out control,
+    then the bound checks.
 
     Measured as Lemma 4.5's comparison of equal parameter counts (docs/THEORY.md §1b.5, §2.2, §2.7).
 
@@ -263,19 +327,53 @@ def caption(config: Config, data: dict) -> str:
     regimes = " ".join(_regime_caption(config, g, data[g]) for g in config.regimes)
     return (
         f"MLP classification, n = {config.n}, {config.trials} training sets per point, {config.steps} full-batch "
-        f"Adam steps, parameters quantized to {config.q_bits} bits; 0-1 loss; intervals ± 2 s.e. {regimes} Each arm's "
+        f"Adam steps, parameters quantized to {config.q_bits} bits; 0-1 loss; intervals ± 2 s.e. {regimes} "
+        f"{control_caption(config, data['control'])} Each arm's "
         f"measured 0-1 gap is checked against its Lemma 4.5 bound (every stored bit, σ = 1/2). "
         + caption_sentence(bound_checks(config, data))
     )
 
 
 def SUBPLOTS(config: Config) -> dict:
-    """Keyword arguments of ``plt.subplots`` for Figure 8 (Lemma 4.5; docs/THEORY.md §2.2): one row of three panels per regime.
+    """Keyword arguments of ``plt.subplots`` for Figure 8 (Lemma 4.5; docs/THEORY.md §2.2): one row of
+    three panels per regime, and a fourth column whose last panel is the read-out control.
 
     One step of the figure protocol, documented at ``figures.output.render``.
     """
     rows = len(config.regimes)
-    return dict(nrows=rows, ncols=3, figsize=(13, 4.6 * rows), squeeze=False, gridspec_kw={"hspace": 0.6})
+    return dict(nrows=rows, ncols=4, figsize=(18, 4.6 * rows), squeeze=False,
+                gridspec_kw={"hspace": 0.6, "wspace": 0.38})
+
+
+def plot_control(control: dict, rank: int, ax=None):
+    """The read-out control: per read-out, the measured advantage of ``b_only`` over ``a_only`` (± 2
+    s.e.) and the predicted ``f(Σ, r) − f(G, r)`` (hollow), with zero marked (docs/THEORY.md §1b.5).
+
+    Parameters
+    ----------
+    control : dict, ``compute``'s ``control`` entry; rank : int, the control's rank; ax : Axes, optional.
+
+    Returns
+    -------
+    The axes drawn on.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    names = list(control)
+    x = np.arange(len(names))
+    ax.errorbar(x, [control[k]["measured"] for k in names], yerr=[2 * control[k]["measured_se"] for k in names],
+                fmt="o", capsize=3, color="black", label="measured (± 2 s.e.)")
+    ax.plot(x + 0.1, [control[k]["predicted"] for k in names], "D", mfc="white", color="0.35",
+            label="predicted f(Σ, r) − f(G, r)")
+    ax.axhline(0.0, color="black", lw=0.8, ls=":")
+    ax.set_xticks(x, [" ".join(k.split()[:2]).replace(" ", "\n") for k in names])
+    ax.set_xlim(-0.5, len(names) - 0.5)
+    ax.set_ylabel("b_only's advantage")
+    ax.set_title(f"control: read-out widened (r = {rank})")
+    ax.legend(loc="best", fontsize="small")
+    return ax
 
 
 def draw(fig, axes, data: dict, config: Config) -> None:
@@ -285,7 +383,10 @@ def draw(fig, axes, data: dict, config: Config) -> None:
     """
     for row, regime in zip(axes, config.regimes):
         title = f"{regime}: {prediction_text(data[regime]['prediction'])}"
-        plot(data[regime], data["ranks"], row, title=title)
+        plot(data[regime], data["ranks"], row[:3], title=title)
+    for row in axes[:-1]:
+        row[3].set_axis_off()
+    plot_control(data["control"], config.control_rank, axes[-1][3])
 
 
 def make(

@@ -14,9 +14,10 @@ import math
 import numpy as np
 
 from bounds import lora_mi_bound, subgaussian_sigma
-from synthetic import predict_asymmetry
+from synthetic import layer_geometry, measure_advantage, predict_asymmetry
 from synthetic.mlp.engine import MLPTask
 from synthetic.montecarlo import measure_gap
+from theory import effective_rank
 
 #: Bits stored per trained tensor besides its parameters: the float32 step of ``synthetic.quantize``.
 SCALE_BITS = 32
@@ -25,6 +26,13 @@ ARMS = (("lora", 1), ("b_only", 2), ("a_only", 2))  # (variant, rank multiplier)
 REGIMES = {
     "paper_regime": "wide read-out: 64 classes, two layers above the layer",
     "narrow_readout": "narrow read-out: a 10-class head right after the layer's tanh",
+}
+#: The control of the narrow read-out's reversal: ``MLPTask.narrow_readout`` with only its read-out
+#: changed (the adapted layer, its inputs and its shift stay), by name -> ``MLPTask`` overrides.
+READOUTS = {
+    "10 classes": {},
+    "64 classes": {"widths": (32, 64, 64, 64)},
+    "64 regression outputs": {"widths": (32, 64, 64, 64), "kind": "regression"},
 }
 
 
@@ -57,8 +65,10 @@ def setting(task: MLPTask) -> str:
     """
     (layer,) = task.adapted_layers
     d_out, d_in = task.layer_shapes[layer]
-    inputs = "isotropic inputs" if task.input_dist == "isotropic" else \
-        f"inputs with Σ_j ∝ j^-{task.input_dist.split(':', 1)[1]}"
+    inputs = "isotropic network inputs" if task.input_dist == "isotropic" else \
+        f"network inputs with Σ_j ∝ j^-{task.input_dist.split(':', 1)[1]}"
+    if layer > 0:
+        inputs += f" (the adapted layer reads the {task.activation} features of layer {layer - 1})"
     return (f"{'-'.join(map(str, task.widths))} {task.activation} classifier, adapted and perturbed layer {layer} "
             f"({d_out}x{d_in}), {inputs}, shift of rank {task.perturbation_rank}")
 
@@ -142,3 +152,33 @@ def lemma45(config, regime: str, variant: str, rank: int) -> float:
     layers = [task.layer_shapes[l] for l in task.adapted_layers]
     return lora_mi_bound(variant, layers, rank, config.q_bits, subgaussian_sigma(0.0, 1.0), config.n,
                          scale_bits=SCALE_BITS)
+
+
+def readout_control(config, readout: str, seed: int) -> dict[str, np.ndarray]:
+    """One read-out of the control: the rule's fractions and the measured advantage at ``control_rank``.
+
+    ``MLPTask.narrow_readout`` with the overrides ``READOUTS[readout]``: ``f(Σ, r)``, ``f(G, r)``
+    (``synthetic.predict_asymmetry``, docs/THEORY.md §1b.5), the measured advantage
+    ``(L_a_only − L_b_only) / (L_pretrained − L_full)`` of ``synthetic.measure_advantage`` (§1b.6),
+    and the effective rank ``(Tr Σ)² / Tr Σ²`` of the adapted layer's input second moment ``Σ``
+    (``synthetic.layer_geometry``), which widening the read-out leaves as it is.
+
+    Parameters
+    ----------
+    config : Config; readout : str, a key of ``READOUTS``; seed : int.
+
+    Returns
+    -------
+    dict of 0-d ndarray, ``b_only_fraction``, ``a_only_fraction``, ``predicted``, ``predicted_se``,
+    ``measured``, ``measured_se``, ``input_erank``, ``width``.
+    """
+    task = MLPTask.narrow_readout(steps=config.steps, **READOUTS[readout])
+    (layer,) = task.adapted_layers
+    pred = predict_asymmetry(task, config.control_rank, samples=config.predictor_samples,
+                             draws=config.predictor_draws, seed=seed)
+    meas = measure_advantage(task, config.control_rank, config.control_n, config.control_trials, seed=seed)
+    sigma, _ = layer_geometry(task, layer, samples=config.predictor_samples, seed=seed)
+    return {"b_only_fraction": np.array(pred.b_only_fraction), "a_only_fraction": np.array(pred.a_only_fraction),
+            "predicted": np.array(pred.advantage), "predicted_se": np.array(pred.advantage_stderr),
+            "measured": np.array(meas.advantage), "measured_se": np.array(meas.advantage_stderr),
+            "input_erank": np.array(effective_rank(sigma)), "width": np.array(task.widths[layer])}

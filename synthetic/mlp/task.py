@@ -210,7 +210,7 @@ class MLPTask:
         shift's loss, ``a_only`` the fraction ``f(G, r)``. Here (training as in ``quick``):
 
         1. the adapted layer's inputs have a decaying spectrum of low effective rank
-           (``Σ_j ∝ j^{-2}``, ``"powerlaw:2"``: effective rank about 2.4 of 64);
+           (``Σ_j ∝ j^{-2}``, ``"powerlaw:2"``: effective rank 2.45 of 64);
         2. the layer is read by a wide map (two layers above it, 64 classes), so ``G`` is spread;
         3. the shift has random orientation and full rank 64, above every rank compared.
 
@@ -228,8 +228,8 @@ class MLPTask:
         docs/THEORY.md §1b.5: the adapted 64x64 layer 1 is read through a narrow read-out (a
         10-class head right after the layer's tanh), so ``G`` is concentrated on few directions
         and ``f(G, r) > f(Σ, r)``: ``a_only`` is predicted to win. (``G`` is full rank, the tanh
-        sitting between the layer and the head, but concentrated.) Its inputs are isotropic and
-        its shift has rank 4, which ``lora`` at rank 4 represents exactly.
+        sitting between the layer and the head, but concentrated.) The network's inputs are isotropic,
+        not the layer's (tanh features of layer 0); its shift has rank 4, as ``lora`` at rank 4.
         """
         return cls.quick(**overrides)
 

@@ -72,6 +72,23 @@ def test_asymmetry_gap_refuses_full_rank_sigma():
         theory.asymmetry_gap(np.eye(4), np.eye(4), 2, 0.0)
 
 
+@pytest.mark.parametrize(("d_out", "d_in", "rank"), [(12, 12, 1), (12, 12, 5), (8, 20, 3), (20, 8, 3)])
+def test_isotropic_inputs_b_only_removes_r_over_d_in(d_out, d_in, rank):
+    r"""Σ = cI (README, "Isotropic inputs"): E_A[P_A] = (r/d_in) I over a Haar A, so
+    E[L_b_only] − s² d_out = (1 − r/d_in) Tr[ΔΣΔᵀ], while E[L_a_only] − s² d_out = (1 − r/d_out) Tr[ΔΣΔᵀ]:
+    the two single-factor expectations coincide exactly when the layer is square."""
+    rng = np.random.default_rng(d_out * 100 + d_in + rank)
+    delta = rng.standard_normal((d_out, d_in))
+    sigma = 2.5 * np.eye(d_in)
+    energy = np.trace(delta @ sigma @ delta.T)
+    mean_b, se_b = theory.expected_loss_b_only(delta, sigma, rank, 0.3, draws=MC_DRAWS, rng=rng)
+    assert abs(mean_b - 0.3 * d_out - (1 - rank / d_in) * energy) <= MC_SIGMAS * se_b
+    exact_a = theory.expected_loss_a_only(delta, sigma, rank, 0.3)
+    assert exact_a - 0.3 * d_out == pytest.approx((1 - rank / d_out) * energy, rel=1e-10)
+    if d_in == d_out:
+        assert abs(mean_b - exact_a) <= MC_SIGMAS * se_b
+
+
 def test_b_only_beats_a_only_on_low_rank_sigma():
     """Theorem 4.3's regime: low-rank Σ, random Δ ⇒ E[L_b_only] < E[L_a_only], far beyond the MC error."""
     rng = np.random.default_rng(1)
