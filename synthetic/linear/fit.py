@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from synthetic.linear.lstsq import lstsq_batched, solve_lstsq, xy_arrays
+from synthetic.linear.lstsq import by_trial_parts, lstsq_batched, solve_lstsq, xy_arrays
 from theory.random import _haar_stiefel
 from theory.variants import check_init
 from theory.validation import (
@@ -183,7 +183,7 @@ def fit_lora(
 def _top_eigenvectors(gram: Array, rank: int) -> Array:  # (T, d, d) -> (T, d, rank)
     """Eigenvectors of the ``rank`` largest eigenvalues of each symmetric ``gram``, largest first
     (``numpy.linalg.eigh``, one LAPACK ``syevd`` call per trial, on the symmetrised matrix)."""
-    _, evecs = np.linalg.eigh((gram + np.swapaxes(gram, 1, 2)) / 2)
+    evecs = by_trial_parts(lambda g: np.linalg.eigh(g)[1], (gram + np.swapaxes(gram, 1, 2)) / 2)
     return np.ascontiguousarray(evecs[:, :, ::-1][:, :, :rank])
 
 

@@ -10,9 +10,14 @@ with ``λ = 0`` an ill-conditioned design raises an ``IllConditionedWarning``.
 
 from __future__ import annotations
 
+import functools
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
+import torch
+from threadpoolctl import ThreadpoolController
 
 from theory.validation import COND_WARN, Array, IllConditionedWarning, as_array, as_real, checked_finite
 
@@ -105,15 +110,14 @@ def solve_lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
     (T, p, q) the solution ``G``.
     """
     n_rows, n_cols = x.shape[1], x.shape[2]
-    out = np.empty((x.shape[0], n_cols, y.shape[2]))
+    out = np.zeros((x.shape[0], n_cols, y.shape[2]))
     rest = np.ones(x.shape[0], dtype=bool)
     if n_rows >= n_cols:
         xt = np.swapaxes(x, 1, 2)
         system = xt @ x
         if ridge > 0:
             system[:, np.arange(n_cols), np.arange(n_cols)] += n_rows * ridge
-        direct = _well_conditioned(system)
-        out[direct] = np.linalg.solve(system[direct], xt[direct] @ y[direct])
+        direct, out = _normal_solve(system, xt @ y)
         rest = ~direct
     if np.any(rest):
         x_rest = x[rest]
@@ -125,29 +129,76 @@ def solve_lstsq(x: Array, y: Array, ridge: float, name: str) -> Array:
     return out
 
 
-def _well_conditioned(system: Array) -> Array:  # (T, p, p) -> (T,) bool
-    r"""Per trial: ``system`` is finite, positive definite and well conditioned.
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS and OpenMP libraries, found once (a scan of the loaded libraries)."""
+    return ThreadpoolController()
 
-    With ``system = L Lᵀ`` (Cholesky), ``cond₂(system) <= ‖L‖_F² ‖L⁻¹‖_F²``; a trial passes when this
-    bound is at most ``NORMAL_EQUATIONS_COND``. Each trial's factor is one LAPACK call on its own
-    matrix, so the answer for a trial does not depend on the others.
+
+def by_trial_parts(fn: Callable[..., Array], *stacked: Array) -> Array:
+    """``fn(*stacked)`` computed on consecutive parts of the trials (axis 0) in parallel threads, one
+    part per thread of the toolkit's setting (``torch.get_num_threads()``, which
+    ``synthetic.workers.limit_threads`` sets), and concatenated.
+
+    ``fn`` must compute each trial on its own (NumPy's stacked ``linalg`` and ``matmul`` call LAPACK
+    and BLAS once per trial matrix), so the parts change no number (README, "Reproducibility");
+    NumPy releases the GIL in those calls, so the threads run them at once, each with one BLAS
+    thread (the trials' matrices are small).
+    """
+    parts = min(len(stacked[0]), torch.get_num_threads())
+    if parts <= 1:
+        return fn(*stacked)
+    bounds = np.linspace(0, len(stacked[0]), parts + 1).astype(int)
+    with _blas().limit(limits=1, user_api="blas"), ThreadPoolExecutor(parts) as pool:
+        out = list(pool.map(lambda i: fn(*(s[bounds[i]:bounds[i + 1]] for s in stacked)), range(parts)))
+    return np.concatenate(out)
+
+
+def _normal_solve(system: Array, rhs: Array) -> tuple[Array, Array]:  # (T,p,p), (T,p,q) -> (T,) bool, (T,p,q)
+    r"""``system⁻¹ rhs`` for every trial whose ``system`` is finite, positive definite and well
+    conditioned; returns which trials those are and their solutions (zeros for the others).
+
+    With ``system = L Lᵀ`` (Cholesky), ``cond₂(system) <= ‖L‖_F² ‖L⁻¹‖_F²``; a trial passes when
+    this bound is at most ``NORMAL_EQUATIONS_COND``, and its solution is ``L⁻ᵀ (L⁻¹ rhs)``, with
+    relative error about ``cond · eps``. Each trial's factor and inverse are LAPACK calls on its own
+    matrix, so neither the answer nor the solution of a trial depends on the others.
     """
     ok = np.all(np.isfinite(system), axis=(1, 2))
     chol = np.zeros_like(system)
     try:
-        chol[ok] = np.linalg.cholesky(system[ok])
+        chol = by_trial_parts(np.linalg.cholesky, system) if ok.all() else _cholesky_where(system, ok)
     except np.linalg.LinAlgError:  # some trial is not positive definite: find which, one by one
         for t in np.flatnonzero(ok):
             try:
                 chol[t] = np.linalg.cholesky(system[t])
             except np.linalg.LinAlgError:
                 ok[t] = False
+    solved = np.zeros(rhs.shape)
     if not np.any(ok):
-        return ok
-    inverse = np.linalg.inv(chol[ok])
-    bound = np.sum(chol[ok] ** 2, axis=(1, 2)) * np.sum(inverse**2, axis=(1, 2))
-    ok[ok] = bound <= NORMAL_EQUATIONS_COND
-    return ok
+        return ok, solved
+    every = bool(np.all(ok))
+    chol_ok = chol if every else chol[ok]
+    both = by_trial_parts(_bound_and_solution, chol_ok, rhs if every else rhs[ok])  # (k, p, q + 1)
+    bound, solution = both[:, 0, -1], both[:, :, :-1]
+    good = bound <= NORMAL_EQUATIONS_COND
+    ok[ok] = good
+    solved[ok] = solution[good]
+    return ok, solved
+
+
+def _cholesky_where(system: Array, ok: Array) -> Array:  # (T,p,p), (T,) bool -> (T,p,p), zeros elsewhere
+    chol = np.zeros_like(system)
+    chol[ok] = by_trial_parts(np.linalg.cholesky, system[ok])
+    return chol
+
+
+def _bound_and_solution(chol: Array, rhs: Array) -> Array:  # (k,p,p), (k,p,q) -> (k,p,q+1)
+    """``[L⁻ᵀ L⁻¹ rhs | b]`` per trial, the last column holding ``b = ‖L‖_F² ‖L⁻¹‖_F²`` in its first row."""
+    inverse = np.linalg.inv(chol)
+    out = np.zeros((*rhs.shape[:2], rhs.shape[2] + 1))
+    out[:, :, :-1] = np.swapaxes(inverse, 1, 2) @ (inverse @ rhs)
+    out[:, 0, -1] = np.sum(chol**2, axis=(1, 2)) * np.sum(inverse**2, axis=(1, 2))
+    return out
 
 
 def _gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array:  # (T,p,p), (T,p,q) -> (T,p,q)
@@ -163,9 +214,7 @@ def _gram_solve(system: Array, rhs: Array, n_rows: int, ridge: float) -> Array: 
     p = system.shape[1]
     if ridge > 0:
         system = system + n_rows * ridge * np.eye(p)
-    out = np.empty(rhs.shape)
-    direct = _well_conditioned(system)
-    out[direct] = np.linalg.solve(system[direct], rhs[direct])
+    direct, out = _normal_solve(system, rhs)
     rest = ~direct
     if not np.any(rest):
         return out
