@@ -39,7 +39,7 @@ and bound is conditional on it (``I(W; S | A) <= H(W | A)``). The channel's ``τ
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +47,14 @@ import numpy as np
 from figures.bounds_vs_n_common import (
     assemble,
     channel_point,
-    legend,
+    grid_units,
     pair_checks,
-    plot,
     point_rng,
     summary,
     supersample_point,
 )
 from figures.parallel import Unit, run_units
+from figures.bounds_vs_n_plot import legend, plot
 from figures.output import render
 from synthetic.channel import adapted_shift_rms
 from synthetic.linear.learners import linear_supersample
@@ -141,13 +141,7 @@ def cmi_unit(config: Config, variant: str, n: int, seed: int) -> dict[str, np.nd
 
 def units(config: Config, seed: int) -> list[Unit]:
     """Per (variant, n): a ``channel_unit`` and a ``cmi_unit`` (the figure's cache entries; ``figures.parallel``)."""
-    out = []
-    for variant in VARIANTS:
-        for n in config.ns:
-            params = {"config": asdict(config), "variant": variant, "n": n, "seed": seed}
-            out += [Unit(f"{NAME}-channel", params, channel_unit, (config, variant, n, seed)),
-                    Unit(f"{NAME}-cmi", params, cmi_unit, (config, variant, n, seed))]
-    return out
+    return grid_units(NAME, config, seed, channel_unit, cmi_unit)
 
 
 def compute(config: Config, seed: int, cache_dir: Path | None = None, force: bool = False) -> dict:

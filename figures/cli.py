@@ -99,32 +99,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seed(text: str) -> int:
+def _number(text: str, kind: type, low: float, what: str) -> float:
+    """``text`` as a ``kind`` (int or float) of at least ``low`` and finite; else argparse's error, which
+    names the flag and says ``must be WHAT, got TEXT``."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if not low <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return value
+
+
+def _seed(text: str) -> int:
+    return _number(text, int, 0, "a non-negative integer")
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    return _number(text, int, 1, "a positive integer")
 
 
 def _positive_real(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
+    value = _number(text, float, 0.0, "a positive number of seconds")
+    if value == 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
 
