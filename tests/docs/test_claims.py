@@ -16,7 +16,7 @@ from tests.docs.claims import CLAIMS, GALLERY, NOTEBOOK, README, ROOT, Claim, fi
 
 #: Sections of README.md whose numbers are measurements: from the first heading to the second.
 RESULTS_SECTIONS = (("### Where the asymmetry holds, and where it fails", "## Figures"),
-                    ("## Figures", "Wall times measured"))
+                    ("## Figures", "Wall times on this project"))
 #: Numbers in those sections that are not measurements of a figure, with the reason.
 NOT_MEASURED = {
     "0.5": "a value of α named by a claim's sentence (the spectral decay), not a result",
