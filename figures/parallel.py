@@ -170,7 +170,9 @@ def make_figures(
                for name, units in plans]
     todo: list[tuple[_Figure, int]] = []
     for fig in figures:
-        missing = [i for i, p in enumerate(fig.paths) if force or load_entry(p) is None]
+        # An entry that exists is read once, when the figure is drawn (its compute's ``run_units``, which
+        # recomputes one that is corrupt); here only its presence counts.
+        missing = [i for i, p in enumerate(fig.paths) if force or not p.exists()]
         fig.left = len(missing)
         todo += [(fig, i) for i in missing]
     bar = tqdm(total=len(todo) + len(figures), desc="figures", unit="step", leave=False, file=sys.stderr,

@@ -12,7 +12,6 @@ two agree again.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 import theory
+from figures import rank_doubling
+from figures.rank_doubling import paired_difference
 
 ROOT = Path(__file__).resolve().parents[2]
 GALLERY = ROOT / "docs" / "gallery"
@@ -58,12 +59,9 @@ def signed(x: float) -> str:
 
 
 def winner(advantage: float, stderr: float) -> str:
-    """Who wins beyond 2 s.e. (the one threshold of every win in the prose), else no winner."""
-    if advantage > 2 * stderr:
-        return "`b_only` wins"
-    if advantage < -2 * stderr:
-        return "`a_only` wins"
-    return "no winner at 2 s.e."
+    """Who wins, as the prose writes it: figure 8's call (beyond 2 s.e., the one threshold of every win)."""
+    call = rank_doubling.winner(advantage, stderr)
+    return call if call.startswith("no") else f"`{call.split()[0]}` wins"
 
 
 # --- figure 3: asymmetry_map ---------------------------------------------------------------------
@@ -91,17 +89,12 @@ def _err(arm: dict) -> str:
     return f"{arm['test'][-1]:.3f} ± {2 * arm['test_se'][-1]:.3f}"
 
 
-def _paired(one: dict, other: dict) -> tuple[float, float]:
-    diff = np.asarray(one["test_trials"][-1]) - np.asarray(other["test_trials"][-1])
-    return float(diff.mean()), float(2 * diff.std(ddof=1) / math.sqrt(diff.size))
-
-
 def _paper_regime(d: dict) -> dict[str, str]:
     data, config = d["data"], d["config"]
     reg, pred = data["paper_regime"], data["paper_regime"]["prediction"]
     lo, bo, ao = reg["lora@1r"], reg["b_only@2r"], reg["a_only@2r"]
     assert pred["b_only_fraction"] > pred["a_only_fraction"], "the rule must predict b_only"
-    diff, half = _paired(bo, lo)
+    diff, half = paired_difference(bo, lo)
     assert diff < -half, "b_only at 2r must beat lora at r beyond 2 s.e. (paired)"
     assert bo["test"][-1] < ao["test"][-1] - 2 * ao["test_se"][-1], "b_only must beat a_only"
     assert lo["bound"][-1] > bo["bound"][-1], "lora's second scale must make its bound the larger"
@@ -123,7 +116,7 @@ def _narrow_regime(d: dict) -> dict[str, str]:
     pred = reg["prediction"]
     lo, bo, ao = reg["lora@1r"], reg["b_only@2r"], reg["a_only@2r"]
     assert pred["a_only_fraction"] > pred["b_only_fraction"], "the rule must predict a_only"
-    diff, half = _paired(bo, ao)
+    diff, half = paired_difference(bo, ao)
     assert diff > half, "a_only must beat b_only beyond 2 s.e. (paired)"
     assert lo["test"][-1] + 2 * lo["test_se"][-1] < ao["test"][-1] - 2 * ao["test_se"][-1], "lora far ahead"
     return {"b": _err(bo), "l": _err(lo), "a": _err(ao), "fs": f2(pred["b_only_fraction"]),
