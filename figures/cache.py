@@ -12,7 +12,6 @@ An entry that does not load is reported, deleted and recomputed, never trusted.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import io
 import json
@@ -24,7 +23,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from synthetic.provenance import toolkit_version, write_atomic
+from synthetic.provenance import code_of, toolkit_version, write_atomic
 
 Arrays = dict[str, np.ndarray]
 
@@ -34,7 +33,7 @@ class CorruptCacheWarning(UserWarning):
 
 
 #: The packages whose source decides the figures' numbers.
-SOURCE_PACKAGES = ("theory", "synthetic", "bounds", "figures")
+SOURCE_PACKAGES = ("theory", "synthetic", "bounds", "figures", "peft_bridge")
 #: Source files fingerprinted in those packages (the fused kernel is C).
 SOURCE_SUFFIXES = (".py", ".c")
 
@@ -44,7 +43,7 @@ def code_fingerprint() -> str:
     """SHA-256 of the toolkit's code: every ``.py`` and ``.c`` file of ``SOURCE_PACKAGES``, by
     relative path and content (read once per process; editable installs change it on every edit).
 
-    A Python file counts by its syntax tree without docstrings (``_code_of``), so an edit of a
+    A Python file counts by its syntax tree without docstrings (``synthetic.provenance.code_of``), so an edit of a
     docstring or a comment changes no number and leaves the fingerprint alone; any edit of the code
     changes it. Part of every cache key (:func:`cache_key`), so no figure is drawn from numbers older
     code computed (README.md, "The command line": results are cached under ``OUT/.cache``, keyed by
@@ -59,25 +58,9 @@ def code_fingerprint() -> str:
     for package in SOURCE_PACKAGES:
         for path in sorted((root / package).rglob("*")):
             if path.suffix in SOURCE_SUFFIXES and path.is_file():
-                code = _code_of(path.read_bytes()) if path.suffix == ".py" else path.read_bytes()
+                code = code_of(path.read_bytes()) if path.suffix == ".py" else path.read_bytes()
                 digest.update(str(path.relative_to(root)).encode() + b"\0" + code + b"\0")
     return digest.hexdigest()
-
-
-def _code_of(source: bytes) -> bytes:
-    """The syntax tree of a Python source without its docstrings, as text (the source itself if it
-    does not parse)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree).encode()
 
 
 def cache_key(kind: str, params: Mapping) -> str:
