@@ -20,6 +20,7 @@ import torch
 
 from bench.channel import BoundsBenchConfig, format_rows, summary_part, time_bounds
 from bench.compare import LinearBenchConfig, MLPBenchConfig, time_linear, time_mlp
+from bench.foundation import FoundationBenchConfig, time_foundation
 from bench.peak import matmul_peak_gflops
 from bench.scaling import format_table, run_scaling
 from synthetic.mlp import kernel as mlp_kernel
@@ -49,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("--threads", type=int, default=2,
                         help="torch and OpenBLAS threads for every measurement (default: 2)")
-    parser.add_argument("--only", choices=("mlp", "linear", "bounds", "scaling"),
-                        help="run one comparison only (bounds: the Gaussian-channel estimator; "
+    parser.add_argument("--only", choices=("mlp", "linear", "bounds", "foundation", "scaling"),
+                        help="run one comparison only (bounds: the Gaussian-channel estimator; foundation: batched "
+                             "fine-tuning of the pretrained decoder against a per-run PEFT loop; "
                              "scaling: the peak and the scaling table only)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     parser.add_argument("--scaling", action="store_true",
@@ -219,6 +221,9 @@ def summary_line(report: dict[str, Any]) -> str:
                      f"sampler check {'PASS' if a['check_ok'] else 'FAIL'})")
     if "bounds" in report:
         parts.append(summary_part(report["bounds"]["rows"]))
+    if "foundation" in report:
+        f = report["foundation"]["rows"]
+        parts.append(f"foundation batched vs per-run PEFT {f['ratio']:.1f}x (check {'PASS' if f['check'] else 'FAIL'})")
     if "scaling" in report:
         exps = ", ".join(f"{k} {v['exponent']:.2f}" for k, v in report["scaling"].items())
         parts.append(f"time exponents: {exps}")
@@ -289,6 +294,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print("Gaussian channel (bounds.gaussian_channel_mi), Gaussian rows with Cov = I, tau = 1; time: best of "
                   f"{config_b.repeats}; peak: tracemalloc over one call")
             print(format_rows(rows_b))
+        if args.only in (None, "foundation"):
+            config_f = FoundationBenchConfig.quick() if args.quick else FoundationBenchConfig.full()
+            rows_f = time_foundation(config_f)
+            report["foundation"] = {"config": _describe(config_f), "rows": rows_f}
+            print(f"foundation fine-tuning, {rows_f['runs']} runs: per-run PEFT loop {rows_f['loop_seconds_per_run']:.2f} "
+                  f"s/run, batched {rows_f['batched_seconds_per_run']:.2f} s/run, {rows_f['ratio']:.1f}x; largest "
+                  f"relative difference of a test loss {rows_f['max_rel_difference']:.1e}")
     if args.scaling or args.only == "scaling":
         print("scaling of the batched MLP engine (variant lora), one fresh process per point:")
         report["scaling"] = run_scaling(quick=args.quick, threads=threads)

@@ -45,12 +45,16 @@ class Unit:
     ``fn(*args)`` returns a mapping of names to arrays; ``kind`` and ``params`` (JSON-serialisable,
     seed included) name its cache entry (``figures.cache.cache_key``). ``fn`` is a module-level
     function and ``args`` plain data, so that a worker process or a Dask worker can run it.
+    ``waits``: the unit needs what another unit makes first (the foundation figures' fine-tuning
+    waits for the pretrained model, under a file lock); ``make_figures`` submits it after every unit
+    that does not wait, so that no worker idles on the lock while others have work.
     """
 
     kind: str
     params: Mapping[str, Any]
     fn: Callable[..., Mapping[str, Any]]
     args: tuple = field(default=())
+    waits: bool = False
 
 
 def run_unit(fn: Callable[..., Mapping[str, Any]], args: tuple) -> tuple[Arrays, float]:
@@ -156,8 +160,10 @@ def make_figures(
     as soon as its units are all in the cache (``seconds``: the time its units took to compute).
 
     Units already cached are not run again (all are with ``force``); results are written to
-    ``cache_dir`` in this process as they arrive. Figures are drawn in this process, in the order
-    their units finish. One progress bar on stderr counts the units and figures done.
+    ``cache_dir`` in this process as they arrive. A unit that several figures list (the same cache
+    entry) runs once. Units that wait (``Unit.waits``) are submitted after the others. Figures are
+    drawn in this process, in the order their units finish. One progress bar on stderr counts the
+    units and figures done.
 
     Parameters
     ----------
@@ -168,13 +174,15 @@ def make_figures(
     """
     figures = [_Figure(name, list(units), [entry_path(cache_dir, u.kind, u.params) for u in units])
                for name, units in plans]
-    todo: list[tuple[_Figure, int]] = []
+    waiting: dict[Path, list[tuple[_Figure, int]]] = {}  # each missing entry -> the figures that need it
     for fig in figures:
         # An entry that exists is read once, when the figure is drawn (its compute's ``run_units``, which
         # recomputes one that is corrupt); here only its presence counts.
         missing = [i for i, p in enumerate(fig.paths) if force or not p.exists()]
         fig.left = len(missing)
-        todo += [(fig, i) for i in missing]
+        for i in missing:
+            waiting.setdefault(fig.paths[i], []).append((fig, i))
+    todo = sorted(waiting.values(), key=lambda needers: needers[0][0].units[needers[0][1]].waits)
     bar = tqdm(total=len(todo) + len(figures), desc="figures", unit="step", leave=False, file=sys.stderr,
                disable=None if progress is None else not progress)
     with bar, _pool(backend) as pool:
@@ -182,16 +190,16 @@ def make_figures(
             if not fig.left:
                 _drawn(fig, draw, bar)
         if pool is None:
-            for fig, i in todo:
-                _arrived(fig, i, run_unit(fig.units[i].fn, fig.units[i].args), draw, bar)
+            for needers in todo:
+                fig, i = needers[0]
+                _arrived(needers, run_unit(fig.units[i].fn, fig.units[i].args), draw, bar)
             return
-        futures = {_submit(pool, backend, fig.units[i]): (fig, i) for fig, i in todo}
+        futures = {_submit(pool, backend, needers[0][0].units[needers[0][1]]): needers for needers in todo}
         pending = set(futures)
         while pending:
             for future in _wait_any(backend, pending):
                 pending.discard(future)
-                fig, i = futures[future]
-                _arrived(fig, i, future.result(), draw, bar)
+                _arrived(futures[future], future.result(), draw, bar)
 
 
 def _submit(pool: Any, backend: Backend, unit: Unit) -> Any:
@@ -200,15 +208,17 @@ def _submit(pool: Any, backend: Backend, unit: Unit) -> Any:
     return pool.submit(run_unit, unit.fn, unit.args)
 
 
-def _arrived(fig: _Figure, i: int, outcome: tuple[Arrays, float], draw: Callable[[str, float], None],
-             bar: tqdm) -> None:
+def _arrived(needers: list[tuple[_Figure, int]], outcome: tuple[Arrays, float],
+             draw: Callable[[str, float], None], bar: tqdm) -> None:
+    """Store a unit's result once and count it for every figure that needs it."""
     result, seconds = outcome
-    store_entry(fig.paths[i], result)
-    fig.seconds += seconds
-    fig.left -= 1
+    store_entry(needers[0][0].paths[needers[0][1]], result)
     bar.update()
-    if not fig.left:
-        _drawn(fig, draw, bar)
+    for fig, _ in needers:
+        fig.seconds += seconds
+        fig.left -= 1
+        if not fig.left:
+            _drawn(fig, draw, bar)
 
 
 def _drawn(fig: _Figure, draw: Callable[[str, float], None], bar: tqdm) -> None:

@@ -16,6 +16,8 @@ FIGURES: tuple[str, ...] = (
     "similarity",
     "rank_doubling",
     "asymmetry_predictor",
+    "foundation_variants",
+    "foundation_rule",
 )
 
 

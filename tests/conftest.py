@@ -27,3 +27,16 @@ def _one_torch_thread():
     torch.set_num_threads(int(os.environ.get("LORA_ASYM_TEST_THREADS", "1")))
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _model_cache(tmp_path_factory):
+    """Pretrained models of the tests go to a temporary folder, not the user's ``~/.cache``
+    (``peft_bridge.foundation.model_cache_dir``); subprocesses inherit it."""
+    previous = os.environ.get("LORA_ASYM_MODEL_CACHE")
+    os.environ["LORA_ASYM_MODEL_CACHE"] = str(tmp_path_factory.mktemp("models"))
+    yield
+    if previous is None:
+        os.environ.pop("LORA_ASYM_MODEL_CACHE", None)
+    else:
+        os.environ["LORA_ASYM_MODEL_CACHE"] = previous

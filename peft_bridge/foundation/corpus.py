@@ -1,7 +1,7 @@
 r"""A synthetic language with real structure: domains that share a syntax and differ in lexicon.
 
 The corpus on which the toolkit's foundation model is pretrained, and from which its downstream
-tasks are drawn (docs/THEORY.md §5). Every sequence is emitted by a hidden Markov model whose
+tasks are drawn (docs/THEORY.md §8). Every sequence is emitted by a hidden Markov model whose
 parts are latent variables of the sequence:
 
 - **syntax** (shared by every domain): ``S`` hidden word classes ("parts of speech"); class ``s``
@@ -64,7 +64,7 @@ class CorpusConfig:
     domains: int = 4
     topics: int = 32
     formality_levels: int = 5
-    seq_len: int = 32
+    seq_len: int = 16
     content_classes: int = 2
     zipf: float = 1.1
     topic_strength: float = 1.5

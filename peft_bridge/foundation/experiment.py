@@ -1,5 +1,5 @@
 r"""The foundation-model experiment as a function of one configuration: pretraining, the variant
-tables, the rule module by module, and the inputs of Figure 1 and of the bounds (docs/THEORY.md §5).
+tables, the rule module by module, and the inputs of Figure 1 and of the bounds (docs/THEORY.md §8).
 
 Three steps, each a pure function of a :class:`FoundationConfig` (and a task), so that other
 corpora, sizes, tasks and adapters run through the same calls, and so that the figures can run
@@ -41,15 +41,17 @@ from theory.validation import as_int
 #: The rows of a variant table: (variant, rank as a multiple of r; 0 for ``full``).
 ARMS: tuple[tuple[str, int], ...] = (("full", 0), ("lora", 1), ("b_only", 1), ("b_only", 2), ("a_only", 1),
                                       ("a_only", 2))
+#: The rows run on every further target set (the table's comparisons at rank r).
+MORE_ARMS: tuple[tuple[str, int], ...] = (("lora", 1), ("b_only", 1), ("a_only", 1))
 #: Target sets of the tables: the paper's attention projections, and every linear map of a block.
 TARGET_SETS: dict[str, tuple[str, ...]] = {
     "qv": ("self_attn.q_proj", "self_attn.v_proj"),
     "all": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
             "mlp.up_proj", "mlp.down_proj"),
 }
-#: Modules of the per-module rule, fixed before any result: attention and MLP maps at every depth.
-RULE_MODULES = ("layers.0.self_attn.v_proj", "layers.1.self_attn.q_proj", "layers.1.mlp.up_proj",
-                "layers.2.self_attn.o_proj", "layers.2.mlp.down_proj", "layers.3.self_attn.k_proj")
+#: Modules of the per-module rule, fixed before any result: one per block, attention and MLP maps.
+RULE_MODULES = ("layers.0.self_attn.v_proj", "layers.1.self_attn.q_proj", "layers.2.mlp.down_proj",
+                "layers.3.mlp.up_proj")
 #: Rows (sequences) of the training set on which the gradient at ``W0`` is taken.
 GRADIENT_ROWS = 512
 
@@ -122,16 +124,17 @@ class FoundationConfig:
 
     @classmethod
     def quick(cls, **overrides: object) -> FoundationConfig:
-        """Minutes on two cores: three tasks, two seeds, 12 rule points; ``lora-asym figures --quick``."""
-        sizes = dict(model=ModelConfig(steps=600), tasks=("polarity", "topic", "formality"), seeds=2, n_train=1024,
-                     n_test=256, schedule=Schedule(steps=150), rule_modules=RULE_MODULES[1:5], geometry_batches=4,
+        """About a minute on two cores after a shorter pretraining: three tasks, two seeds, six rule
+        points; ``lora-asym figures --quick``. A preview: the measurement is the full preset."""
+        sizes = dict(model=ModelConfig(steps=800), tasks=("polarity", "topic", "formality"), seeds=2, n_train=1024,
+                     n_test=256, schedule=Schedule(steps=60), rule_modules=RULE_MODULES[1:3], geometry_batches=4,
                      label_samples=1)
         return cls(**{**sizes, **overrides})
 
     @classmethod
     def full(cls, **overrides: object) -> FoundationConfig:
-        """The measurement of docs/THEORY.md §5: six tasks, three seeds, 36 rule points, both target sets."""
-        sizes = dict(model=ModelConfig(steps=3000), target_sets=("qv", "all"), schedule=Schedule(steps=300))
+        """The measurement of docs/THEORY.md §8: six tasks, three seeds, 24 rule points, both target sets."""
+        sizes = dict(model=ModelConfig(steps=4000), target_sets=("qv", "all"))
         return cls(**{**sizes, **overrides})
 
     @classmethod
@@ -208,10 +211,12 @@ def _geometry(model: TaskModel, modules: list[str], batches: list, loss_fn: str,
 
 
 def arms(config: FoundationConfig) -> list[tuple[str, str, int]]:
-    """The table's arms in order: (target set, variant, rank); ``full`` once, under the first set."""
-    out = [(config.target_sets[0], "full", 0)]
-    for targets in config.target_sets:
-        out += [(targets, v, k * config.rank) for v, k in ARMS if v != "full"]
+    """The table's arms in order: (target set, variant, rank): ``ARMS`` on the first target set
+    (``full`` once, under it), ``MORE_ARMS`` on each further one."""
+    first = config.target_sets[0]
+    out = [(first, v, k * config.rank) for v, k in ARMS]
+    for targets in config.target_sets[1:]:
+        out += [(targets, v, k * config.rank) for v, k in MORE_ARMS]
     return out
 
 
@@ -293,3 +298,20 @@ def _gradients(model: TaskModel, data, names: list[str]) -> dict[str, np.ndarray
     grads = torch.autograd.grad(loss, list(params.values()))
     return {name: g.double().numpy() for name, g in zip(names, grads)}
 
+
+
+def module_shapes(config: FoundationConfig, targets: str) -> list[tuple[int, int]]:
+    """``(d_out, d_in)`` of every module of a target set (order of :func:`table_modules`), from the
+    model's sizes: ``(hidden, hidden)`` for the attention maps (as many key/value heads as heads),
+    ``(intermediate, hidden)`` for ``gate_proj``, ``up_proj``, and ``(hidden, intermediate)`` for
+    ``down_proj`` (tested against the built model)."""
+    h, i = config.model.hidden, config.model.intermediate
+    shape = {"mlp.gate_proj": (i, h), "mlp.up_proj": (i, h), "mlp.down_proj": (h, i)}
+    return [shape.get(m, (h, h)) for _ in range(config.model.layers) for m in TARGET_SETS[targets]]
+
+
+def backbone_parameters(config: FoundationConfig) -> int:
+    """Number of parameters ``full`` trains: the backbone's embeddings, blocks (four attention maps,
+    three MLP maps, two RMSNorm weights) and final RMSNorm (tested against the built model)."""
+    h, i = config.model.hidden, config.model.intermediate
+    return config.corpus.vocab * h + config.model.layers * (4 * h * h + 3 * h * i + 2 * h) + h

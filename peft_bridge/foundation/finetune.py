@@ -108,9 +108,24 @@ class RunResult:
     deltas: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _generator(seed: int, key: int) -> torch.Generator:
-    state = np.random.SeedSequence(seed, spawn_key=(key,)).generate_state(1, dtype=np.uint64)[0]
+def order_generator(seed: int) -> torch.Generator:
+    """The ``torch.Generator`` of a run's minibatch order: stream ``(ORDER_KEY,)`` of ``seed``."""
+    state = np.random.SeedSequence(seed, spawn_key=(ORDER_KEY,)).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & (2**63 - 1))
+
+
+def init_factors(peft_model: nn.Module, run: Run) -> None:
+    """Set the LoRA factors of every module of ``peft_model`` to ``run``'s init (module docstring):
+    PEFT's ``reset_lora_parameters`` under the seed's stream ``(INIT_KEY,)`` for ``lora``,
+    ``peft_bridge.freeze_factor`` for ``b_only`` (freeze A) and ``a_only`` (freeze B)."""
+    if run.variant == "lora":
+        state = np.random.SeedSequence(run.seed, spawn_key=(INIT_KEY,)).generate_state(1)[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(state))
+            for module in lora_modules(peft_model).values():
+                module.reset_lora_parameters("default", True)
+    else:
+        freeze_factor(peft_model, "A" if run.variant == "b_only" else "B", seed=run.seed)
 
 
 def fine_tune(model: nn.Module, data: TaskData, runs: list[Run], schedule: Schedule, *,
@@ -181,14 +196,7 @@ def _param(module: str, side: str) -> str:
 
 def _initial_factors(peft_model: nn.Module, modules: dict[str, nn.Module], run: Run) -> tuple[dict, dict]:
     """The run's initial factors (by parameter name) and which of them it trains (module docstring)."""
-    if run.variant == "lora":
-        state = np.random.SeedSequence(run.seed, spawn_key=(INIT_KEY,)).generate_state(1)[0]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(state))
-            for module in modules.values():
-                module.reset_lora_parameters("default", True)
-    else:
-        freeze_factor(peft_model, "A" if run.variant == "b_only" else "B", seed=run.seed)
+    init_factors(peft_model, run)
     values, mask = {}, {}
     for module_name, module in modules.items():
         for side in "AB":
@@ -223,7 +231,7 @@ def _train(model: nn.Module, data: TaskData, runs: list[Run], params: dict, grad
            schedule: Schedule) -> None:
     """Adam on the stacked ``params`` (module docstring), each run on its own minibatches."""
     x, y = data.train
-    generators = [_generator(run.seed, ORDER_KEY) for run in runs]
+    generators = [order_generator(run.seed) for run in runs]
     loss_fn = _per_run_loss(model, data.kind)
     optimizer = torch.optim.Adam(list(params.values()), lr=lr)
     for _ in range(schedule.steps):
@@ -275,4 +283,4 @@ def pretrained_scores(model: nn.Module, data: TaskData, *, eval_batch: int = 128
     return out
 
 
-__all__ = ["KINDS", "Run", "RunResult", "Schedule", "fine_tune", "pretrained_scores"]
+

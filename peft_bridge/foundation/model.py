@@ -2,7 +2,7 @@ r"""The toolkit's foundation model: a Llama-style decoder pretrained here, offli
 
 ``transformers.LlamaForCausalLM`` built from a ``LlamaConfig`` (no download), trained from scratch
 with every parameter on next-token prediction over the pretraining domains of
-``peft_bridge.foundation.corpus`` (docs/THEORY.md §5). For a downstream task the decoder becomes a
+``peft_bridge.foundation.corpus`` (docs/THEORY.md §8). For a downstream task the decoder becomes a
 :class:`TaskModel`: its backbone, and a read-out on the mean of the last hidden states over the
 sequence (classification, regression) or the pretrained language-model head (continued language
 modelling).
@@ -58,9 +58,9 @@ class ModelConfig:
     layers: int = 4
     heads: int = 4
     intermediate: int = 256
-    steps: int = 600
+    steps: int = 1600
     batch: int = 32
-    lr: float = 3e-3
+    lr: float = 5e-3
     warmup: int = 30
     weight_decay: float = 0.01
     checkpoint_every: int = 100

@@ -1,7 +1,7 @@
 r"""The downstream suite of the foundation model: six tasks on the synthetic language, like GLUE's.
 
 Each task reads a latent variable of the corpus (``peft_bridge.foundation.corpus``) or continues
-its language modelling (docs/THEORY.md §5.2):
+its language modelling (docs/THEORY.md §8.2):
 
 =================  ==============  =======================================================  ======
 task               kind            label                                                    OOD

@@ -128,3 +128,21 @@ def test_unreachable_scheduler_is_one_error_line(capsys, tmp_path):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "tcp://127.0.0.1:9" in lines[0], lines
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_units_shared_by_two_figures_run_once_and_waiting_units_run_last(tmp_path, monkeypatch):
+    """The foundation figures list the same pretraining and variant units: one run makes each once.
+    Units that wait for the pretrained model (``Unit.waits``) come after every unit that does not,
+    another figure's included, so that no worker idles on the pretraining's lock."""
+    calls = []
+    original = parallel.run_unit
+    monkeypatch.setattr(parallel, "run_unit", lambda fn, args: calls.append(fn.__name__) or original(fn, args))
+    names = ("foundation_rule", "asymmetry_gap", "foundation_variants")
+    _make(tmp_path, parallel.Backend("serial"), names=names)
+    tasks = registry.load("foundation_rule").Config.tiny().tasks
+    gap_units = len(registry.load("asymmetry_gap").units(registry.load("asymmetry_gap").Config.tiny(), 1))
+    assert calls.count("pretraining_summary") == 1
+    assert calls.count("variant_runs") == calls.count("rule_runs") == len(tasks)
+    assert len(calls) == 1 + gap_units + 2 * len(tasks)
+    waiting = {"variant_runs", "rule_runs"}
+    assert all(name in waiting for name in calls[1 + gap_units:])
