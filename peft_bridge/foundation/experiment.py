@@ -170,7 +170,8 @@ def pretraining_summary(config: FoundationConfig) -> dict[str, np.ndarray]:
     (the ceiling a model that learned nothing of the context reaches); ``new_domain_loss`` and
     ``new_domain_bayes``: the same two on the unseen domain; ``losses``: the training curve;
     ``erank`` and ``width``: effective rank ``(Tr Σ)² / Tr Σ²`` of the input second moment of every
-    linear module of every block (order of ``TARGET_SETS["all"]``, block by block) and its ``d_in``.
+    linear module of every block (order of ``TARGET_SETS["all"]``, block by block), on 256 fresh
+    sequences of the pretraining domains, and its ``d_in``.
     """
     base = pretrained(config)
     c = base.corpus.config
@@ -186,7 +187,7 @@ def pretraining_summary(config: FoundationConfig) -> dict[str, np.ndarray]:
     freq = freq / freq.sum()
     unigram = float(-np.log(freq[pre[:, 1:]]).mean())
     names = [f"layers.{l}.{m}" for l in range(config.model.layers) for m in TARGET_SETS["all"]]
-    sigmas = _geometry(lm, names, evaluation_batches(data, 2), "cross_entropy", config.seed)
+    sigmas = _geometry(lm, names, list(torch.from_numpy(pre).split(64)), "cross_entropy", config.seed)
     return {"test_loss": np.array(base.test_loss), "bayes_loss": np.array(bayes), "bayes_se": np.array(bayes_se),
             "unigram_loss": np.array(unigram), "new_domain_loss": np.array(new_loss),
             "new_domain_bayes": np.array(new_bayes), "losses": base.losses,
