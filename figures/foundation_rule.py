@@ -19,11 +19,10 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
-
 from figures.output import render
 from figures.parallel import Unit, run_units
 from peft_bridge.foundation import FoundationConfig, arms, pretraining_summary, rule_points, rule_runs, variant_runs
+from theory.captured import effective_rank
 
 NAME = "foundation_rule"
 DESCRIPTION = "Predicted f(Σ,r) − f(G,r) against the measured b_only-over-a_only advantage, per module, on a decoder pretrained here."
@@ -60,8 +59,6 @@ def compute(config: FoundationConfig, seed: int, cache_dir: Path | None = None, 
     tables, rule = dict(zip(c.tasks, results[1:1 + k])), dict(zip(c.tasks, results[1 + k:]))
     full_row = [i for i, (_, v, _) in enumerate(arms(c)) if v == "full"][0]
     out = rule_points(list(c.tasks), list(c.rule_modules), c.rank, rule, tables, full_row, draws=c.draws, seed=seed)
-    from theory.captured import effective_rank
-
     out["erank"] = {t: [effective_rank(rule[t][f"sigma/{m}"]) for m in range(len(c.rule_modules))] for t in c.tasks}
     return out
 

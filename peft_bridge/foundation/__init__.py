@@ -36,5 +36,5 @@ __all__ = [
     "agreement", "arms", "bayes_loss", "build_decoder", "directional_fractions", "factor_similarity",
     "fine_tune", "finding_counts", "log_likelihoods", "make_corpus", "model_cache_dir", "pretrain", "pretrained",
     "pretrained_scores", "pretraining_summary", "rule_points", "rule_runs", "sample", "table_modules", "task_data",
-    "task_model", "variant_runs",
+    "task_model", "variant_runs", "variant_table",
 ]

@@ -83,10 +83,13 @@ def variant_table(arms: list[tuple[str, str, int]], rank: int, results: dict[str
                 if all(k in index for k in keys):
                     label = name if targets == arms[0][0] else f"{name}_{targets}"
                     comparisons[label] = _paired(res, index[keys[0]], index[keys[1]], sign)
+        bayes = res.get("bayes", np.full(2, np.nan))
         out[task] = {"arms": rows, "comparisons": comparisons,
                      "pretrained": {"loss": float(pre[0]), "metric": float(pre[1]),
                                     "ood_loss": None if np.isnan(pre[2]) else float(pre[2]),
-                                    "ood_metric": None if np.isnan(pre[3]) else float(pre[3])}}
+                                    "ood_metric": None if np.isnan(pre[3]) else float(pre[3])},
+                     "bayes": {"metric": None if np.isnan(bayes[0]) else float(bayes[0]),
+                               "ood_metric": None if np.isnan(bayes[1]) else float(bayes[1])}}
     return out
 
 

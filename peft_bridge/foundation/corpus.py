@@ -205,9 +205,7 @@ def sample(corpus: Corpus, n: int, rng: np.random.Generator, *, domains: tuple[i
     c = corpus.config
     n = as_int(n, "n", minimum=1)
     rng = as_generator(rng)
-    domains = tuple(range(c.domains)) if domains is None else tuple(domains)
-    if not domains or any(not isinstance(d, (int, np.integer)) or not 0 <= d <= c.domains for d in domains):
-        raise ValueError(f"domains must be a non-empty tuple of domain indices in 0..{c.domains}, got {domains!r}")
+    domains = _domains(corpus, domains)
     check_memory(n * c.seq_len, "n", n, "tokens")
     domain = np.asarray(domains)[rng.integers(len(domains), size=n)]
     topic = rng.integers(c.topics, size=n)
@@ -232,6 +230,37 @@ def _draw(probs: Array, rng: np.random.Generator) -> Array:  # (n, k) -> (n,)
     return np.minimum((rng.random(len(probs))[:, None] * cdf[:, -1:] > cdf).sum(axis=1), probs.shape[1] - 1)
 
 
+def _check_tokens(corpus: Corpus, tokens: object) -> Array:
+    tokens = np.asarray(tokens)
+    v = corpus.config.vocab
+    if tokens.ndim != 2 or tokens.shape[1] < 1 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"tokens must be an (n, T) integer array, got shape {tokens.shape} dtype {tokens.dtype}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= v):
+        raise ValueError(f"tokens must lie in 0..{v - 1}, got values in {tokens.min()}..{tokens.max()}")
+    return tokens
+
+
+def _forward(corpus: Corpus, tokens: Array, domains: tuple[int, ...]) -> tuple[Array, Array]:
+    """``log p(x_t | x_<t)`` (n, T) and the posterior of the latents (n, M, L), ``M = |domains|·K·2``."""
+    c = corpus.config
+    emission = corpus.emissions(np.asarray(domains)).reshape(-1, c.classes, c.vocab)  # (M, S, V)
+    transition = (1 - corpus.formality)[:, None, None] * corpus.registers[0] + \
+        corpus.formality[:, None, None] * corpus.registers[1]  # (L, S, S)
+    n, length = tokens.shape
+    out = np.empty((n, length))
+    prior = np.full((len(emission), c.formality_levels), 1.0 / (len(emission) * c.formality_levels))
+    alpha = prior[None, :, :, None] * corpus.initial  # (n, M, L, S), predictive law of the state
+    alpha = np.broadcast_to(alpha, (n, *alpha.shape[1:]))
+    for t in range(length):
+        if t:
+            alpha = np.einsum("nmls,lsz->nmlz", alpha, transition)
+        joint = alpha * emission[:, :, tokens[:, t]].transpose(2, 0, 1)[:, :, None, :]  # (n, M, L, S)
+        p = joint.sum(axis=(1, 2, 3))
+        out[:, t] = np.log(p)
+        alpha = joint / p[:, None, None, None]
+    return out, alpha.sum(axis=3)
+
+
 def log_likelihoods(corpus: Corpus, tokens: Array, *, domains: tuple[int, ...] | None = None) -> Array:
     r"""``log p(x_t | x_{<t})`` of every token under the generator, by the forward algorithm.
 
@@ -248,29 +277,38 @@ def log_likelihoods(corpus: Corpus, tokens: Array, *, domains: tuple[int, ...] |
     -------
     (n, T) float64, each ``<= 0``.
     """
+    tokens = _check_tokens(corpus, tokens)
+    return _forward(corpus, tokens, _domains(corpus, domains))[0]
+
+
+def latent_posterior(corpus: Corpus, tokens: Array, *, domains: tuple[int, ...] | None = None) -> Array:
+    r"""The generator's posterior of the latents given each whole sequence, ``p(d, k, b, u | x)``.
+
+    The normalised forward vector after the last token, summed over the class (module docstring);
+    with a uniform prior over ``domains`` (default the pretraining domains). The Bayes classifier
+    of a latent (its posterior mode, marginalised) is the best any model of the task can do.
+
+    Parameters
+    ----------
+    corpus : Corpus; tokens : (n, T) ints; domains : as in :func:`sample`.
+
+    Returns
+    -------
+    (n, len(domains), K, 2, L) float64, summing to 1 over the last four axes.
+    """
+    tokens = _check_tokens(corpus, tokens)
+    domains = _domains(corpus, domains)
     c = corpus.config
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2 or tokens.shape[1] < 1 or not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(f"tokens must be an (n, T) integer array, got shape {tokens.shape} dtype {tokens.dtype}")
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= c.vocab):
-        raise ValueError(f"tokens must lie in 0..{c.vocab - 1}, got values in {tokens.min()}..{tokens.max()}")
+    post = _forward(corpus, tokens, domains)[1]
+    return post.reshape(len(tokens), len(domains), c.topics, 2, c.formality_levels)
+
+
+def _domains(corpus: Corpus, domains: tuple[int, ...] | None) -> tuple[int, ...]:
+    c = corpus.config
     domains = tuple(range(c.domains)) if domains is None else tuple(domains)
-    emission = corpus.emissions(np.asarray(domains)).reshape(-1, c.classes, c.vocab)  # (M, S, V)
-    transition = (1 - corpus.formality)[:, None, None] * corpus.registers[0] + \
-        corpus.formality[:, None, None] * corpus.registers[1]  # (L, S, S)
-    n, length = tokens.shape
-    out = np.empty((n, length))
-    prior = np.full((len(emission), c.formality_levels), 1.0 / (len(emission) * c.formality_levels))
-    alpha = prior[None, :, :, None] * corpus.initial  # (n, M, L, S), predictive law of the state
-    alpha = np.broadcast_to(alpha, (n, *alpha.shape[1:]))
-    for t in range(length):
-        if t:
-            alpha = np.einsum("nmls,lsz->nmlz", alpha, transition)
-        joint = alpha * emission[:, :, tokens[:, t]].transpose(2, 0, 1)[:, :, None, :]  # (n, M, L, S)
-        p = joint.sum(axis=(1, 2, 3))
-        out[:, t] = np.log(p)
-        alpha = joint / p[:, None, None, None]
-    return out
+    if not domains or any(not isinstance(d, (int, np.integer)) or not 0 <= d <= c.domains for d in domains):
+        raise ValueError(f"domains must be a non-empty tuple of domain indices in 0..{c.domains}, got {domains!r}")
+    return domains
 
 
 def bayes_loss(corpus: Corpus, n: int, rng: np.random.Generator, *, domains: tuple[int, ...] | None = None,

@@ -32,7 +32,16 @@ from torch import nn
 from peft_bridge.foundation.corpus import CorpusConfig, bayes_loss, sample
 from peft_bridge.foundation.finetune import Run, Schedule, fine_tune, pretrained_scores
 from peft_bridge.foundation.model import ModelConfig, TaskModel, pretrain
-from peft_bridge.foundation.tasks import KINDS, TASKS, check_task, evaluation_batches, objective, task_data, task_model
+from peft_bridge.foundation.tasks import (
+    KINDS,
+    TASKS,
+    bayes_metric,
+    check_task,
+    evaluation_batches,
+    objective,
+    task_data,
+    task_model,
+)
 from peft_bridge.geometry import layer_geometry, predict_asymmetry
 from peft_bridge.layers import freeze_factor
 from theory.captured import effective_rank
@@ -134,7 +143,7 @@ class FoundationConfig:
     @classmethod
     def full(cls, **overrides: object) -> FoundationConfig:
         """The measurement of docs/THEORY.md §8: six tasks, three seeds, 24 rule points, both target sets."""
-        sizes = dict(model=ModelConfig(steps=4000), target_sets=("qv", "all"))
+        sizes = dict(model=ModelConfig(steps=4000), target_sets=("qv", "all"), schedule=Schedule(steps=400))
         return cls(**{**sizes, **overrides})
 
     @classmethod
@@ -226,7 +235,8 @@ def variant_runs(config: FoundationConfig, task: str) -> dict[str, np.ndarray]:
 
     Returns arrays (arms, seeds): ``loss``, ``metric``, ``ood_loss``, ``ood_metric`` (NaN without
     an OOD split), ``train_loss``, ``train_metric`` (the bound task only, else NaN); ``pretrained``
-    (4,): loss, metric, OOD loss, OOD metric before fine-tuning; ``lora_A/<m>`` (seeds, r, d_in)
+    (4,): loss, metric, OOD loss, OOD metric before fine-tuning; ``bayes`` (2,): the generator's own
+    metric on the test and OOD splits (``tasks.bayes_metric``; NaN where not defined); ``lora_A/<m>`` (seeds, r, d_in)
     and ``lora_B/<m>`` (seeds, d_out, r) of the ``lora`` runs on the first target set, ``m`` the
     module's index in :func:`table_modules`; ``delta/<k>`` (seeds, d_out, d_in), ``W − W0`` of
     ``rule_modules[k]`` after ``full``.
@@ -242,6 +252,8 @@ def variant_runs(config: FoundationConfig, task: str) -> dict[str, np.ndarray]:
            for k in ("loss", "metric", "ood_loss", "ood_metric", "train_loss", "train_metric")}
     scores = pretrained_scores(model, data, eval_batch=config.schedule.eval_batch)
     out["pretrained"] = np.array([scores[k] for k in ("loss", "metric", "ood_loss", "ood_metric")])
+    bayes = bayes_metric(pretrained(config).corpus, data)
+    out["bayes"] = np.array([np.nan if bayes[k] is None else bayes[k] for k in ("test", "ood")])
     main = table_modules(config, config.target_sets[0])
     lora = [r for r in results if r.run.variant == "lora" and r.run.modules == main]
     for i, name in enumerate(main):

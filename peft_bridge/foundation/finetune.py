@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from peft_bridge.foundation.tasks import KINDS, TaskData, metric, objective
+from peft_bridge.foundation.tasks import TaskData, metric, objective
 from peft_bridge.layers import PEFT_PREFIX, freeze_factor, lora_modules
 from theory.validation import as_int, as_real
 from theory.variants import VARIANTS

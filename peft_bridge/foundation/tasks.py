@@ -219,3 +219,39 @@ def evaluation_batches(data: TaskData, batches: int, batch: int = 64) -> list[to
     """The first ``batches · batch`` training inputs, as batches for ``peft_bridge.predict_asymmetry``."""
     return list(data.train[0][: batches * batch].split(batch))
 
+
+
+def bayes_metric(corpus: Corpus, data: TaskData) -> dict[str, float | None]:
+    r"""The task metric of the generator's own prediction (``corpus.latent_posterior``): the best any
+    model can score, on the test split (``test``) and the OOD split (``ood``).
+
+    ``polarity``, ``domain``, ``topic``: accuracy of the posterior mode of the label;
+    ``formality``: ``R²`` of the posterior mean of the standardised ``u``; ``new_domain_lm``: the
+    generator's nats per token over positions 2 … T (``corpus.bayes_loss``'s quantity on the test
+    set); ``grammar``: None (the corruption is not part of the generator).
+    """
+    from peft_bridge.foundation.corpus import latent_posterior, log_likelihoods
+
+    out: dict[str, float | None] = {}
+    for split, pair in (("test", data.test), ("ood", data.ood)):
+        if pair is None or data.name == "grammar":
+            out[split] = None
+            continue
+        tokens, target = pair[0].numpy(), pair[1].numpy()
+        domains = _domains(corpus, data.name, split)
+        if data.name == "new_domain_lm":
+            out[split] = float(-log_likelihoods(corpus, tokens, domains=domains)[:, 1:].mean())
+            continue
+        post = latent_posterior(corpus, tokens, domains=domains)  # (n, domains, K, 2, L)
+        if data.name == "formality":
+            levels = np.linspace(0.0, 1.0, corpus.config.formality_levels)
+            mean = post.sum(axis=(1, 2, 3)) @ ((levels - levels.mean()) / levels.std())
+            y = target[:, 0]
+            out[split] = float(1 - ((mean - y) ** 2).mean() / y.var())
+            continue
+        axis = {"domain": (2, 3, 4), "topic": (1, 3, 4), "polarity": (1, 2, 4)}[data.name]
+        guess = post.sum(axis=axis).argmax(axis=1)
+        if data.name == "domain":
+            guess = np.asarray(domains)[guess]
+        out[split] = float((guess == target).mean())
+    return out
