@@ -12,11 +12,19 @@ import pytest
 
 from figures import registry
 from figures.cache import code_fingerprint
-from tests.docs.claims import CLAIMS, GALLERY, NOTEBOOK, README, ROOT, Claim, figure_json
+from tests.docs.claims import CLAIMS as FIGURE_CLAIMS
+from tests.docs.claims import GALLERY, NOTEBOOK, README, ROOT, Claim, figure_json
+from tests.docs.claims_foundation import CLAIMS as FOUNDATION_CLAIMS
+from tests.docs.foundation_tables import variant_table
+
+CLAIMS = FIGURE_CLAIMS + FOUNDATION_CLAIMS
+#: The README's foundation tables, rendered from the full run's JSON.
+TABLES = (variant_table("metric"), variant_table("ood_metric"))
 
 #: Sections of README.md whose numbers are measurements: from the first heading to the second.
 RESULTS_SECTIONS = (("### Where the asymmetry holds, and where it fails", "## Figures"),
-                    ("## Figures", "Wall times on this project"))
+                    ("## Figures", "Wall times on this project"),
+                    ("## A foundation model pretrained here", "## Tests"))
 #: Numbers in those sections that are not measurements of a figure, with the reason.
 NOT_MEASURED = {
     "0.5": "a value of α named by a claim's sentence (the spectral decay), not a result",
@@ -80,7 +88,7 @@ def _sections() -> list[str]:
 def test_every_number_in_the_results_prose_is_checked_or_labelled():
     """Every decimal number in README's results sections and the notebook's markdown stands inside a
     checked claim, in a sentence that names its preset, or in ``NOT_MEASURED`` with a reason."""
-    claimed = [_normal(c.render()) for c in CLAIMS if c.document in (README, NOTEBOOK)]
+    claimed = [_normal(c.render()) for c in CLAIMS if c.document in (README, NOTEBOOK)] + [_normal(t) for t in TABLES]
     loose = []
     for section in _sections():
         text = _normal(section)
@@ -93,3 +101,10 @@ def test_every_number_in_the_results_prose_is_checked_or_labelled():
                 if m.group(0).lstrip("−+-") not in NOT_MEASURED and not REFERENCE.search(piece[: m.start()]):
                     loose.append((m.group(0), piece[:120]))
     assert loose == []
+
+
+@pytest.mark.parametrize("key", ["metric", "ood_metric"])
+def test_foundation_tables_are_the_full_runs(key):
+    """The README's variant tables (in and out of distribution) are rendered from the committed full run
+    (``docs/gallery/full/foundation_variants.json``), cell by cell."""
+    assert variant_table(key) in (ROOT / README).read_text()
