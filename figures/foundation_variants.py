@@ -44,6 +44,8 @@ Config = FoundationConfig
 #: Sub-Gaussian parameter of the 0-1 loss (values in [0, 1]; Lemma 4.4).
 ZERO_ONE_SIGMA = 0.5
 GAP_INTERVAL = "mean ± 2 s.e. over seeds"
+#: The gains panels' y range; a bar beyond it is clipped and its value written at the edge.
+GAIN_LIMITS = (-1.5, 1.5)
 
 
 def units(config: FoundationConfig, seed: int) -> list[Unit]:
@@ -117,7 +119,10 @@ def gains(table: dict, key: str) -> tuple[list[str], list[str], np.ndarray]:
     """Tasks, arm labels and (tasks, arms) the arm's score gain over the pretrained model as a fraction
     of ``full``'s (NaN where the task has no such split)."""
     tasks = [t for t, e in table.items() if e["arms"][0][key] is not None]
-    labels = [f"{a['variant']} r={a['rank']}" if a["rank"] else "full" for a in table[tasks[0]]["arms"]] if tasks else []
+    arms = table[tasks[0]]["arms"] if tasks else []
+    first = arms[0]["targets"] if arms else None
+    labels = [("full" if not a["rank"] else f"{a['variant']} r={a['rank']}")
+              + ("" if a["targets"] == first or not a["rank"] else f" ({a['targets']})") for a in arms]
     out = np.full((len(tasks), len(labels)), np.nan)
     for i, t in enumerate(tasks):
         rows, pre = table[t]["arms"], table[t]["pretrained"][key]
@@ -128,14 +133,22 @@ def gains(table: dict, key: str) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def plot_gains(table: dict, key: str, ax=None, title: str = ""):
-    """Grouped bars: per task, each arm's gain as a fraction of ``full``'s (1 = ``full``, 0 = pretrained)."""
+    """Grouped bars: per task, each arm's gain as a fraction of ``full``'s (1 = ``full``, 0 = pretrained),
+    clipped to ``GAIN_LIMITS`` (a clipped bar's value is written at the edge)."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
     tasks, labels, values = gains(table, key)
     width = 0.8 / max(1, len(labels))
+    low, high = GAIN_LIMITS
     for j, lab in enumerate(labels):
-        ax.bar(np.arange(len(tasks)) + (j - (len(labels) - 1) / 2) * width, values[:, j], width, label=lab)
+        x = np.arange(len(tasks)) + (j - (len(labels) - 1) / 2) * width
+        ax.bar(x, np.clip(values[:, j], low, high), width, label=lab, color=f"C{j}")
+        for xi, v in zip(x, values[:, j]):
+            if np.isfinite(v) and not low <= v <= high:  # clipped: its value is written at the axis' edge
+                ax.text(xi, low if v < low else high, f"{v:.0f}", ha="center", va="bottom" if v < low else "top",
+                        fontsize=6, rotation=90)
+    ax.set_ylim(low - 0.05, high + 0.05)
     ax.axhline(0, color="0.3", lw=0.8)
     ax.axhline(1, color="0.3", lw=0.8, ls=":")
     ax.set_xticks(np.arange(len(tasks)), tasks, rotation=20, fontsize=8)
@@ -223,7 +236,7 @@ def SUBPLOTS(config: FoundationConfig) -> dict:
 def draw(fig, axes, data: dict, config: FoundationConfig) -> None:
     """Draw the four panels (figure protocol, ``figures.output.render``)."""
     plot_gains(data["table"], "metric", ax=axes[0, 0], title="in distribution")
-    axes[0, 0].legend(fontsize=6, ncol=2)
+    axes[0, 0].legend(fontsize=6, ncol=3, loc="lower left", framealpha=0.9)
     plot_gains(data["table"], "ood_metric", ax=axes[0, 1], title="held-out domain")
     plot_similarity(data["similarity"], ax=axes[1, 0])
     plot_bounds(data["bounds"], ax=axes[1, 1])

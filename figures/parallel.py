@@ -145,6 +145,44 @@ class _Figure:
     paths: list[Path]
     left: int = 0
     seconds: float = 0.0
+    leading: int = 0  # its missing units that do not wait
+
+
+class _Queue:
+    """The missing units of every figure, handed out in order: a unit that waits (``Unit.waits``) only
+    once every unit of its figures that does not wait is done, and then before the others; units that
+    several figures list (one cache entry) once."""
+
+    def __init__(self, figures: list[_Figure], force: bool) -> None:
+        entries: dict[Path, list[tuple[_Figure, int]]] = {}
+        for fig in figures:
+            # An entry that exists is read once, when the figure is drawn (its compute's ``run_units``,
+            # which recomputes one that is corrupt); here only its presence counts.
+            missing = [i for i, p in enumerate(fig.paths) if force or not p.exists()]
+            fig.left = len(missing)
+            fig.leading = sum(not fig.units[i].waits for i in missing)
+            for i in missing:
+                entries.setdefault(fig.paths[i], []).append((fig, i))
+        self.first = [n for n in entries.values() if not self.waits(n)]
+        self.held = [n for n in entries.values() if self.waits(n)]
+        self.size = len(entries)
+
+    @staticmethod
+    def waits(needers: list[tuple[_Figure, int]]) -> bool:
+        fig, i = needers[0]
+        return fig.units[i].waits
+
+    def next(self) -> list[tuple[_Figure, int]] | None:
+        """The next unit to run (its needers), or None when none is ready."""
+        for k, needers in enumerate(self.held):
+            if all(fig.leading == 0 for fig, _ in needers):
+                return self.held.pop(k)
+        return self.first.pop(0) if self.first else None
+
+    def done(self, needers: list[tuple[_Figure, int]]) -> None:
+        if not self.waits(needers):
+            for fig, _ in needers:
+                fig.leading -= 1
 
 
 def make_figures(
@@ -161,7 +199,8 @@ def make_figures(
 
     Units already cached are not run again (all are with ``force``); results are written to
     ``cache_dir`` in this process as they arrive. A unit that several figures list (the same cache
-    entry) runs once. Units that wait (``Unit.waits``) are submitted after the others. Figures are
+    entry) runs once. A unit that waits (``Unit.waits``) is submitted once its figures' other units
+    are done, ahead of the units still queued (``_Queue``). Figures are
     drawn in this process, in the order their units finish. One progress bar on stderr counts the
     units and figures done.
 
@@ -174,32 +213,33 @@ def make_figures(
     """
     figures = [_Figure(name, list(units), [entry_path(cache_dir, u.kind, u.params) for u in units])
                for name, units in plans]
-    waiting: dict[Path, list[tuple[_Figure, int]]] = {}  # each missing entry -> the figures that need it
-    for fig in figures:
-        # An entry that exists is read once, when the figure is drawn (its compute's ``run_units``, which
-        # recomputes one that is corrupt); here only its presence counts.
-        missing = [i for i, p in enumerate(fig.paths) if force or not p.exists()]
-        fig.left = len(missing)
-        for i in missing:
-            waiting.setdefault(fig.paths[i], []).append((fig, i))
-    todo = sorted(waiting.values(), key=lambda needers: needers[0][0].units[needers[0][1]].waits)
-    bar = tqdm(total=len(todo) + len(figures), desc="figures", unit="step", leave=False, file=sys.stderr,
+    queue = _Queue(figures, force)
+    bar = tqdm(total=queue.size + len(figures), desc="figures", unit="step", leave=False, file=sys.stderr,
                disable=None if progress is None else not progress)
     with bar, _pool(backend) as pool:
         for fig in figures:
             if not fig.left:
                 _drawn(fig, draw, bar)
         if pool is None:
-            for needers in todo:
+            while (needers := queue.next()) is not None:
                 fig, i = needers[0]
                 _arrived(needers, run_unit(fig.units[i].fn, fig.units[i].args), draw, bar)
+                queue.done(needers)
             return
-        futures = {_submit(pool, backend, needers[0][0].units[needers[0][1]]): needers for needers in todo}
-        pending = set(futures)
-        while pending:
-            for future in _wait_any(backend, pending):
-                pending.discard(future)
-                _arrived(futures[future], future.result(), draw, bar)
+        # At most ``jobs`` units in flight (Dask: every ready unit), so that a unit that becomes ready
+        # (the fine-tuning, once the pretraining is done) runs next rather than behind the whole queue.
+        capacity = backend.jobs if backend.name == "processes" else queue.size
+        futures: dict[Any, list[tuple[_Figure, int]]] = {}
+        while True:
+            while len(futures) < capacity and (needers := queue.next()) is not None:
+                fig, i = needers[0]
+                futures[_submit(pool, backend, fig.units[i])] = needers
+            if not futures:
+                return
+            for future in _wait_any(backend, set(futures)):
+                needers = futures.pop(future)
+                _arrived(needers, future.result(), draw, bar)
+                queue.done(needers)
 
 
 def _submit(pool: Any, backend: Backend, unit: Unit) -> Any:

@@ -130,10 +130,11 @@ def test_unreachable_scheduler_is_one_error_line(capsys, tmp_path):
     assert not list(tmp_path.glob("*.json"))
 
 
-def test_units_shared_by_two_figures_run_once_and_waiting_units_run_last(tmp_path, monkeypatch):
+def test_units_shared_by_two_figures_run_once_and_waiting_units_run_when_ready(tmp_path, monkeypatch):
     """The foundation figures list the same pretraining and variant units: one run makes each once.
-    Units that wait for the pretrained model (``Unit.waits``) come after every unit that does not,
-    another figure's included, so that no worker idles on the pretraining's lock."""
+    A unit that waits for the pretrained model (``Unit.waits``) runs only after its figures' other
+    units, so that no worker idles on the pretraining's lock, and then before the units still queued,
+    another figure's included, since it is on the critical path."""
     calls = []
     original = parallel.run_unit
     monkeypatch.setattr(parallel, "run_unit", lambda fn, args: calls.append(fn.__name__) or original(fn, args))
@@ -144,5 +145,21 @@ def test_units_shared_by_two_figures_run_once_and_waiting_units_run_last(tmp_pat
     assert calls.count("pretraining_summary") == 1
     assert calls.count("variant_runs") == calls.count("rule_runs") == len(tasks)
     assert len(calls) == 1 + gap_units + 2 * len(tasks)
-    waiting = {"variant_runs", "rule_runs"}
-    assert all(name in waiting for name in calls[1 + gap_units:])
+    assert calls[0] == "pretraining_summary"
+    assert set(calls[1:1 + 2 * len(tasks)]) == {"variant_runs", "rule_runs"}
+
+
+def test_waiting_units_wait_for_their_figure_on_worker_processes(tmp_path, monkeypatch):
+    """On two worker processes the fine-tuning units are submitted only after the pretraining unit is
+    done, and at most two units are in flight."""
+    submitted = []
+    original = parallel._submit
+
+    def submit(pool, backend, unit):  # the unit's name, and how many results were cached when it left
+        submitted.append((unit.fn.__name__, len(list((tmp_path / ".cache").glob("*.npz")))))
+        return original(pool, backend, unit)
+
+    monkeypatch.setattr(parallel, "_submit", submit)
+    _make(tmp_path, parallel.Backend("processes", jobs=2), names=("foundation_variants",))
+    assert submitted[0] == ("pretraining_summary", 0)
+    assert all(name == "variant_runs" and cached >= 1 for name, cached in submitted[1:])
