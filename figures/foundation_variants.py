@@ -194,7 +194,9 @@ def plot_bounds(rows: list[dict], ax=None):
 def _comparison_text(findings: dict, name: str, key: str) -> str:
     counts = findings[name][key]
     total = sum(len(v) for v in counts.values())
-    return f"{len(counts['wins'])} wins, {len(counts['losses'])} losses, {len(counts['ties'])} unresolved of {total}"
+    wins, losses = len(counts["wins"]), len(counts["losses"])
+    return (f"{wins} win{'' if wins == 1 else 's'}, {losses} loss{'' if losses == 1 else 'es'}, "
+            f"{len(counts['ties'])} unresolved of {total}")
 
 
 def _more_text(config: FoundationConfig, findings: dict) -> str:

@@ -28,7 +28,7 @@ from theory.expectations import loss_a_only_draws, loss_b_only_draws
 from theory.linear import population_loss
 from theory.random import haar_stiefel
 from theory.similarity import cca_similarity
-from theory.validation import Array
+from theory.validation import Array, as_int
 
 #: Comparisons of the tables: name -> (arm, arm); the first minus the second, in score.
 COMPARISONS = {"b_only_vs_a_only": (("b_only", 1), ("a_only", 1)), "b_only_vs_lora": (("b_only", 1), ("lora", 1)),
@@ -177,8 +177,14 @@ def directional_fractions(delta: Array, sigma: Array, metric: Array, rank: int, 
     -------
     (phi_b, phi_a)
     """
+    delta = np.asarray(delta, dtype=float)
+    if delta.ndim != 2:
+        raise ValueError(f"delta must be a (d_out, d_in) matrix, got shape {delta.shape}")
     d_out, d_in = delta.shape
+    rank = as_int(rank, "rank", minimum=1, maximum=min(d_in, d_out))
     total = population_loss(delta, np.zeros_like(delta), sigma, 0.0, metric=metric)
+    if total <= 0:
+        raise ValueError("the shift's loss Tr[G Δ Σ Δᵀ] is zero: the fractions of it are undefined")
     q = haar_stiefel(d_in, rank, rng, draws=draws)
     u = haar_stiefel(d_out, rank, rng, draws=draws)
     b = loss_b_only_draws(delta, sigma, q, 0.0, metric=metric).mean()

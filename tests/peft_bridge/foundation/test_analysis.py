@@ -95,3 +95,12 @@ def test_agreement_counts_only_resolved_points():
               {"rule": -0.1, "measured": 0.05, "resolved": False}]
     out = agreement(points, "rule")
     assert (out["agree"], out["resolved"], out["total"], out["misses"]) == (1, 2, 3, [1])
+
+
+@pytest.mark.parametrize(("delta", "rank", "match"), [(np.ones(3), 1, "delta"), (np.ones((3, 4)), 4, "rank"),
+                                                       (np.zeros((3, 4)), 1, "zero")])
+def test_directional_fractions_refuse_bad_input(delta, rank, match):
+    """A shift that is not a matrix, a rank above min(d_in, d_out), or a shift of zero loss is a ValueError."""
+    d_out, d_in = (3, 4)
+    with pytest.raises(ValueError, match=match):
+        directional_fractions(delta, np.eye(d_in), np.eye(d_out), rank, draws=4, rng=np.random.default_rng(0))
