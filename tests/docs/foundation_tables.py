@@ -39,3 +39,19 @@ def variant_table(key: str = "metric") -> str:
         cells = [f"{table[t]['pretrained'][key]:.3f}"] + [_cell(a[key], a[f"{key}_se"]) for a in table[t]["arms"]]
         rows.append(f"| `{t}` ({metric}) | " + " | ".join(cells) + " |")
     return "\n".join([head, rule, *rows])
+
+
+def erank_table() -> str:
+    """Markdown: the effective rank of Σ of each linear map's input per block (its width in the head),
+    maps that read the same input in one column (q, k and v; gate and up)."""
+    from peft_bridge.foundation import TARGET_SETS
+
+    p = figure_json(FULL_VARIANTS)["data"]["pretraining"]
+    maps = TARGET_SETS["all"]
+    layers = len(p["erank"]) // len(maps)
+    columns = (("q, k, v", "self_attn.q_proj"), ("o", "self_attn.o_proj"), ("gate, up", "mlp.gate_proj"),
+               ("down", "mlp.down_proj"))
+    head = "| block | " + " | ".join(f"{name} (width {p['width'][maps.index(m)]})" for name, m in columns) + " |"
+    rows = [f"| {l} | " + " | ".join(f"{p['erank'][l * len(maps) + maps.index(m)]:.1f}" for _, m in columns) + " |"
+            for l in range(layers)]
+    return "\n".join([head, "|---:|" + "---:|" * len(columns), *rows])

@@ -15,11 +15,11 @@ from figures.cache import code_fingerprint
 from tests.docs.claims import CLAIMS as FIGURE_CLAIMS
 from tests.docs.claims import GALLERY, NOTEBOOK, README, ROOT, Claim, figure_json
 from tests.docs.claims_foundation import CLAIMS as FOUNDATION_CLAIMS
-from tests.docs.foundation_tables import variant_table
+from tests.docs.foundation_tables import erank_table, variant_table
 
 CLAIMS = FIGURE_CLAIMS + FOUNDATION_CLAIMS
 #: The README's foundation tables, rendered from the full run's JSON.
-TABLES = (variant_table("metric"), variant_table("ood_metric"))
+TABLES = (variant_table("metric"), variant_table("ood_metric"), erank_table())
 
 #: Sections of README.md whose numbers are measurements: from the first heading to the second.
 RESULTS_SECTIONS = (("### Where the asymmetry holds, and where it fails", "## Figures"),
@@ -103,8 +103,8 @@ def test_every_number_in_the_results_prose_is_checked_or_labelled():
     assert loose == []
 
 
-@pytest.mark.parametrize("key", ["metric", "ood_metric"])
-def test_foundation_tables_are_the_full_runs(key):
-    """The README's variant tables (in and out of distribution) are rendered from the committed full run
-    (``docs/gallery/full/foundation_variants.json``), cell by cell."""
-    assert variant_table(key) in (ROOT / README).read_text()
+@pytest.mark.parametrize("table", TABLES, ids=["metric", "ood_metric", "erank"])
+def test_foundation_tables_are_the_full_runs(table):
+    """The README's foundation tables (the variants in and out of distribution, the effective ranks of Σ)
+    are rendered from the committed full run (``docs/gallery/full/foundation_variants.json``), cell by cell."""
+    assert table in (ROOT / README).read_text()
