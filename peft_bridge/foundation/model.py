@@ -168,6 +168,12 @@ def pretrain(corpus: CorpusConfig, config: ModelConfig, *, cache_dir: str | Path
     if not isinstance(corpus, CorpusConfig) or not isinstance(config, ModelConfig):
         raise ValueError(f"corpus and config must be a CorpusConfig and a ModelConfig, got "
                          f"{type(corpus).__name__} and {type(config).__name__}")
+    try:
+        import filelock  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise ValueError("the foundation model needs the [peft] extra (transformers, peft, filelock): "
+                         "pip install -e '.[peft]'") from None
     key = pretraining_key(corpus, config)
     tables = make_corpus(corpus)
     if cache_dir is None:

@@ -51,3 +51,19 @@ def test_pretrain_refuses_other_configurations():
     """pretrain takes a CorpusConfig and a ModelConfig, nothing else."""
     with pytest.raises(ValueError, match="CorpusConfig"):
         pretrain({"vocab": 128}, FoundationConfig.tiny().model)
+
+
+def test_pretrain_without_the_peft_extra_says_what_to_install(monkeypatch):
+    """Without transformers (the [peft] extra) pretraining is a ValueError naming the extra."""
+    import builtins
+
+    real = builtins.__import__
+
+    def no_transformers(name, *args, **kwargs):
+        if name == "transformers":
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_transformers)
+    with pytest.raises(ValueError, match="peft"):
+        pretrain(FoundationConfig.tiny().corpus, FoundationConfig.tiny().model)
