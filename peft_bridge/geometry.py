@@ -157,12 +157,14 @@ def layer_geometry(model: nn.Module, batches: Iterable[object], loss_fn: str, *,
     modules = lora_modules(model, adapter)
     if isinstance(batches, (str, bytes, dict, torch.Tensor)) or not isinstance(batches, Iterable):
         raise ValueError(f"batches must be an iterable of batches, got {type(batches).__name__}")
-    return _geometry(model, modules, batches, loss_fn, label_samples, _label_generator(seed))
+    return _geometry(model, modules, batches, loss_fn, label_samples, keyed_torch_generator(seed, LABEL_KEY))
 
 
-def _label_generator(seed: int) -> torch.Generator:
-    """The CPU ``torch.Generator`` of the pseudo-labels: stream ``(LABEL_KEY,)`` of ``seed``."""
-    state = np.random.SeedSequence(seed, spawn_key=(LABEL_KEY,)).generate_state(1, dtype=np.uint64)[0]
+def keyed_torch_generator(seed: int, key: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded from stream ``(key,)`` of ``numpy.random.SeedSequence(seed)``:
+    the pseudo-labels here (``LABEL_KEY``), a fine-tuning run's minibatch order in
+    ``peft_bridge.foundation``."""
+    state = np.random.SeedSequence(seed, spawn_key=(key,)).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & (2**63 - 1))
 
 
@@ -244,6 +246,14 @@ def predict_asymmetry(model: nn.Module, batches: Iterable[object], loss_fn: str,
         if rank > min(d_in, d_out):
             raise ValueError(f"rank {rank} exceeds min(d_in, d_out) = {min(d_in, d_out)} of LoRA module {name!r}")
     geometry = layer_geometry(model, batches, loss_fn, seed=seed, label_samples=label_samples, adapter=adapter)
+    return predictions_from_geometry(geometry, rank, seed=seed, draws=draws)
+
+
+def predictions_from_geometry(geometry: dict[str, tuple[Array, Array]], rank: int, *, seed: int,
+                              draws: int) -> dict[str, AsymmetryPrediction]:
+    """:func:`predict_asymmetry` from ``Σ`` and ``G`` already estimated by :func:`layer_geometry` (in its
+    module order; the ``k``-th module's Haar draws from stream ``(1, k)`` of ``seed``), for a caller
+    that also needs the matrices."""
     return {name: _module_prediction(name, k, sigma, metric, rank, draws, seed)
             for k, (name, (sigma, metric)) in enumerate(geometry.items())}
 

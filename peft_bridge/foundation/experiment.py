@@ -42,7 +42,7 @@ from peft_bridge.foundation.tasks import (
     task_data,
     task_model,
 )
-from peft_bridge.geometry import layer_geometry, predict_asymmetry
+from peft_bridge.geometry import layer_geometry, predictions_from_geometry
 from peft_bridge.layers import freeze_factor
 from theory.captured import effective_rank
 from theory.validation import as_int
@@ -164,10 +164,11 @@ def pretrained(config: FoundationConfig):
     return pretrain(config.corpus, config.model, cache_dir=model_cache_dir(), progress=False)
 
 
-def _task(config: FoundationConfig, name: str) -> tuple[TaskModel, object]:
+def _task(config: FoundationConfig, name: str) -> tuple[TaskModel, object, object]:
+    """The task model, its data and the corpus, from one load of the pretrained decoder."""
     base = pretrained(config)
     data = task_data(base.corpus, name, n_train=config.n_train, n_test=config.n_test, seed=config.seed)
-    return task_model(base.model, data), data
+    return task_model(base.model, data), data, base.corpus
 
 
 def pretraining_summary(config: FoundationConfig) -> dict[str, np.ndarray]:
@@ -241,7 +242,7 @@ def variant_runs(config: FoundationConfig, task: str) -> dict[str, np.ndarray]:
     module's index in :func:`table_modules`; ``delta/<k>`` (seeds, d_out, d_in), ``W − W0`` of
     ``rule_modules[k]`` after ``full``.
     """
-    model, data = _task(config, task)
+    model, data, corpus = _task(config, task)
     table = arms(config)
     runs = [Run(v, r, s, table_modules(config, t) if v != "full" else ())
             for t, v, r in table for s in range(config.seeds)]
@@ -252,7 +253,7 @@ def variant_runs(config: FoundationConfig, task: str) -> dict[str, np.ndarray]:
            for k in ("loss", "metric", "ood_loss", "ood_metric", "train_loss", "train_metric")}
     scores = pretrained_scores(model, data, eval_batch=config.schedule.eval_batch)
     out["pretrained"] = np.array([scores[k] for k in ("loss", "metric", "ood_loss", "ood_metric")])
-    bayes = bayes_metric(pretrained(config).corpus, data)
+    bayes = bayes_metric(corpus, data)
     out["bayes"] = np.array([np.nan if bayes[k] is None else bayes[k] for k in ("test", "ood")])
     main = table_modules(config, config.target_sets[0])
     lora = [r for r in results if r.run.variant == "lora" and r.run.modules == main]
@@ -280,14 +281,15 @@ def rule_runs(config: FoundationConfig, task: str) -> dict[str, np.ndarray]:
     ``gradient/<k>``: the gradient of the training objective in ``W`` at ``W0`` (mean over the first
     ``GRADIENT_ROWS`` training examples).
     """
-    model, data = _task(config, task)
+    model, data, _ = _task(config, task)
     kind = KINDS[data.kind][0]
     names = list(config.rule_modules)
     batches = evaluation_batches(data, config.geometry_batches)
-    wrapped = _peft(model, names, config.rank)
-    predictions = predict_asymmetry(wrapped, batches, kind, config.rank, seed=config.seed, draws=config.draws,
-                                    label_samples=config.label_samples)
-    geometry = _geometry(model, names, batches, kind, config.seed)
+    # One estimate of Σ and G serves the prediction and the controls (rule_points).
+    estimated = layer_geometry(_peft(model, names, config.rank), batches, kind, seed=config.seed,
+                               label_samples=config.label_samples)
+    predictions = predictions_from_geometry(estimated, config.rank, seed=config.seed, draws=config.draws)
+    geometry = {name.removeprefix("backbone."): value for name, value in estimated.items()}
     runs = [Run(v, config.rank, s, (f"backbone.{m}",)) for m in names for v in ("b_only", "a_only")
             for s in range(config.seeds)]
     results = fine_tune(model, data, runs, config.schedule)

@@ -35,6 +35,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from peft_bridge.foundation.tasks import TaskData, metric, objective
+from peft_bridge.geometry import keyed_torch_generator
 from peft_bridge.layers import PEFT_PREFIX, freeze_factor, lora_modules
 from theory.validation import as_int, as_real
 from theory.variants import VARIANTS
@@ -110,8 +111,7 @@ class RunResult:
 
 def order_generator(seed: int) -> torch.Generator:
     """The ``torch.Generator`` of a run's minibatch order: stream ``(ORDER_KEY,)`` of ``seed``."""
-    state = np.random.SeedSequence(seed, spawn_key=(ORDER_KEY,)).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & (2**63 - 1))
+    return keyed_torch_generator(seed, ORDER_KEY)
 
 
 def init_factors(peft_model: nn.Module, run: Run) -> None:

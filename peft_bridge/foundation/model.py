@@ -102,15 +102,9 @@ def build_decoder(corpus: CorpusConfig, config: ModelConfig) -> nn.Module:
 def pretraining_key(corpus: CorpusConfig, config: ModelConfig) -> str:
     """The cache key of a pretraining: SHA-256 of both configurations and of the code of this module
     and of the corpus module (docstrings excluded), first 24 hex digits."""
-    code = b"".join(code_of(Path(m.__file__).read_bytes()) for m in (corpus_module, _this_module()))
+    code = b"".join(code_of(Path(path).read_bytes()) for path in (corpus_module.__file__, __file__))
     blob = json.dumps({"corpus": asdict(corpus), "model": asdict(config)}, sort_keys=True).encode()
     return hashlib.sha256(blob + b"\0" + code).hexdigest()[:24]
-
-
-def _this_module():
-    import sys
-
-    return sys.modules[__name__]
 
 
 def language_model_loss(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
